@@ -1,0 +1,513 @@
+// The election of one lock on one replica: the whole state machine.
+//
+// Notation: L = leaseDuration, H = heartbeatInterval, C = checkMasterInterval,
+// R = maxHeartbeatRetryCount, M = safety margin = L / 5. Times are read from
+// this process's monotonic clock only.
+//
+// Invariants
+//  1. Expiry as a non-master sees it. A non-master judges the lock expired only
+//     when it has seen the same record (holder, fencing token, renewalId) for L,
+//     counted from the moment it *received* that record. The write that made
+//     the record was *sent* earlier, so nobody else can take over before
+//     `sentAt + L` of the renewal that holder last made.
+//  2. The master's deadline is `sentAt + L - M`, where sentAt is when the last
+//     successful write of the record (acquisition or renewal) was sent. At the
+//     deadline, on a timer of its own, the master aborts `signal` and calls
+//     `stop()` without waiting on any database call: it stops M before anyone
+//     can take over. M absorbs event-loop lag and clock-rate differences.
+//  3. Every database call is bounded by a timeout; the master's are also
+//     bounded by its deadline. A timeout means "outcome unknown": a write may
+//     still land, so the record is re-read instead of trusting our own belief.
+//  4. Renewals are sent every H (aligned to a grid of H/2 so that the renewals
+//     of many locks coalesce into one statement). A failed renewal is retried
+//     every (L - M - H) / (R + 1); after R failed retries, or at the deadline,
+//     the master resigns with reason 'expired'. Configurations with
+//     H >= L - M are rejected in config.ts.
+//  5. All writes are compare-and-set on the row: takeover on the observed
+//     (holder, token, renewalId) writing token + 1, renewal and release on
+//     (holder, token). Rows are never deleted, so tokens strictly increase.
+//  6. A takeover is attempted at the moment the observed lease expires, not at
+//     the next poll.
+//  7. Disable: after winning the lock the replica reads the control before it
+//     calls start(); a master reads it with every renewal. So a disable is
+//     seen either before start() or by the next renewal (within H).
+//  8. start() runs at most once per mastership and never while a previous
+//     start() of this replica is still running; stop() runs only after a
+//     start() that resolved, bounded by stopTimeout.
+//  9. Every async continuation checks `epoch`, bumped on each transition, so a
+//     stale timer or reply of an earlier mastership can never act on a newer one.
+
+import {randomUUID} from 'crypto';
+import debugFactory from 'debug';
+import {EventEmitter} from 'events';
+import {Clock, TimerHandle, withTimeout} from './clock';
+import {LockRecord, LockStore} from './lock-store';
+import {
+  ElectionTimings,
+  MasterJob,
+  MasterJobContext,
+  MasterState,
+  MasterStatus,
+  StopReason,
+} from './types';
+
+const debug = debugFactory('loopback:master-job-executor:election');
+
+/** Share of the lease the master gives up before others may take over. */
+export const SAFETY_MARGIN_RATIO = 0.2;
+
+export function safetyMargin(t: ElectionTimings): number {
+  return t.leaseDuration * SAFETY_MARGIN_RATIO;
+}
+
+/** Delay between renewal retries: R retries fit between H and the deadline. */
+export function renewalRetryDelay(t: ElectionTimings): number {
+  const room = t.leaseDuration - safetyMargin(t) - t.heartbeatInterval;
+  return room / (t.maxHeartbeatRetryCount + 1);
+}
+
+/** The handle `startMaster()` returns. */
+export interface Master extends EventEmitter {
+  readonly lockName: string;
+  readonly isMaster: boolean;
+  /** The fencing token of the current mastership; undefined when not master. */
+  readonly fencingToken: number | undefined;
+  readonly state: MasterState;
+  status(): MasterStatus;
+  /** Stop campaigning; if master, stop the job and then release the lock. */
+  stop(): Promise<void>;
+}
+
+export interface ElectionOptions {
+  lockName: string;
+  instanceId: string;
+  hostname: string;
+  masterJob: MasterJob;
+  timings: ElectionTimings;
+  store: LockStore;
+  clock: Clock;
+}
+
+interface Mastership {
+  lock: LockRecord;
+  deadline: number;
+  failures: number;
+  controller: AbortController;
+  /** Settles with whether start() succeeded. */
+  started: Promise<boolean>;
+}
+
+type ResignReason = StopReason | 'startFailed';
+
+export class LockElection extends EventEmitter implements Master {
+  readonly lockName: string;
+  private readonly instanceId: string;
+  private readonly timings: ElectionTimings;
+  private readonly store: LockStore;
+  private readonly clock: Clock;
+
+  private currentState: MasterState = 'idle';
+  private epoch = 0;
+  private timer: TimerHandle | undefined;
+  private deadlineTimer: TimerHandle | undefined;
+  private mastership: Mastership | undefined;
+  /** The record of another holder, and when we received it. */
+  private observed: {lock: LockRecord; at: number} | undefined;
+  private disabled = false;
+  private consecutiveErrors = 0;
+  private startRunning = false;
+  private readonly inflight = new Set<Promise<void>>();
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: ElectionOptions) {
+    super();
+    this.lockName = options.lockName;
+    this.instanceId = options.instanceId;
+    this.timings = options.timings;
+    this.store = options.store;
+    this.clock = options.clock;
+  }
+
+  get state(): MasterState {
+    return this.currentState;
+  }
+
+  get isMaster(): boolean {
+    return this.currentState === 'master';
+  }
+
+  get fencingToken(): number | undefined {
+    return this.mastership?.lock.fencingToken;
+  }
+
+  status(): MasterStatus {
+    return {
+      lockName: this.lockName,
+      state: this.currentState,
+      isMaster: this.isMaster,
+      fencingToken: this.fencingToken,
+      observedHolder: this.mastership
+        ? this.instanceId
+        : this.observed?.lock.instanceId || undefined,
+      disabled: this.disabled,
+    };
+  }
+
+  /** Begin campaigning after initDelay. */
+  begin(): void {
+    if (this.currentState !== 'idle' || this.stopping) return;
+    this.schedule(this.timings.initDelay, () => this.campaign());
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  // ---- campaigning (not master) ----
+
+  private async campaign(): Promise<void> {
+    const epoch = this.epoch;
+    if (this.currentState === 'idle') this.setState('slave');
+    let observation;
+    try {
+      observation = await this.call(
+        () => this.store.read(this.lockName),
+        this.campaignTimeout(),
+        'read',
+      );
+    } catch (err) {
+      return this.retryAfterError(epoch, err);
+    }
+    if (epoch !== this.epoch) return;
+    this.consecutiveErrors = 0;
+    const receivedAt = this.clock.now();
+    const {lock, disabled} = observation;
+    this.disabled = disabled;
+    if (!lock) {
+      return disabled ? this.scheduleCheck() : this.acquire(epoch, undefined);
+    }
+    if (lock.instanceId === this.instanceId) {
+      // A write of ours that timed out landed after all. We cannot tell since
+      // when it counts, so free it rather than adopt it.
+      debug('%s: found a stale record of our own, releasing', this.lockName);
+      await this.release(lock);
+      return this.scheduleCheck();
+    }
+    this.observe(lock, receivedAt);
+    if (lock.instanceId === '' && !disabled) return this.acquire(epoch, lock);
+    this.scheduleCheck();
+  }
+
+  private observe(lock: LockRecord, at: number): void {
+    const previous = this.observed?.lock;
+    if (
+      previous &&
+      previous.renewalId === lock.renewalId &&
+      previous.fencingToken === lock.fencingToken &&
+      previous.instanceId === lock.instanceId
+    ) {
+      return; // unchanged: the lease keeps running from the first sighting
+    }
+    this.observed = {lock, at};
+    if (lock.instanceId && lock.instanceId !== previous?.instanceId) {
+      debug('%s: observed master %s (token %d)', this.lockName, lock.instanceId, lock.fencingToken);
+      this.emit('newMaster', lock.instanceId, lock.fencingToken);
+    }
+  }
+
+  /** Next poll, or the takeover at the observed lease's expiry if sooner. */
+  private scheduleCheck(delay = this.gridDelay(this.timings.checkMasterInterval)): void {
+    const observed = this.observed;
+    if (observed?.lock.instanceId && !this.disabled) {
+      const expiresIn = observed.at + this.timings.leaseDuration - this.clock.now();
+      if (expiresIn <= delay) {
+        this.schedule(expiresIn, () => {
+          debug('%s: lease of %s expired', this.lockName, observed.lock.instanceId);
+          return this.acquire(this.epoch, observed.lock);
+        });
+        return;
+      }
+    }
+    this.schedule(delay, () => this.campaign());
+  }
+
+  /** Create the first record, or take over `expected` (free or expired). */
+  private async acquire(epoch: number, expected: LockRecord | undefined): Promise<void> {
+    if (this.startRunning) {
+      debug('%s: previous start() still running, not campaigning', this.lockName);
+      return this.scheduleCheck();
+    }
+    const now = new Date();
+    const next: LockRecord = {
+      lockName: this.lockName,
+      instanceId: this.instanceId,
+      hostname: this.options.hostname,
+      fencingToken: (expected?.fencingToken ?? 0) + 1,
+      renewalId: randomUUID(),
+      heartbeatAt: now,
+      acquiredAt: now,
+    };
+    const sentAt = this.clock.now();
+    const deadline = sentAt + this.timings.leaseDuration - safetyMargin(this.timings);
+    let won: boolean;
+    try {
+      won = await this.call(
+        () => (expected ? this.store.takeOver(expected, next) : this.store.create(next)),
+        deadline - sentAt,
+        'acquire',
+      );
+    } catch (err) {
+      // If the write landed anyway, the next read finds our record and frees it.
+      return this.retryAfterError(epoch, err);
+    }
+    if (won && epoch === this.epoch) {
+      // Read the control only now, after winning: a disable that landed before
+      // this read is seen here, one that lands after it is seen by the renewal.
+      try {
+        this.disabled = await this.call(
+          () => this.store.isDisabled(this.lockName),
+          deadline - this.clock.now(),
+          'read control',
+        );
+      } catch (err) {
+        await this.release(next);
+        return this.retryAfterError(epoch, err);
+      }
+    }
+    if (epoch !== this.epoch) {
+      if (won) await this.release(next);
+      return;
+    }
+    if (!won) {
+      debug('%s: lost the race for token %d', this.lockName, next.fencingToken);
+      return this.campaign(); // see who won, at once
+    }
+    if (this.disabled) {
+      debug('%s: won the lock but it is disabled, releasing', this.lockName);
+      await this.release(next);
+      return this.scheduleCheck();
+    }
+    this.becomeMaster(next, deadline);
+  }
+
+  // ---- master ----
+
+  private becomeMaster(lock: LockRecord, deadline: number): void {
+    this.epoch++;
+    const m: Mastership = {
+      lock,
+      deadline,
+      failures: 0,
+      controller: new AbortController(),
+      started: Promise.resolve(false),
+    };
+    this.mastership = m;
+    this.observed = undefined;
+    debug('%s: acquired, token %d', this.lockName, lock.fencingToken);
+    this.setState('master');
+    this.emit('newMaster', this.instanceId, lock.fencingToken);
+    this.armDeadline(m);
+    this.schedule(this.gridDelay(this.timings.heartbeatInterval), () => this.renew(m));
+    m.started = this.runStart(m);
+  }
+
+  private async runStart(m: Mastership): Promise<boolean> {
+    this.startRunning = true;
+    try {
+      await this.options.masterJob.start(this.context(m));
+      return true;
+    } catch (err) {
+      this.report(err, 'start() failed');
+      if (this.mastership === m) this.track(this.resign(m, 'startFailed'));
+      return false;
+    } finally {
+      this.startRunning = false;
+    }
+  }
+
+  private armDeadline(m: Mastership): void {
+    if (this.deadlineTimer !== undefined) this.clock.clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = this.clock.setTimeout(() => {
+      this.deadlineTimer = undefined;
+      debug('%s: renewal deadline passed', this.lockName);
+      this.track(this.resign(m, 'expired'));
+    }, m.deadline - this.clock.now());
+  }
+
+  private async renew(m: Mastership): Promise<void> {
+    if (this.mastership !== m) return;
+    const sentAt = this.clock.now();
+    let result;
+    try {
+      result = await this.call(
+        () => this.store.renew(this.lockName, this.instanceId, m.lock.fencingToken),
+        Math.min(this.timings.heartbeatInterval, m.deadline - sentAt),
+        'renew',
+      );
+    } catch (err) {
+      if (this.mastership !== m) return;
+      m.failures++;
+      this.report(err, `renewal failed (${m.failures}/${this.timings.maxHeartbeatRetryCount + 1})`);
+      if (m.failures > this.timings.maxHeartbeatRetryCount) return this.resign(m, 'expired');
+      const delay = Math.min(renewalRetryDelay(this.timings), m.deadline - this.clock.now());
+      return this.schedule(delay, () => this.renew(m));
+    }
+    if (this.mastership !== m) return;
+    if (!result.renewed) return this.resign(m, 'lost');
+    m.failures = 0;
+    m.deadline = sentAt + this.timings.leaseDuration - safetyMargin(this.timings);
+    this.armDeadline(m);
+    this.disabled = result.disabled;
+    if (result.disabled) return this.resign(m, 'disabled');
+    this.schedule(this.gridDelay(this.timings.heartbeatInterval), () => this.renew(m));
+  }
+
+  /** Stop acting as master: abort, stop the job, release, campaign again. */
+  private async resign(m: Mastership, reason: ResignReason): Promise<void> {
+    if (this.mastership !== m) return;
+    debug('%s: resigning (%s), token %d', this.lockName, reason, m.lock.fencingToken);
+    this.mastership = undefined;
+    this.epoch++;
+    this.clearTimers();
+    m.controller.abort();
+    this.setState('slave');
+    if (reason !== 'startFailed') await this.stopJob(m, reason);
+    // Released only after stop() finished, so the next master starts after it.
+    if (reason !== 'lost') await this.release(m.lock);
+    if (this.stopping) return;
+    if (reason === 'startFailed') {
+      this.schedule(this.timings.checkMasterInterval, () => this.campaign());
+    } else {
+      this.schedule(0, () => this.campaign());
+    }
+  }
+
+  private async stopJob(m: Mastership, reason: StopReason): Promise<void> {
+    const {stopTimeout} = this.timings;
+    const stop = this.options.masterJob.stop;
+    let started = false;
+    try {
+      started = await withTimeout(this.clock, () => m.started, stopTimeout, 'start()');
+    } catch (err) {
+      this.report(err, 'start() still running, stop() not called');
+    }
+    if (!started || !stop) return;
+    try {
+      await withTimeout(
+        this.clock,
+        async () => stop.call(this.options.masterJob, {...this.context(m), reason}),
+        stopTimeout,
+        'stop()',
+      );
+    } catch (err) {
+      this.report(err, 'stop() failed');
+    }
+  }
+
+  private context(m: Mastership): MasterJobContext {
+    return {
+      lockName: this.lockName,
+      instanceId: this.instanceId,
+      fencingToken: m.lock.fencingToken,
+      signal: m.controller.signal,
+    };
+  }
+
+  // ---- shutdown ----
+
+  private async shutdown(): Promise<void> {
+    const m = this.mastership;
+    this.mastership = undefined;
+    this.epoch++;
+    this.clearTimers();
+    if (m) m.controller.abort();
+    this.setState('stopped');
+    // In-flight steps end without scheduling anything; an acquisition that
+    // wins meanwhile releases what it won.
+    while (this.inflight.size) await Promise.all(this.inflight);
+    if (m) {
+      await this.stopJob(m, 'stopped');
+      await this.release(m.lock);
+    }
+    debug('%s: stopped', this.lockName);
+  }
+
+  // ---- helpers ----
+
+  /** Frees the lock if it is still ours; failures only delay the handover. */
+  private async release(lock: LockRecord): Promise<void> {
+    try {
+      const released = await this.call(
+        () => this.store.release(this.lockName, this.instanceId, lock.fencingToken),
+        this.timings.heartbeatInterval,
+        'release',
+      );
+      debug('%s: %s token %d', this.lockName, released ? 'released' : 'no longer held', lock.fencingToken);
+    } catch (err) {
+      this.report(err, 'release failed, the lock will expire instead');
+    }
+  }
+
+  private retryAfterError(epoch: number, err: unknown): void {
+    if (epoch !== this.epoch) return;
+    this.consecutiveErrors++;
+    this.report(err, `database call failed (${this.consecutiveErrors} in a row)`);
+    const {checkMasterInterval} = this.timings;
+    const base = Math.min(checkMasterInterval, 100);
+    const backoff = base * 2 ** Math.min(this.consecutiveErrors - 1, 16);
+    this.schedule(Math.min(checkMasterInterval, backoff), () => this.campaign());
+  }
+
+  private campaignTimeout(): number {
+    const t = this.timings;
+    return Math.min(t.checkMasterInterval, t.leaseDuration - safetyMargin(t));
+  }
+
+  /** A delay in (interval/2, interval] landing on a grid shared by all locks. */
+  private gridDelay(interval: number): number {
+    const half = interval / 2;
+    return half + (half - (this.clock.now() % half));
+  }
+
+  private call<T>(work: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
+    return withTimeout(this.clock, work, timeoutMs, `${this.lockName}: ${what}`);
+  }
+
+  private schedule(delay: number, step: () => Promise<void> | void): void {
+    if (this.stopping) return;
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.track(Promise.resolve().then(step));
+    }, Math.max(0, delay));
+  }
+
+  private track(work: Promise<void>): void {
+    const tracked = work.catch(err => this.report(err, 'unexpected'));
+    this.inflight.add(tracked);
+    void tracked.finally(() => this.inflight.delete(tracked));
+  }
+
+  private clearTimers(): void {
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    if (this.deadlineTimer !== undefined) this.clock.clearTimeout(this.deadlineTimer);
+    this.timer = this.deadlineTimer = undefined;
+  }
+
+  private setState(next: MasterState): void {
+    const previous = this.currentState;
+    if (previous === next) return;
+    this.currentState = next;
+    this.emit('statechange', previous, next);
+    if (next === 'master') this.emit('master', this.fencingToken);
+    if (next === 'slave') this.emit('slave');
+  }
+
+  /** Errors never throw out of the election; `error` is emitted only if heard. */
+  private report(err: unknown, what: string): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    debug('%s: %s: %s', this.lockName, what, error.message);
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+}

@@ -1,0 +1,11 @@
+export * from './clock';
+export * from './component';
+export {resolveTimings, TIMING_DEFAULTS, TIMING_ENV_VARIABLES, timingsFromEnv} from './config';
+export * from './election';
+export * from './keys';
+export * from './lock-store';
+export * from './master-job-executor';
+export * from './models';
+export * from './repositories';
+export * from './repository-lock-store';
+export * from './types';

@@ -1,0 +1,45 @@
+// The storage the election needs, and nothing more. Every write is a
+// compare-and-set on the lock's row; rows are never deleted, so the fencing
+// token of a lock only ever grows.
+
+export interface LockRecord {
+  lockName: string;
+  /** The holder; '' when the lock is free (released). */
+  instanceId: string;
+  hostname: string;
+  fencingToken: number;
+  /** Changes on every write: what a non-master watches to see the lock is alive. */
+  renewalId: string;
+  /** Wall-clock time of the last renewal: informative only, never compared. */
+  heartbeatAt: Date;
+  acquiredAt: Date;
+}
+
+export interface LockObservation {
+  /** Undefined when no replica has ever held the lock. */
+  lock?: LockRecord;
+  /** True when an operator disabled the lock. */
+  disabled: boolean;
+}
+
+export interface RenewResult {
+  /** False when the row no longer names this holder and token. */
+  renewed: boolean;
+  disabled: boolean;
+}
+
+export interface LockStore {
+  read(lockName: string): Promise<LockObservation>;
+  isDisabled(lockName: string): Promise<boolean>;
+  /** Inserts the first row of a lock; false if a row exists already. */
+  create(lock: LockRecord): Promise<boolean>;
+  /**
+   * Replaces `expected` by `next` only if the row still has expected's
+   * holder, fencing token and renewalId.
+   */
+  takeOver(expected: LockRecord, next: LockRecord): Promise<boolean>;
+  /** Writes a new renewalId if the row still has this holder and token. */
+  renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult>;
+  /** Frees the lock (and changes its renewalId) if the row still has this holder and token. */
+  release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean>;
+}

@@ -1,0 +1,2 @@
+export * from './master-control.model';
+export * from './master-lock.model';

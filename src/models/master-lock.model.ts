@@ -1,0 +1,41 @@
+import {Entity, model, property} from '@loopback/repository';
+
+/** One row per lock: who holds it, and the marker a live master keeps changing. */
+@model({name: 'MasterLock', settings: {strict: true}})
+export class MasterLock extends Entity {
+  @property({
+    type: 'string',
+    id: true,
+    generated: false,
+    required: true,
+    mysql: {dataType: 'varchar', dataLength: 255},
+    postgresql: {dataType: 'varchar', dataLength: 255},
+  })
+  lockName: string;
+
+  /** The holder; '' once released. */
+  @property({type: 'string', default: ''})
+  instanceId: string;
+
+  @property({type: 'string', default: ''})
+  hostname: string;
+
+  /** Strictly increases with every new mastership; the row is never deleted. */
+  @property({type: 'number', required: true})
+  fencingToken: number;
+
+  /** Changes on every write: non-masters watch it to judge liveness. */
+  @property({type: 'string', required: true})
+  renewalId: string;
+
+  /** Wall-clock time of the last renewal, for humans only. */
+  @property({type: 'date', mysql: {dataType: 'datetime', dataPrecision: 3}})
+  heartbeatAt?: Date;
+
+  @property({type: 'date', mysql: {dataType: 'datetime', dataPrecision: 3}})
+  acquiredAt?: Date;
+
+  constructor(data?: Partial<MasterLock>) {
+    super(data);
+  }
+}

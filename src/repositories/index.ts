@@ -1,0 +1,2 @@
+export * from './master-control.repository';
+export * from './master-lock.repository';

@@ -1,0 +1,81 @@
+// Public types of the component.
+
+/** Why a master job is being stopped. */
+export type StopReason =
+  /** an operator disabled the lock */
+  | 'disabled'
+  /** another replica holds the lock */
+  | 'lost'
+  /** this replica could not renew the lock before its deadline */
+  | 'expired'
+  /** the handle, the executor or the app was stopped */
+  | 'stopped';
+
+export interface MasterJobContext {
+  lockName: string;
+  instanceId: string;
+  /**
+   * Strictly increases with every new mastership of this lock across the
+   * cluster. Pass it to the resources the job writes so they can reject a
+   * stale master (see README, "Fencing").
+   */
+  fencingToken: number;
+  /** Aborted the moment this replica must stop acting as master. */
+  signal: AbortSignal;
+  /** Set for `stop()` only. */
+  reason?: StopReason;
+}
+
+export interface MasterJob {
+  start(ctx: MasterJobContext): void | Promise<void>;
+  stop?(ctx: MasterJobContext): void | Promise<void>;
+}
+
+/** The timing parameters of one lock (SPEC section 3), all in milliseconds. */
+export interface ElectionTimings {
+  /** Delay after `startMaster()` before campaigning. */
+  initDelay: number;
+  /** How often a non-master reads the lock. */
+  checkMasterInterval: number;
+  /** How often the master renews the lock. */
+  heartbeatInterval: number;
+  /** Failed renewals retried before the master gives up. */
+  maxHeartbeatRetryCount: number;
+  /** How long a lock with no observed renewal stays valid. */
+  leaseDuration: number;
+  /** Upper bound on the job's `stop()`; it is then abandoned and logged. */
+  stopTimeout: number;
+}
+
+export interface StartMasterOptions extends Partial<ElectionTimings> {
+  lockName: string;
+  masterJob: MasterJob;
+}
+
+/** Component-level configuration, see README "Configuration". */
+export interface MasterJobExecutorConfig extends Partial<ElectionTimings> {
+  /** Name of the datasource binding (`datasources.<name>`); default `db`. */
+  dataSourceName?: string;
+  /** Unique per process start; default `hostname:pid:random`. */
+  instanceId?: string;
+}
+
+export type MasterState =
+  /** waiting for `initDelay` */
+  | 'idle'
+  /** campaigning, somebody else (or nobody) is master */
+  | 'slave'
+  /** this replica holds the lock */
+  | 'master'
+  /** handle stopped; terminal */
+  | 'stopped';
+
+export interface MasterStatus {
+  lockName: string;
+  state: MasterState;
+  isMaster: boolean;
+  fencingToken: number | undefined;
+  /** The holder this replica last observed (itself when master). */
+  observedHolder: string | undefined;
+  disabled: boolean;
+}
