@@ -236,7 +236,7 @@ export class LockElection extends EventEmitter implements Master {
   private async acquire(epoch: number, expected: LockRecord | undefined): Promise<void> {
     if (this.startRunning) {
       debug('%s: previous start() still running, not campaigning', this.lockName);
-      return this.scheduleCheck();
+      return this.schedule(this.gridDelay(this.timings.checkMasterInterval), () => this.campaign());
     }
     const now = new Date();
     const next: LockRecord = {
@@ -280,8 +280,10 @@ export class LockElection extends EventEmitter implements Master {
       return;
     }
     if (!won) {
+      // The record changed under us: observe the winner afresh, at once.
       debug('%s: lost the race for token %d', this.lockName, next.fencingToken);
-      return this.campaign(); // see who won, at once
+      this.observed = undefined;
+      return this.campaign();
     }
     if (this.disabled) {
       debug('%s: won the lock but it is disabled, releasing', this.lockName);

@@ -1,0 +1,364 @@
+import {expect} from '@loopback/testlab';
+import {renewalRetryDelay, safetyMargin} from '../../src';
+import {FakeCluster, TIMINGS} from '../fixtures/fake-cluster';
+
+const L = TIMINGS.leaseDuration;
+const M = safetyMargin(TIMINGS);
+
+describe('LockElection (fake clock, fake store)', () => {
+  it('elects exactly one master among many candidates', async () => {
+    const cluster = new FakeCluster();
+    for (const name of ['A', 'B', 'C', 'D', 'E']) cluster.add(name);
+    cluster.startAll();
+    await cluster.run(300);
+    const [winner] = cluster.masters();
+    expect(cluster.masters()).to.have.length(1);
+    expect(cluster.events.filter(e => e.kind === 'start')).to.have.length(1);
+    for (const [, r] of cluster.replicas) {
+      expect(r.election.status().observedHolder).to.equal(winner);
+    }
+    expect(cluster.db.locks.get('JOB')!.fencingToken).to.equal(1);
+    await cluster.stopAll();
+  });
+
+  it('takes over exactly when the lease observed unchanged expires, not at the next poll', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 5000});
+    const a = cluster.add('A');
+    const b = cluster.add('B');
+    a.election.begin();
+    await cluster.run(300);
+    expect(a.election.isMaster).to.be.true();
+    a.store.fault = 'hang'; // A's record stops changing; A will stop itself
+    const frozenAt = cluster.clock.now();
+    await cluster.run(10);
+    b.election.begin(); // B reads the frozen record now
+    const observedAt = cluster.clock.now();
+    await cluster.until(() => b.election.isMaster, 2000);
+    const started = cluster.events.find(e => e.replica === 'B' && e.kind === 'start')!;
+    expect(started.at).to.be.greaterThanOrEqual(observedAt + L);
+    expect(started.at).to.be.lessThanOrEqual(observedAt + L + 5);
+    expect(started.at - a.store.lastWriteAt()).to.be.greaterThanOrEqual(L);
+    expect(frozenAt).to.be.lessThan(started.at);
+    cluster.assertNoOverlap();
+    await cluster.stopAll();
+  });
+
+  for (const fault of ['fail', 'hang', 'slow'] as const) {
+    it(`master stops before anyone can take over when renewals ${fault}`, async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+      const a = cluster.add('A');
+      const b = cluster.add('B');
+      a.election.begin();
+      await cluster.run(50);
+      b.election.begin();
+      await cluster.run(400);
+      expect(cluster.masters()).to.eql(['A']);
+      if (fault === 'slow') a.store.latency = 10 * L;
+      else a.store.fault = fault;
+      const lastWrite = a.store.lastWriteAt();
+      await cluster.run(3 * L);
+      expect(b.election.isMaster).to.be.true();
+      const stopped = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!;
+      const started = cluster.events.find(e => e.replica === 'B' && e.kind === 'start')!;
+      expect(stopped.reason).to.equal('expired');
+      // The last renewal that landed was sent no later than it landed.
+      expect(stopped.at).to.be.lessThanOrEqual(lastWrite + L - M);
+      expect(started.at - stopped.at).to.be.greaterThanOrEqual(M);
+      expect(started.fencingToken).to.be.greaterThan(stopped.fencingToken);
+      cluster.assertNoOverlap();
+      await cluster.stopAll();
+    });
+  }
+
+  it('gives up after maxHeartbeatRetryCount failed retries, spaced by the retry delay', async () => {
+    const timings = {...TIMINGS, leaseDuration: 2000, maxHeartbeatRetryCount: 2};
+    const cluster = new FakeCluster(timings);
+    const a = cluster.add('A');
+    a.election.begin();
+    await cluster.run(300);
+    a.store.fault = 'fail';
+    const renewsBefore = a.store.calls.filter(c => c === 'renew').length;
+    await cluster.until(() => !a.election.isMaster, 2000);
+    const failedAt = cluster.clock.now();
+    expect(a.store.calls.filter(c => c === 'renew').length - renewsBefore).to.equal(3);
+    // 1 renewal + 2 retries, well before the deadline of a 2000 ms lease
+    expect(failedAt).to.be.lessThan(300 + timings.heartbeatInterval + 3 * renewalRetryDelay(timings));
+    expect(cluster.events.find(e => e.kind === 'stop')!.reason).to.equal('expired');
+    await cluster.stopAll();
+  });
+
+  it('stays safe when renewals land after their timeout', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+    const a = cluster.add('A');
+    const b = cluster.add('B');
+    a.election.begin();
+    await cluster.run(50);
+    b.election.begin();
+    await cluster.run(400);
+    a.store.replyDelay = 3 * TIMINGS.heartbeatInterval; // written at once, answered too late
+    await cluster.run(6 * L);
+    const stopped = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop');
+    expect(stopped?.reason).to.equal('expired');
+    expect(b.election.isMaster).to.be.true();
+    cluster.assertNoOverlap();
+    await cluster.stopAll();
+  });
+
+  it('stays safe when writes land long after the caller gave up', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+    const a = cluster.add('A');
+    const b = cluster.add('B');
+    a.election.begin();
+    await cluster.run(50);
+    b.election.begin();
+    await cluster.run(400);
+    a.store.latency = 2 * L; // every call of A executes 2 leases after it was sent
+    await cluster.run(8 * L);
+    cluster.assertNoOverlap();
+    expect(cluster.masters()).to.have.length(1);
+    await cluster.stopAll();
+  });
+
+  it('survives replies that arrive out of order', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+    const names = ['A', 'B', 'C'];
+    for (const n of names) cluster.add(n);
+    cluster.startAll();
+    for (const n of names) cluster.get(n).store.latencies = [80, 5, 60, 1, 40, 0, 90, 3, 70, 2];
+    await cluster.run(3000);
+    expect(cluster.masters()).to.have.length(1);
+    cluster.assertNoOverlap();
+    await cluster.stopAll();
+  });
+
+  it('gives every new mastership a strictly greater fencing token', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+    for (const n of ['A', 'B', 'C']) cluster.add(n);
+    cluster.startAll();
+    await cluster.run(300);
+    for (let round = 0; round < 5; round++) {
+      const [master] = cluster.masters();
+      cluster.get(master).store.fault = 'fail';
+      await cluster.until(() => cluster.masters().some(m => m !== master), 3000);
+      cluster.get(master).store.fault = 'none';
+      await cluster.run(100);
+    }
+    const tokens = cluster.events.filter(e => e.kind === 'start').map(e => e.fencingToken);
+    expect(tokens.length).to.be.greaterThanOrEqual(6);
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]).to.be.greaterThan(tokens[i - 1]);
+    cluster.assertNoOverlap();
+    await cluster.stopAll();
+  });
+
+  it('awaits stop() before releasing, so the next master starts after it', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200, leaseDuration: 5000});
+    let stopFinishedAt = -1;
+    const a = cluster.add('A', {
+      stop: async () => {
+        await cluster.clock.sleep(150);
+        stopFinishedAt = cluster.clock.now();
+      },
+    });
+    const b = cluster.add('B');
+    a.election.begin();
+    await cluster.run(50);
+    b.election.begin();
+    await cluster.run(300);
+    const stopping = a.election.stop();
+    await cluster.until(() => b.election.isMaster, 1000);
+    await stopping;
+    const started = cluster.events.find(e => e.replica === 'B' && e.kind === 'start')!;
+    expect(stopFinishedAt).to.be.greaterThan(0);
+    expect(started.at).to.be.greaterThanOrEqual(stopFinishedAt);
+    // a release, not an expiry: far sooner than the 5000 ms lease
+    expect(started.at - stopFinishedAt).to.be.lessThanOrEqual(200 + 10);
+    expect(cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!.reason).to.equal('stopped');
+    await cluster.stopAll();
+  });
+
+  it('bounds a stop() that never returns by stopTimeout', async () => {
+    const cluster = new FakeCluster();
+    const a = cluster.add('A', {stop: () => new Promise<void>(() => {})});
+    a.election.begin();
+    await cluster.run(100);
+    let done = false;
+    const stoppedAt = cluster.clock.now();
+    void a.election.stop().then(() => (done = true));
+    await cluster.until(() => done, 1000);
+    expect(cluster.clock.now() - stoppedAt).to.be.within(TIMINGS.stopTimeout, TIMINGS.stopTimeout + 10);
+    expect(cluster.db.locks.get('JOB')!.instanceId).to.equal('');
+  });
+
+  it('releases and backs off when start() throws, without calling stop()', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200, leaseDuration: 5000});
+    const a = cluster.add('A', {
+      start: () => {
+        throw new Error('boom');
+      },
+    });
+    const b = cluster.add('B');
+    const errors: Error[] = [];
+    a.election.on('error', err => errors.push(err));
+    a.election.begin();
+    await cluster.run(20);
+    b.election.begin();
+    await cluster.until(() => b.election.isMaster, 400);
+    expect(errors.map(e => e.message)).to.containEql('boom');
+    expect(cluster.events.filter(e => e.replica === 'A').map(e => e.kind)).to.eql(['start']);
+    await cluster.stopAll();
+  });
+
+  it('does not campaign again before checkMasterInterval after a failed start()', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 1000});
+    let attempts = 0;
+    const a = cluster.add('A', {
+      start: async () => {
+        attempts++;
+        throw new Error('boom');
+      },
+    });
+    a.election.begin();
+    await cluster.run(900);
+    expect(attempts).to.equal(1);
+    await cluster.run(300);
+    expect(attempts).to.equal(2);
+    await cluster.stopAll();
+  });
+
+  it('never calls stop() on a replica that never started', async () => {
+    const cluster = new FakeCluster();
+    const a = cluster.add('A');
+    const b = cluster.add('B');
+    a.election.begin();
+    await cluster.run(50);
+    b.election.begin();
+    await cluster.run(300);
+    await b.election.stop();
+    await cluster.stopAll();
+    expect(cluster.events.filter(e => e.replica === 'B')).to.eql([]);
+    expect(cluster.events.filter(e => e.replica === 'A').map(e => e.kind)).to.eql(['start', 'stop']);
+  });
+
+  it('never runs start() twice at once on one replica', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+    let running = 0;
+    let maxRunning = 0;
+    let finishFirst = () => {};
+    const a = cluster.add('A', {
+      start: () => {
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        return new Promise<void>(resolve => {
+          finishFirst = () => {
+            running--;
+            resolve();
+          };
+        });
+      },
+    });
+    a.election.begin();
+    await cluster.run(50);
+    expect(running).to.equal(1);
+    // Someone else takes the lock: A loses it while start() still runs.
+    const row = cluster.db.locks.get('JOB')!;
+    cluster.db.locks.set('JOB', {...row, instanceId: 'X', fencingToken: row.fencingToken + 1, renewalId: 'x'});
+    await cluster.run(3 * L); // X never renews: the lock expires, but A must not start again
+    expect(a.election.isMaster).to.be.false();
+    expect(cluster.events.filter(e => e.kind === 'start')).to.have.length(1);
+    finishFirst();
+    await cluster.until(() => a.election.isMaster, 2000);
+    expect(maxRunning).to.equal(1);
+    await cluster.stopAll();
+  });
+
+  it('leaves no timer behind after stop', async () => {
+    const cluster = new FakeCluster();
+    const a = cluster.add('A');
+    const b = cluster.add('B');
+    const c = cluster.add('C');
+    a.election.begin();
+    await cluster.run(50);
+    b.election.begin();
+    c.election.begin();
+    await cluster.run(300);
+    c.store.fault = 'hang'; // a call in flight that never answers
+    await cluster.run(2000);
+    await cluster.stopAll();
+    expect(cluster.clock.pendingTimers).to.equal(0);
+    expect(cluster.masters()).to.eql([]);
+    expect(a.election.state).to.equal('stopped');
+  });
+
+  describe('disable', () => {
+    it('stops the master within one heartbeatInterval and starts nobody until enabled', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+      for (const n of ['A', 'B', 'C']) cluster.add(n);
+      cluster.startAll();
+      await cluster.run(300);
+      const [master] = cluster.masters();
+      cluster.db.disabled.add('JOB');
+      const disabledAt = cluster.clock.now();
+      await cluster.until(() => cluster.masters().length === 0, TIMINGS.heartbeatInterval + 5);
+      const stop = cluster.events.find(e => e.kind === 'stop')!;
+      expect(stop.replica).to.equal(master);
+      expect(stop.reason).to.equal('disabled');
+      expect(stop.at - disabledAt).to.be.lessThanOrEqual(TIMINGS.heartbeatInterval);
+      await cluster.run(3000);
+      expect(cluster.events.filter(e => e.kind === 'start')).to.have.length(1);
+      cluster.db.disabled.delete('JOB');
+      const enabledAt = cluster.clock.now();
+      await cluster.until(() => cluster.masters().length === 1, 200 + 10);
+      expect(cluster.clock.now() - enabledAt).to.be.lessThanOrEqual(200 + 10);
+      await cluster.stopAll();
+    });
+
+    it('wins the race with a replica that is acquiring at that moment', async () => {
+      const cluster = new FakeCluster();
+      const a = cluster.add('A');
+      a.store.latencies = [0, 10, 50]; // read, create, then the control read
+      a.election.begin();
+      await cluster.clock.tick(30); // A has won the lock and is reading the control
+      expect(cluster.db.locks.get('JOB')?.instanceId).to.equal('A');
+      cluster.db.disabled.add('JOB');
+      await cluster.run(2000);
+      expect(cluster.events).to.eql([]);
+      expect(cluster.db.locks.get('JOB')!.instanceId).to.equal('');
+      await cluster.stopAll();
+    });
+
+    it('lets a replica started while disabled stay idle', async () => {
+      const cluster = new FakeCluster();
+      cluster.db.disabled.add('JOB');
+      cluster.add('A');
+      cluster.startAll();
+      await cluster.run(3000);
+      expect(cluster.events).to.eql([]);
+      expect(cluster.get('A').election.status().disabled).to.be.true();
+      await cluster.stopAll();
+    });
+  });
+
+  it('keeps one master at a time under random faults (seeded)', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 300});
+    const names = ['A', 'B', 'C', 'D'];
+    for (const n of names) cluster.add(n);
+    cluster.startAll();
+    let seed = 42;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let i = 0; i < 60; i++) {
+      const store = cluster.get(names[Math.floor(random() * names.length)]).store;
+      const pick = random();
+      store.fault = pick < 0.15 ? 'fail' : pick < 0.25 ? 'hang' : 'none';
+      store.latency = pick > 0.8 ? Math.floor(random() * 2 * L) : 0;
+      store.replyDelay = pick > 0.9 ? Math.floor(random() * L) : 0;
+      await cluster.run(50 + Math.floor(random() * 300));
+    }
+    for (const n of names) Object.assign(cluster.get(n).store, {fault: 'none', latency: 0, replyDelay: 0});
+    await cluster.run(3000);
+    expect(cluster.masters()).to.have.length(1);
+    cluster.assertNoOverlap();
+    const tokens = cluster.intervals().map(i => i.fencingToken);
+    for (let i = 1; i < tokens.length; i++) expect(tokens[i]).to.be.greaterThan(tokens[i - 1]);
+    await cluster.stopAll();
+  });
+});
