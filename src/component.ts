@@ -8,11 +8,14 @@ import {
   CoreBindings,
   inject,
   injectable,
+  Constructor,
   LifeCycleObserver,
 } from '@loopback/core';
 import {systemClock} from './clock';
+import {defineMasterControlController} from './controllers/master-control.controller';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
+import {MasterControlService} from './master-control.service';
 import {MasterControl, MasterLock} from './models';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 import {RepositoryLockStore} from './repository-lock-store';
@@ -27,6 +30,7 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   models = [MasterLock, MasterControl];
   repositories = [MasterLockRepository, MasterControlRepository];
   bindings: Binding[];
+  controllers: Constructor<unknown>[] = [];
 
   constructor(
     @inject(CoreBindings.APPLICATION_INSTANCE) private readonly app: Application,
@@ -34,7 +38,8 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   ) {
     const section: MasterJobExecutorConfig =
       (app.options as Record<string, MasterJobExecutorConfig | undefined>)[APP_CONFIG_SECTION] ?? {};
-    const dataSourceName = componentConfig.dataSourceName ?? section.dataSourceName ?? 'db';
+    const settings = {...section, ...componentConfig};
+    const dataSourceName = settings.dataSourceName ?? 'db';
     if (typeof dataSourceName !== 'string' || !dataSourceName) {
       throw new Error('masterJobExecutor dataSourceName must be a non-empty string');
     }
@@ -45,7 +50,16 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
       Binding.bind(MasterJobExecutorBindings.EXECUTOR)
         .toClass(MasterJobExecutor)
         .inScope(BindingScope.SINGLETON),
+      Binding.bind(MasterJobExecutorBindings.CONTROL_SERVICE).toClass(MasterControlService),
     ];
+    if (settings.mountController !== false) {
+      this.controllers.push(
+        defineMasterControlController({
+          basePath: settings.controllerPath,
+          authenticate: settings.controllerAuthentication,
+        }),
+      );
+    }
   }
 
   /** Resolves the executor so that bad configuration fails app.start(). */

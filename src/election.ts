@@ -164,6 +164,17 @@ export class LockElection extends EventEmitter implements Master {
     return this.stopping;
   }
 
+  /**
+   * Check the lock now instead of at the next tick: after a local disable or
+   * enable, or a notification. A step already running sees the news itself.
+   */
+  wake(): void {
+    if (this.timer === undefined || this.inflight.size > 0) return;
+    const m = this.mastership;
+    if (m) this.schedule(0, () => this.renew(m));
+    else if (this.currentState === 'slave') this.schedule(0, () => this.campaign());
+  }
+
   // ---- campaigning (not master) ----
 
   private async campaign(): Promise<void> {

@@ -1,11 +1,14 @@
 export * from './clock';
 export * from './component';
+export * from './controllers/master-control.controller';
 export {resolveTimings, TIMING_DEFAULTS, TIMING_ENV_VARIABLES, timingsFromEnv} from './config';
 export * from './election';
 export * from './keys';
 export * from './lock-store';
 export * from './master-job-executor';
+export * from './master-control.service';
 export * from './models';
 export * from './repositories';
 export * from './repository-lock-store';
 export * from './types';
+export * from './pool-errors';

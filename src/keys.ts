@@ -4,6 +4,7 @@ import type {Clock} from './clock';
 import type {MasterJobExecutorComponent} from './component';
 import type {LockStore} from './lock-store';
 import type {MasterJobExecutor} from './master-job-executor';
+import type {MasterControlService} from './master-control.service';
 
 export namespace MasterJobExecutorBindings {
   /** The component; `app.configure(COMPONENT)` sets MasterJobExecutorConfig. */
@@ -17,6 +18,10 @@ export namespace MasterJobExecutorBindings {
   );
   /** Where locks and controls live; replaceable, e.g. by a test double. */
   export const LOCK_STORE = BindingKey.create<LockStore>('masterJobExecutor.lockStore');
+  /** Disable/enable/status, used by the controller; usable from code too. */
+  export const CONTROL_SERVICE = BindingKey.create<MasterControlService>(
+    'services.MasterControlService',
+  );
   export const CLOCK = BindingKey.create<Clock>('masterJobExecutor.clock');
 }
 

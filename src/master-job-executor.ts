@@ -110,6 +110,12 @@ export class MasterJobExecutor extends EventEmitter {
     return this.masters.get(lockName);
   }
 
+  /** Re-check one lock (or all) at once, e.g. after a disable or enable. */
+  wake(lockName?: string): void {
+    if (lockName === undefined) this.masters.forEach(m => m.wake());
+    else this.masters.get(lockName)?.wake();
+  }
+
   async stopMaster(lockName: string): Promise<boolean> {
     const master = this.masters.get(lockName);
     if (!master) return false;

@@ -58,6 +58,15 @@ export interface MasterJobExecutorConfig extends Partial<ElectionTimings> {
   dataSourceName?: string;
   /** Unique per process start; default `hostname:pid:random`. */
   instanceId?: string;
+  /** Path prefix of the REST controller; default `/api/MasterControls`. */
+  controllerPath?: string;
+  /** Set to false to leave the REST controller unmounted. */
+  mountController?: boolean;
+  /**
+   * Authentication strategies required by the controller, as given to
+   * `@authenticate(...)` of @loopback/authentication (which the app mounts).
+   */
+  controllerAuthentication?: string[];
 }
 
 export type MasterState =

@@ -1,6 +1,7 @@
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository, juggler} from '@loopback/repository';
 import {MasterJobExecutorBindings} from '../keys';
+import {guardPoolErrors} from '../pool-errors';
 import {MasterControl} from '../models';
 
 export class MasterControlRepository extends DefaultCrudRepository<
@@ -9,5 +10,6 @@ export class MasterControlRepository extends DefaultCrudRepository<
 > {
   constructor(@inject(MasterJobExecutorBindings.DATASOURCE) dataSource: juggler.DataSource) {
     super(MasterControl, dataSource);
+    guardPoolErrors(dataSource);
   }
 }

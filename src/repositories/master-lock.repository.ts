@@ -1,6 +1,7 @@
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository, juggler} from '@loopback/repository';
 import {MasterJobExecutorBindings} from '../keys';
+import {guardPoolErrors} from '../pool-errors';
 import {MasterLock} from '../models';
 
 export class MasterLockRepository extends DefaultCrudRepository<
@@ -9,5 +10,6 @@ export class MasterLockRepository extends DefaultCrudRepository<
 > {
   constructor(@inject(MasterJobExecutorBindings.DATASOURCE) dataSource: juggler.DataSource) {
     super(MasterLock, dataSource);
+    guardPoolErrors(dataSource);
   }
 }

@@ -1,0 +1,60 @@
+// The example app's environment, validated: a bad value stops the start with
+// a message naming the variable.
+
+export interface ExampleSettings {
+  port: number;
+  host?: string;
+  databaseUrl?: string;
+  instanceId?: string;
+  demoLocks: string[];
+}
+
+export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSettings {
+  const port = env.PORT?.trim() ? Number(env.PORT) : 3000;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`PORT must be an integer from 0 to 65535, got "${env.PORT}"`);
+  }
+  const databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  if (databaseUrl) dataSourceConfig(databaseUrl); // validates
+  const instanceId = env.INSTANCE_ID?.trim() || undefined;
+  if (instanceId && instanceId.length > 255) {
+    throw new Error('INSTANCE_ID must be at most 255 characters');
+  }
+  const demoLocks = (env.DEMO_LOCKS ?? 'JOB-SCHEDULER').split(',').map(s => s.trim());
+  if (demoLocks.some(name => !name || name.length > 255)) {
+    throw new Error(
+      `DEMO_LOCKS must be comma-separated lock names of 1 to 255 characters, got "${env.DEMO_LOCKS}"`,
+    );
+  }
+  return {port, host: env.HOST?.trim() || undefined, databaseUrl, instanceId, demoLocks};
+}
+
+/** The datasource for DATABASE_URL, or the memory connector without one. */
+export function dataSourceConfig(databaseUrl?: string): Record<string, unknown> {
+  if (!databaseUrl) return {name: 'db', connector: 'memory'};
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    throw new Error(`DATABASE_URL must be a URL like postgres://user@host:5432/db, got "${databaseUrl}"`);
+  }
+  switch (url.protocol) {
+    case 'postgres:':
+    case 'postgresql:':
+      return {
+        name: 'db',
+        connector: 'postgresql',
+        url: databaseUrl,
+        max: 10,
+        // Bound every call: a frozen server must not hang a query forever.
+        connectionTimeoutMillis: 5000,
+        query_timeout: 10000,
+      };
+    case 'mysql:':
+    case 'mariadb:':
+      url.protocol = 'mysql:';
+      return {name: 'db', connector: 'mysql', url: url.toString(), connectionLimit: 10, connectTimeout: 5000};
+    default:
+      throw new Error(`DATABASE_URL must start with postgres:// or mysql://, got "${url.protocol}//..."`);
+  }
+}

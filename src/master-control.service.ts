@@ -1,0 +1,143 @@
+import {BindingScope, inject, injectable} from '@loopback/core';
+import {repository} from '@loopback/repository';
+import {MasterJobExecutorBindings} from './keys';
+import {MasterJobExecutor} from './master-job-executor';
+import {MasterControl} from './models';
+import {MasterControlRepository, MasterLockRepository} from './repositories';
+import {isDuplicate} from './repository-lock-store';
+import {MasterStatus} from './types';
+
+export interface ControlResult {
+  lockName: string;
+  enabled: boolean;
+  reason?: string;
+  updatedAt?: Date;
+  updatedBy?: string;
+  /** Whether this call changed anything (false for a repeat). */
+  changed: boolean;
+  message: string;
+}
+
+export interface LockStatus {
+  lockName: string;
+  enabled: boolean;
+  reason?: string;
+  /** Holder's instanceId; null when nobody holds the lock. */
+  holder: string | null;
+  hostname: string | null;
+  fencingToken: number | null;
+  /** Milliseconds since the holder's last renewal, by this replica's wall clock: informative. */
+  heartbeatAgeMs: number | null;
+  acquiredAt: Date | null;
+}
+
+/**
+ * Disable and enable locks for the whole cluster. Every replica reads the
+ * control before it starts a job and with every renewal, so this only writes.
+ */
+@injectable({scope: BindingScope.SINGLETON})
+export class MasterControlService {
+  constructor(
+    @repository(MasterControlRepository) private readonly controls: MasterControlRepository,
+    @repository(MasterLockRepository) private readonly locks: MasterLockRepository,
+    @inject(MasterJobExecutorBindings.EXECUTOR) private readonly executor: MasterJobExecutor,
+  ) {}
+
+  async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
+    const outcome = await this.writeDisable(lockName, reason, updatedBy);
+    this.executor.wake(lockName); // this replica reacts at once, the others on their next tick
+    return outcome;
+  }
+
+  async enable(lockName: string, updatedBy?: string): Promise<ControlResult> {
+    const outcome = await this.writeEnable(lockName, updatedBy);
+    this.executor.wake(lockName);
+    return outcome;
+  }
+
+  private async writeDisable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
+    const updatedAt = new Date();
+    const change = {enabled: false, reason, updatedAt, updatedBy};
+    // One row per lock, by its id: concurrent disables cannot duplicate it.
+    try {
+      const created = await this.controls.create({lockName, ...change});
+      return result(created, true, `${lockName} disabled: no replica will start it until it is enabled`);
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+    }
+    const {count} = await this.controls.updateAll(change, {lockName, enabled: true});
+    const row = await this.controls.findById(lockName);
+    return count === 1
+      ? result(row, true, `${lockName} disabled: its master stops within one heartbeat interval`)
+      : result(row, false, `${lockName} was already disabled; nothing changed`);
+  }
+
+  private async writeEnable(lockName: string, updatedBy?: string): Promise<ControlResult> {
+    const updatedAt = new Date();
+    const {count} = await this.controls.updateAll(
+      {enabled: true, reason: '', updatedAt, updatedBy},
+      {lockName, enabled: false},
+    );
+    const row = await this.controls.findOne({where: {lockName}});
+    if (count === 1 && row) {
+      return result(row, true, `${lockName} enabled: a replica will start it within one check interval`);
+    }
+    return row
+      ? result(row, false, `${lockName} was already enabled; nothing changed`)
+      : {lockName, enabled: true, changed: false, message: `${lockName} was already enabled (never disabled); nothing changed`};
+  }
+
+  list(): Promise<MasterControl[]> {
+    return this.controls.find({order: ['lockName ASC']});
+  }
+
+  /** Every lock known to the database, and what this replica sees of its own. */
+  async status(): Promise<{instanceId: string; locks: LockStatus[]; local: MasterStatus[]}> {
+    const [locks, controls] = await Promise.all([this.locks.find(), this.controls.find()]);
+    const byName = new Map<string, LockStatus>();
+    const now = Date.now();
+    for (const lock of locks) {
+      const held = !!lock.instanceId;
+      byName.set(lock.lockName, {
+        lockName: lock.lockName,
+        enabled: true,
+        holder: held ? lock.instanceId : null,
+        hostname: held ? lock.hostname : null,
+        fencingToken: Number(lock.fencingToken),
+        heartbeatAgeMs: held && lock.heartbeatAt ? now - new Date(lock.heartbeatAt).getTime() : null,
+        acquiredAt: held && lock.acquiredAt ? new Date(lock.acquiredAt) : null,
+      });
+    }
+    for (const control of controls) {
+      const entry = byName.get(control.lockName) ?? {
+        lockName: control.lockName,
+        enabled: true,
+        holder: null,
+        hostname: null,
+        fencingToken: null,
+        heartbeatAgeMs: null,
+        acquiredAt: null,
+      };
+      entry.enabled = control.enabled;
+      if (!control.enabled) entry.reason = control.reason;
+      byName.set(control.lockName, entry);
+    }
+    return {
+      instanceId: this.executor.instanceId,
+      locks: [...byName.values()].sort((a, b) => a.lockName.localeCompare(b.lockName)),
+      local: this.executor.status(),
+    };
+  }
+}
+
+function result(row: MasterControl, changed: boolean, message: string): ControlResult {
+  return {
+    lockName: row.lockName,
+    enabled: row.enabled,
+    reason: row.reason,
+    updatedAt: row.updatedAt,
+    updatedBy: row.updatedBy,
+    changed,
+    message,
+  };
+}
