@@ -116,6 +116,9 @@ export class LockElection extends EventEmitter implements Master {
   private disabled = false;
   private consecutiveErrors = 0;
   private startRunning = false;
+  private wakePending = false;
+  /** No campaigning before this time: the back-off after a failed start(). */
+  private backoffUntil = 0;
   private readonly inflight = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
 
@@ -165,14 +168,20 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   /**
-   * Check the lock now instead of at the next tick: after a local disable or
-   * enable, or a notification. A step already running sees the news itself.
+   * Check the lock now instead of at the next tick: after a disable, enable or
+   * release anywhere in the cluster. Never shortens the wait for a lease to
+   * expire (expiry is judged from the observation, which a re-read keeps), nor
+   * the back-off after a failed start().
    */
   wake(): void {
-    if (this.timer === undefined || this.inflight.size > 0) return;
+    if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil) return;
+    if (this.inflight.size > 0 || this.timer === undefined) {
+      this.wakePending = true; // the running step reschedules at once
+      return;
+    }
     const m = this.mastership;
-    if (m) this.schedule(0, () => this.renew(m));
-    else if (this.currentState === 'slave') this.schedule(0, () => this.campaign());
+    if (m) this.scheduleRenewal(m, 0);
+    else this.scheduleCheck(0);
   }
 
   // ---- campaigning (not master) ----
@@ -229,6 +238,8 @@ export class LockElection extends EventEmitter implements Master {
 
   /** Next poll, or the takeover at the observed lease's expiry if sooner. */
   private scheduleCheck(delay = this.gridDelay(this.timings.checkMasterInterval)): void {
+    if (this.wakePending) delay = 0;
+    this.wakePending = false;
     const observed = this.observed;
     if (observed?.lock.instanceId && !this.disabled) {
       const expiresIn = observed.at + this.timings.leaseDuration - this.clock.now();
@@ -241,6 +252,12 @@ export class LockElection extends EventEmitter implements Master {
       }
     }
     this.schedule(delay, () => this.campaign());
+  }
+
+  private scheduleRenewal(m: Mastership, delay = this.gridDelay(this.timings.heartbeatInterval)): void {
+    if (this.wakePending) delay = 0;
+    this.wakePending = false;
+    this.schedule(delay, () => this.renew(m));
   }
 
   /** Create the first record, or take over `expected` (free or expired). */
@@ -321,7 +338,7 @@ export class LockElection extends EventEmitter implements Master {
     this.setState('master');
     this.emit('newMaster', this.instanceId, lock.fencingToken);
     this.armDeadline(m);
-    this.schedule(this.gridDelay(this.timings.heartbeatInterval), () => this.renew(m));
+    this.scheduleRenewal(m);
     m.started = this.runStart(m);
   }
 
@@ -373,7 +390,7 @@ export class LockElection extends EventEmitter implements Master {
     this.armDeadline(m);
     this.disabled = result.disabled;
     if (result.disabled) return this.resign(m, 'disabled');
-    this.schedule(this.gridDelay(this.timings.heartbeatInterval), () => this.renew(m));
+    this.scheduleRenewal(m);
   }
 
   /** Stop acting as master: abort, stop the job, release, campaign again. */
@@ -390,9 +407,10 @@ export class LockElection extends EventEmitter implements Master {
     if (reason !== 'lost') await this.release(m.lock);
     if (this.stopping) return;
     if (reason === 'startFailed') {
+      this.backoffUntil = this.clock.now() + this.timings.checkMasterInterval;
       this.schedule(this.timings.checkMasterInterval, () => this.campaign());
     } else {
-      this.schedule(0, () => this.campaign());
+      this.scheduleCheck(0);
     }
   }
 

@@ -338,6 +338,80 @@ describe('LockElection (fake clock, fake store)', () => {
     });
   });
 
+  describe('wake()', () => {
+    it('makes a slave check at once after a release instead of at the next poll', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000, heartbeatInterval: 100});
+      const a = cluster.add('A');
+      const b = cluster.add('B');
+      a.election.begin();
+      await cluster.run(20);
+      b.election.begin();
+      await cluster.run(20);
+      await a.election.stop();
+      const releasedAt = cluster.clock.now();
+      b.election.wake();
+      await cluster.until(() => b.election.isMaster, 10);
+      expect(cluster.clock.now() - releasedAt).to.be.lessThanOrEqual(1);
+      await cluster.stopAll();
+    });
+
+    it('never shortens the wait for a lease to expire', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000});
+      const a = cluster.add('A');
+      const b = cluster.add('B');
+      a.election.begin();
+      await cluster.run(20);
+      a.store.fault = 'hang';
+      b.election.begin();
+      await cluster.clock.tick(1);
+      const observedAt = cluster.clock.now();
+      for (let t = 0; t < L + 50; t += 10) {
+        b.election.wake();
+        await cluster.run(10);
+        if (b.election.isMaster) break;
+      }
+      const started = cluster.events.find(e => e.replica === 'B' && e.kind === 'start')!;
+      expect(started.at).to.be.greaterThanOrEqual(observedAt + L - 1);
+      cluster.assertNoOverlap();
+      await cluster.stopAll();
+    });
+
+    it('re-checks right after a step that was running when woken', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
+      const a = cluster.add('A');
+      const b = cluster.add('B');
+      a.election.begin();
+      await cluster.run(20);
+      b.store.latency = 30;
+      b.election.begin();
+      await cluster.clock.tick(5); // B's read is in flight
+      await a.election.stop(); // released while B reads the old record
+      b.election.wake();
+      await cluster.until(() => b.election.isMaster, 200);
+      expect(cluster.clock.now()).to.be.lessThan(200);
+      await cluster.stopAll();
+    });
+
+    it('keeps the back-off after a failed start()', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 1000});
+      let attempts = 0;
+      const a = cluster.add('A', {
+        start: () => {
+          attempts++;
+          throw new Error('boom');
+        },
+      });
+      a.election.begin();
+      await cluster.run(50);
+      for (let i = 0; i < 10; i++) {
+        a.election.wake();
+        await cluster.run(50);
+      }
+      expect(attempts).to.equal(1);
+      await cluster.stopAll();
+    });
+  });
+
   it('keeps one master at a time under random faults (seeded)', async () => {
     const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 300});
     const names = ['A', 'B', 'C', 'D'];
