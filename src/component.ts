@@ -16,6 +16,7 @@ import {defineMasterControlController} from './controllers/master-control.contro
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {MasterControlService} from './master-control.service';
+import {LockNotifierProvider} from './notifier';
 import {MasterControl, MasterLock} from './models';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 import {RepositoryLockStore} from './repository-lock-store';
@@ -47,6 +48,7 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
       Binding.bind(MasterJobExecutorBindings.DATASOURCE).toAlias(`datasources.${dataSourceName}`),
       Binding.bind(MasterJobExecutorBindings.LOCK_STORE).toClass(RepositoryLockStore),
       Binding.bind(MasterJobExecutorBindings.CLOCK).to(systemClock),
+      Binding.bind(MasterJobExecutorBindings.NOTIFIER).toProvider(LockNotifierProvider),
       Binding.bind(MasterJobExecutorBindings.EXECUTOR)
         .toClass(MasterJobExecutor)
         .inScope(BindingScope.SINGLETON),
@@ -70,5 +72,7 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   async stop(): Promise<void> {
     const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR, {optional: true});
     await executor?.stopAll();
+    const notifier = await this.app.get(MasterJobExecutorBindings.NOTIFIER, {optional: true});
+    await notifier?.close();
   }
 }

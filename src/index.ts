@@ -11,4 +11,5 @@ export * from './models';
 export * from './repositories';
 export * from './repository-lock-store';
 export * from './types';
+export * from './notifier';
 export * from './pool-errors';

@@ -3,6 +3,7 @@ import {juggler} from '@loopback/repository';
 import type {Clock} from './clock';
 import type {MasterJobExecutorComponent} from './component';
 import type {LockStore} from './lock-store';
+import type {LockNotifier} from './notifier';
 import type {MasterJobExecutor} from './master-job-executor';
 import type {MasterControlService} from './master-control.service';
 
@@ -22,6 +23,8 @@ export namespace MasterJobExecutorBindings {
   export const CONTROL_SERVICE = BindingKey.create<MasterControlService>(
     'services.MasterControlService',
   );
+  /** Wakes other replicas on release/disable/enable (LISTEN/NOTIFY on PostgreSQL). */
+  export const NOTIFIER = BindingKey.create<LockNotifier>('masterJobExecutor.notifier');
   export const CLOCK = BindingKey.create<Clock>('masterJobExecutor.clock');
 }
 

@@ -3,6 +3,7 @@ import {repository} from '@loopback/repository';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {MasterControl} from './models';
+import {LockNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 import {isDuplicate} from './repository-lock-store';
 import {MasterStatus} from './types';
@@ -41,18 +42,27 @@ export class MasterControlService {
     @repository(MasterControlRepository) private readonly controls: MasterControlRepository,
     @repository(MasterLockRepository) private readonly locks: MasterLockRepository,
     @inject(MasterJobExecutorBindings.EXECUTOR) private readonly executor: MasterJobExecutor,
+    @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
+    private readonly notifier?: LockNotifier,
   ) {}
 
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
     const outcome = await this.writeDisable(lockName, reason, updatedBy);
-    this.executor.wake(lockName); // this replica reacts at once, the others on their next tick
+    this.announce(outcome);
     return outcome;
   }
 
   async enable(lockName: string, updatedBy?: string): Promise<ControlResult> {
     const outcome = await this.writeEnable(lockName, updatedBy);
-    this.executor.wake(lockName);
+    this.announce(outcome);
     return outcome;
+  }
+
+  /** Every replica re-checks the lock now instead of at its next tick. */
+  private announce(outcome: ControlResult): void {
+    if (!outcome.changed) return;
+    this.executor.wake(outcome.lockName);
+    this.notifier?.publish(outcome.lockName);
   }
 
   private async writeDisable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {

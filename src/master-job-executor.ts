@@ -19,6 +19,7 @@ import {
 import {LockElection, Master} from './election';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {LockStore} from './lock-store';
+import {LockNotifier} from './notifier';
 import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptions} from './types';
 
 const debug = debugFactory('loopback:master-job-executor:executor');
@@ -39,6 +40,7 @@ export class MasterJobExecutor extends EventEmitter {
   private readonly sources: TimingSource[];
   private readonly masters = new Map<string, LockElection>();
   private stopped = false;
+  private readonly unsubscribe: (() => void) | undefined;
 
   constructor(
     @inject(MasterJobExecutorBindings.LOCK_STORE) private readonly store: LockStore,
@@ -47,9 +49,12 @@ export class MasterJobExecutor extends EventEmitter {
     componentConfig: MasterJobExecutorConfig = {},
     @inject(CoreBindings.APPLICATION_CONFIG, {optional: true})
     appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
+    @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
+    notifier?: LockNotifier,
     env: NodeJS.ProcessEnv = process.env,
   ) {
     super();
+    this.unsubscribe = notifier?.subscribe(lockName => this.wake(lockName));
     const section = appConfig?.[APP_CONFIG_SECTION] ?? {};
     const fromEnv = timingsFromEnv(env); // a bad variable fails the start, naming it
     this.sources = [
@@ -130,6 +135,7 @@ export class MasterJobExecutor extends EventEmitter {
   /** Stops every master (jobs stopped, locks released); used on app.stop(). */
   async stopAll(): Promise<void> {
     this.stopped = true;
+    this.unsubscribe?.();
     await Promise.all([...this.masters.values()].map(m => m.stop()));
   }
 

@@ -3,11 +3,13 @@
 // tick on a shared grid) are batched into one statement each, so the database
 // work of a replica per tick does not grow with the number of locks.
 
-import {BindingScope, injectable} from '@loopback/core';
+import {BindingScope, inject, injectable} from '@loopback/core';
 import {repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
 import {LockObservation, LockRecord, LockStore, RenewResult} from './lock-store';
+import {MasterJobExecutorBindings} from './keys';
 import {MasterLock} from './models';
+import {LockNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 
 @injectable({scope: BindingScope.SINGLETON})
@@ -42,6 +44,8 @@ export class RepositoryLockStore implements LockStore {
   constructor(
     @repository(MasterLockRepository) private readonly lockRepo: MasterLockRepository,
     @repository(MasterControlRepository) private readonly controlRepo: MasterControlRepository,
+    @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
+    private readonly notifier?: LockNotifier,
   ) {}
 
   async read(lockName: string): Promise<LockObservation> {
@@ -86,11 +90,13 @@ export class RepositoryLockStore implements LockStore {
     return {renewed, disabled};
   }
 
-  release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean> {
-    return this.updateOne(
+  async release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean> {
+    const released = await this.updateOne(
       {instanceId: '', hostname: '', renewalId: randomUUID()},
       compareAndSet({lockName, instanceId, fencingToken}),
     );
+    if (released) this.notifier?.publish(lockName); // the others take over now, not at their next poll
+    return released;
   }
 
   private async updateOne(data: Partial<MasterLock>, where: Where<MasterLock>): Promise<boolean> {

@@ -8,7 +8,7 @@ const job: MasterJob = {start: () => {}};
 function executor(config = {}, env: NodeJS.ProcessEnv = {}, appConfig = {}) {
   const clock = new FakeClock();
   const store = new FakeStore(new FakeDatabase(), clock);
-  return {clock, executor: new MasterJobExecutor(store, clock, config, appConfig, env)};
+  return {clock, executor: new MasterJobExecutor(store, clock, config, appConfig, undefined, env)};
 }
 
 describe('MasterJobExecutor', () => {
