@@ -48,7 +48,9 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
       Binding.bind(MasterJobExecutorBindings.DATASOURCE).toAlias(`datasources.${dataSourceName}`),
       Binding.bind(MasterJobExecutorBindings.LOCK_STORE).toClass(RepositoryLockStore),
       Binding.bind(MasterJobExecutorBindings.CLOCK).to(systemClock),
-      Binding.bind(MasterJobExecutorBindings.NOTIFIER).toProvider(LockNotifierProvider),
+      Binding.bind(MasterJobExecutorBindings.NOTIFIER)
+        .toProvider(LockNotifierProvider)
+        .inScope(BindingScope.SINGLETON),
       Binding.bind(MasterJobExecutorBindings.EXECUTOR)
         .toClass(MasterJobExecutor)
         .inScope(BindingScope.SINGLETON),

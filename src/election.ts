@@ -99,6 +99,9 @@ interface Mastership {
 
 type ResignReason = StopReason | 'startFailed';
 
+/** Why the state changed: the stop reasons, plus 'campaigning', 'acquired', 'startFailed'. */
+export type TransitionReason = ResignReason | 'campaigning' | 'acquired';
+
 export class LockElection extends EventEmitter implements Master {
   readonly lockName: string;
   private readonly instanceId: string;
@@ -188,7 +191,7 @@ export class LockElection extends EventEmitter implements Master {
 
   private async campaign(): Promise<void> {
     const epoch = this.epoch;
-    if (this.currentState === 'idle') this.setState('slave');
+    if (this.currentState === 'idle') this.setState('slave', 'campaigning');
     let observation;
     try {
       observation = await this.call(
@@ -335,7 +338,7 @@ export class LockElection extends EventEmitter implements Master {
     this.mastership = m;
     this.observed = undefined;
     debug('%s: acquired, token %d', this.lockName, lock.fencingToken);
-    this.setState('master');
+    this.setState('master', 'acquired');
     this.emit('newMaster', this.instanceId, lock.fencingToken);
     this.armDeadline(m);
     this.scheduleRenewal(m);
@@ -401,7 +404,7 @@ export class LockElection extends EventEmitter implements Master {
     this.epoch++;
     this.clearTimers();
     m.controller.abort();
-    this.setState('slave');
+    this.setState('slave', reason);
     if (reason !== 'startFailed') await this.stopJob(m, reason);
     // Released only after stop() finished, so the next master starts after it.
     if (reason !== 'lost') await this.release(m.lock);
@@ -453,7 +456,7 @@ export class LockElection extends EventEmitter implements Master {
     this.epoch++;
     this.clearTimers();
     if (m) m.controller.abort();
-    this.setState('stopped');
+    this.setState('stopped', 'stopped');
     // In-flight steps end without scheduling anything; an acquisition that
     // wins meanwhile releases what it won.
     while (this.inflight.size) await Promise.all(this.inflight);
@@ -526,13 +529,14 @@ export class LockElection extends EventEmitter implements Master {
     this.timer = this.deadlineTimer = undefined;
   }
 
-  private setState(next: MasterState): void {
+  /** Emits statechange(old, new, reason), then master(token) or slave(reason). */
+  private setState(next: MasterState, reason: TransitionReason): void {
     const previous = this.currentState;
     if (previous === next) return;
     this.currentState = next;
-    this.emit('statechange', previous, next);
+    this.emit('statechange', previous, next, reason);
     if (next === 'master') this.emit('master', this.fencingToken);
-    if (next === 'slave') this.emit('slave');
+    if (next === 'slave') this.emit('slave', reason);
   }
 
   /** Errors never throw out of the election; `error` is emitted only if heard. */

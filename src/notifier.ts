@@ -53,17 +53,23 @@ export class LocalNotifier implements LockNotifier {
 }
 
 interface PgClient extends EventEmitter {
+  connect(): Promise<void>;
   query(sql: string): Promise<unknown>;
-  release(err?: Error | boolean): void;
+  end(): Promise<void>;
 }
 
+/** The connector's pg Pool: we borrow its Client class and settings. */
 interface PgPool {
-  connect(): Promise<PgClient>;
+  Client: new (options: object) => PgClient;
+  options: object;
 }
 
 const MAX_RECONNECT_DELAY = 5000;
 
-/** LISTEN on a client checked out of the connector's own pool, for good. */
+/**
+ * LISTEN on a connection of its own (not one of the pool's, which it would
+ * hold forever), made with the connector's settings.
+ */
 export class PostgresNotifier implements LockNotifier {
   private readonly events = new EventEmitter().setMaxListeners(0);
   private client: PgClient | undefined;
@@ -93,41 +99,40 @@ export class PostgresNotifier implements LockNotifier {
     this.client = undefined;
     if (client) {
       client.removeAllListeners('notification');
-      await client.query(`UNLISTEN ${NOTIFY_CHANNEL}`).catch(() => {});
-      client.release();
+      await client.end().catch(() => {});
     }
   }
 
   private async listen(): Promise<void> {
     const pool = (this.dataSource.connector as {pg?: PgPool} | undefined)?.pg;
-    let client: PgClient;
-    try {
-      if (!pool) throw new Error('the datasource has no pg pool');
-      client = await pool.connect();
-    } catch (err) {
-      return this.reconnect(err);
-    }
-    if (this.closed) return client.release();
+    if (!pool?.Client) return this.reconnect(new Error('the datasource has no pg pool'));
+    const client = new pool.Client(pool.options);
     let failed = false;
     const fail = (err?: Error) => {
       if (failed) return;
       failed = true;
       client.removeAllListeners('notification');
-      client.release(err ?? true); // destroys the connection
+      client.end().catch(() => {});
       if (this.client === client) this.client = undefined;
       this.reconnect(err);
     };
+    // Listeners first: an error with none would crash the process.
     client.on('error', fail);
     client.on('end', () => fail(new Error('connection ended')));
     client.on('notification', (msg: {channel: string; payload?: string}) => {
       if (msg.channel === NOTIFY_CHANNEL && msg.payload) this.events.emit('change', msg.payload);
     });
     try {
+      await client.connect();
       await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
     } catch (err) {
       return fail(err);
     }
     if (failed) return;
+    if (this.closed) {
+      await client.end().catch(() => {});
+      return;
+    }
     this.client = client;
     this.reconnectDelay = 100;
     debug('listening on %s', NOTIFY_CHANNEL);

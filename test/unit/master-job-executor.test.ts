@@ -75,9 +75,9 @@ describe('MasterJobExecutor', () => {
     const m = e.startMaster({lockName: 'JOB', masterJob: job});
     await clock.until(() => m.isMaster, 1000);
     expect(seen).to.containDeep([
-      ['statechange', 'JOB', 'idle', 'slave'],
-      ['slave', 'JOB'],
-      ['statechange', 'JOB', 'slave', 'master'],
+      ['statechange', 'JOB', 'idle', 'slave', 'campaigning'],
+      ['slave', 'JOB', 'campaigning'],
+      ['statechange', 'JOB', 'slave', 'master', 'acquired'],
       ['master', 'JOB', 1],
       ['newMaster', 'JOB', 'me', 1],
     ]);

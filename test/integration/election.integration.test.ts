@@ -1,0 +1,351 @@
+// The election, end to end through real repositories: one suite, run on the
+// memory connector (apps sharing one DataSource), PostgreSQL and MySQL/MariaDB
+// (every app with a datasource and connection pool of its own).
+
+import {juggler} from '@loopback/repository';
+import {expect} from '@loopback/testlab';
+import {
+  BACKENDS,
+  BackendName,
+  openTestDatabase,
+  TestDatabase,
+} from '../fixtures/databases';
+import {Cluster, FAST, holdsFor, now, Replica, waitFor} from '../fixtures/cluster';
+
+const L = FAST.leaseDuration;
+const H = FAST.heartbeatInterval;
+const C = FAST.checkMasterInterval;
+
+for (const backend of BACKENDS) {
+  describe(`election on ${backend} (integration)`, function () {
+    electionSuite(backend);
+  });
+}
+
+/** Connects a datasource; a busy server may need more than one try. */
+async function ping(ds: juggler.DataSource): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ds.ping();
+    } catch (err) {
+      if (attempt >= 3) throw err;
+    }
+  }
+}
+
+function isTimeout(err: Error): boolean {
+  return (err as {code?: string}).code === 'ETIMEDOUT';
+}
+
+function electionSuite(backend: BackendName): void {
+  let db: TestDatabase | undefined;
+  let cluster: Cluster;
+  let LOCK: string;
+  const log = () => cluster.log;
+
+  before(async function () {
+    this.timeout(20000);
+    db = await openTestDatabase(this, backend, 'mje_election');
+    cluster = new Cluster(db);
+    await cluster.migrate();
+    LOCK = cluster.name('JOB-SCHEDULER');
+  });
+
+  afterEach(async function () {
+    this.timeout(20000);
+    if (!cluster) return;
+    if (this.currentTest?.state === 'failed' && cluster.replicas.length) {
+      console.log(`job log and errors:\n${cluster.describe()}`);
+    }
+    await cluster.stopReplicas();
+    await cluster.truncate();
+    cluster.log.clear();
+  });
+
+  after(async function () {
+    this.timeout(20000);
+    await cluster?.close();
+    await db?.close();
+  });
+
+  /**
+   * Healthy replicas report no errors, except timeouts: on a loaded machine a
+   * call may exceed its (short, here) timeout and is simply retried.
+   */
+  function expectNoErrors(replicas: Replica[], since: number[] = []): void {
+    replicas.forEach((r, i) => {
+      const errors = r.errors.slice(since[i] ?? 0).filter(e => !isTimeout(e));
+      expect(errors.map(e => `${r.instanceId}: ${e.message}`)).to.deepEqual([]);
+    });
+  }
+
+  it('elects exactly one master among 4 replicas competing for one lock', async () => {
+    const replicas = await cluster.addReplicas(4);
+    const masterEvents: string[] = [];
+    for (const r of replicas) {
+      r.startMaster(LOCK).on('master', () => masterEvents.push(r.instanceId));
+    }
+    const master = await cluster.waitForSoleMaster(LOCK, 5000);
+    await holdsFor(
+      'one master, one start',
+      () =>
+        cluster.masters(LOCK).length === 1 &&
+        log().of(LOCK).length === 1 &&
+        log().running(LOCK).length === 1,
+      3 * L,
+    );
+    const [tenure] = log().of(LOCK);
+    expect(tenure.instanceId).to.equal(master.instanceId);
+    expect(tenure.fencingToken).to.equal(1);
+    expect(masterEvents).to.deepEqual([master.instanceId]);
+    expect(master.handles.get(LOCK)!.fencingToken).to.equal(1);
+
+    const row = await cluster.row(LOCK);
+    expect(row.instanceId).to.equal(master.instanceId);
+    expect(row.fencingToken).to.equal(1);
+    for (const r of replicas.filter(x => x !== master)) {
+      const status = r.handles.get(LOCK)!.status();
+      expect(status.state).to.equal('slave');
+      expect(status.observedHolder).to.equal(master.instanceId);
+      expect(status.fencingToken).to.be.undefined();
+    }
+    expectNoErrors(replicas);
+  });
+
+  it('fails over when the master is cut off without releasing, no sooner than a lease after its last renewal', async () => {
+    const replicas = await cluster.addReplicas(3, {crashable: true});
+    for (const r of replicas) r.startMaster(LOCK);
+    const old = await cluster.waitForSoleMaster(LOCK, 5000);
+    const oldStore = old.store!;
+    // Let it renew a few times, with the others watching.
+    await waitFor('three renewals', () => oldStore.calls.filter(c => c.op === 'renew').length >= 3, 3000);
+    oldStore.crash();
+    const crashedAt = oldStore.crashedAt!;
+    const live = replicas.filter(r => r !== old);
+
+    const next = await cluster.waitForSoleMaster(LOCK, L + 5000, live);
+    const [first, second] = log().of(LOCK);
+    const lastRenewSentAt = oldStore.lastRenewSentAt!;
+    expect(first.instanceId).to.equal(old.instanceId);
+    expect(second.instanceId).to.equal(next.instanceId);
+    expect(second.fencingToken).to.equal(first.fencingToken + 1);
+
+    // The old master resigned by itself, at its deadline, before anyone could take over.
+    expect(first.reason).to.equal('expired');
+    expect(first.stoppedAt!).to.be.belowOrEqual(second.startedAt);
+    expect(first.stoppedAt! - lastRenewSentAt).to.be.belowOrEqual(L);
+    expect(first.signalAbortedAt!).to.be.belowOrEqual(first.stoppedAt!);
+    expect(old.isMaster(LOCK)).to.be.false();
+
+    // No takeover before a full lease without an observed renewal...
+    const takeoverAfterRenewal = second.startedAt - lastRenewSentAt;
+    expect(takeoverAfterRenewal).to.be.aboveOrEqual(L - 2);
+    // ...and not much later either (the takeover is timed at the expiry).
+    expect(second.startedAt - crashedAt).to.be.below(L + 2 * C + 1000);
+
+    await holdsFor('one live master', () => cluster.masters(LOCK, live).length === 1, L);
+    const row = await cluster.row(LOCK);
+    expect(row.instanceId).to.equal(next.instanceId);
+    expect(row.fencingToken).to.equal(second.fencingToken);
+    expect(log().of(LOCK)).to.have.length(2);
+    log().expectNoOverlap();
+    expectNoErrors(live);
+  });
+
+  for (const how of ['handle.stop()', 'executor.stopAll()', 'app.stop()']) {
+    it(`hands over at once on ${how}: stop() runs, then the lock is released, then the other replica starts`, async () => {
+      // A long lease: a handover that waited for expiry would be obvious.
+      const timings = {heartbeatInterval: 200, leaseDuration: 2000, checkMasterInterval: 200};
+      const replicas = await cluster.addReplicas(2);
+      for (const r of replicas) r.startMaster(LOCK, timings);
+      const old = await cluster.waitForSoleMaster(LOCK, 5000);
+      const other = replicas.find(r => r !== old)!;
+      await waitFor(
+        'the other replica sees the master',
+        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
+        3000,
+      );
+
+      const stopCalledAt = now();
+      if (how === 'handle.stop()') await old.handles.get(LOCK)!.stop();
+      else if (how === 'executor.stopAll()') await old.executor.stopAll();
+      else await old.app.stop();
+      const stopReturnedAt = now();
+
+      const [first] = log().of(LOCK);
+      expect(first.instanceId).to.equal(old.instanceId);
+      expect(first.reason).to.equal('stopped');
+      expect(first.stoppedAt!).to.be.belowOrEqual(stopReturnedAt);
+      expect(old.handles.get(LOCK)!.state).to.equal('stopped');
+      expect(old.executor.getMaster(LOCK)).to.be.undefined();
+
+      await cluster.waitForSoleMaster(LOCK, 5000, [other]);
+      const second = log().of(LOCK)[1];
+      expect(second.instanceId).to.equal(other.instanceId);
+      expect(second.fencingToken).to.equal(first.fencingToken + 1);
+      expect(second.startedAt).to.be.aboveOrEqual(first.stoppedAt!);
+      const handover = second.startedAt - stopCalledAt;
+      expect(handover).to.be.below(timings.leaseDuration / 2);
+      await holdsFor('one master', () => cluster.masters(LOCK).length === 1, 3 * timings.heartbeatInterval);
+      log().expectNoOverlap();
+      expectNoErrors(replicas);
+    });
+  }
+
+  it('lets exactly one of 20 concurrent takeovers of an expired lock win', async () => {
+    const lockRepo = await cluster.lockRepo();
+    const hourAgo = new Date(Date.now() - 3600_000);
+    await lockRepo.create({
+      lockName: LOCK,
+      instanceId: 'dead-replica',
+      hostname: 'gone',
+      fencingToken: 41,
+      renewalId: 'the-last-renewal-of-the-dead',
+      heartbeatAt: hourAgo,
+      acquiredAt: hourAgo,
+    });
+    // crashable only to count the calls; nothing crashes here.
+    const replicas = await cluster.addReplicas(20, {crashable: true, poolSize: 3});
+    // Connected first, so that their reads, and so their takeovers, coincide.
+    if (backend !== 'memory') await Promise.all(replicas.map(r => ping(r.dataSource)));
+
+    const startedAt = now();
+    for (const r of replicas) r.startMaster(LOCK);
+    await waitFor('a start', () => log().of(LOCK).length > 0, L + 5000);
+    await holdsFor(
+      'exactly one start and one master',
+      () => log().of(LOCK).length === 1 && cluster.masters(LOCK).length === 1,
+      2 * L,
+    );
+    const [tenure] = log().of(LOCK);
+    const winner = cluster.soleMaster(LOCK)!;
+    expect(tenure.instanceId).to.equal(winner.instanceId);
+    expect(tenure.fencingToken).to.equal(42);
+    // The row's hour-old heartbeatAt is not trusted: a lease of observation first.
+    expect(tenure.startedAt - startedAt).to.be.aboveOrEqual(L);
+
+    const takeovers = replicas.flatMap(r => r.store!.calls.filter(c => c.op === 'takeOver'));
+    expect(takeovers.filter(c => c.result === true)).to.have.length(1);
+    // They really competed for it.
+    expect(takeovers.length).to.be.aboveOrEqual(2);
+
+    const row = await cluster.row(LOCK);
+    expect(row.instanceId).to.equal(winner.instanceId);
+    expect(row.fencingToken).to.equal(42);
+    expectNoErrors(replicas);
+  });
+
+  it('elects one master per lock for 50 locks over 3 replicas', async function () {
+    this.timeout(60000);
+    const locks = Array.from({length: 50}, (_, i) => cluster.name(`LOCK-${String(i).padStart(2, '0')}`));
+    // The first acquisition costs one INSERT per lock and replica, and every
+    // replica that lost a race re-reads on its own: on PostgreSQL here that
+    // burst of ~300 statements takes ~0.5 s, longer than the 200 ms read
+    // timeout FAST implies (timeouts = checkMasterInterval). So: longer timeouts.
+    const timings = {checkMasterInterval: 1000, heartbeatInterval: 200, leaseDuration: 1500};
+    const replicas = await cluster.addReplicas(3);
+    for (const r of replicas) for (const lockName of locks) r.startMaster(lockName, timings);
+
+    await waitFor(
+      'one running job and one master per lock',
+      () =>
+        locks.every(
+          lockName => log().running(lockName).length === 1 && cluster.masters(lockName).length === 1,
+        ),
+      15000,
+    );
+    // Whatever went wrong in the start-up burst, nothing once it settled.
+    const errorsBefore = replicas.map(r => r.errors.length);
+    await holdsFor(
+      '50 starts, one master per lock',
+      () => log().tenures.length === 50 && locks.every(l => cluster.masters(l).length === 1),
+      2 * timings.leaseDuration,
+    );
+    expectNoErrors(replicas, errorsBefore);
+    expect(new Set(log().tenures.map(t => t.lockName)).size).to.equal(50);
+    const statuses = replicas.flatMap(r => r.executor.status());
+    expect(statuses).to.have.length(150);
+    expect(statuses.filter(s => s.isMaster)).to.have.length(50);
+
+    const rows = await (await cluster.lockRepo()).find({where: {lockName: {inq: locks}}});
+    expect(rows).to.have.length(50);
+    for (const row of rows) {
+      const [tenure] = log().of(row.lockName);
+      expect(row.instanceId).to.equal(cluster.soleMaster(row.lockName)!.instanceId);
+      expect(row.instanceId).to.equal(tenure.instanceId);
+      expect(row.fencingToken).to.equal(tenure.fencingToken);
+    }
+
+    await cluster.stopReplicas();
+    expect(log().running()).to.deepEqual([]);
+    for (const t of log().tenures) expect(t.reason).to.equal('stopped');
+    const released = await (await cluster.lockRepo()).find({where: {lockName: {inq: locks}}});
+    expect(released.filter(r => r.instanceId !== '')).to.deepEqual([]);
+    log().expectNoOverlap();
+  });
+
+  it('starts no job while the control row disables the lock, starts one once enabled, stops it when disabled again', async () => {
+    const controls = await cluster.controlRepo();
+    await controls.create({lockName: LOCK, enabled: false, reason: 'maintenance', updatedAt: new Date()});
+    const replicas = await cluster.addReplicas(3);
+    for (const r of replicas) r.startMaster(LOCK);
+
+    await waitFor(
+      'every replica sees the lock disabled',
+      () => replicas.every(r => r.handles.get(LOCK)!.status().disabled),
+      3000,
+    );
+    await holdsFor(
+      'no start while disabled',
+      () => log().tenures.length === 0 && cluster.masters(LOCK).length === 0,
+      L + 2 * C,
+    );
+
+    await controls.updateAll({enabled: true, reason: 'done', updatedAt: new Date()}, {lockName: LOCK});
+    const enabledAt = now();
+    const master = await cluster.waitForSoleMaster(LOCK, 3000);
+    expect(log().tenures[0].startedAt - enabledAt).to.be.below(2 * C + 1000);
+    await holdsFor('one master', () => cluster.masters(LOCK).length === 1, L);
+
+    await controls.updateAll({enabled: false, reason: 'again', updatedAt: new Date()}, {lockName: LOCK});
+    const disabledAt = now();
+    await waitFor('the master stops', () => log().running(LOCK).length === 0, 3000);
+    const [tenure] = log().tenures;
+    expect(tenure.instanceId).to.equal(master.instanceId);
+    expect(tenure.reason).to.equal('disabled');
+    // SPEC: within one heartbeatInterval; here H plus a few round trips.
+    expect(tenure.stoppedAt! - disabledAt).to.be.below(H + 400);
+    await holdsFor(
+      'no start while disabled again',
+      () => log().tenures.length === 1 && cluster.masters(LOCK).length === 0,
+      L + 2 * C,
+    );
+    const row = await cluster.row(LOCK);
+    expect(row.instanceId).to.equal('');
+    expectNoErrors(replicas);
+  });
+
+  if (backend !== 'memory') {
+    it('leaves no database connection open once the apps are stopped and their datasources disconnected', async () => {
+      const replicas = await cluster.addReplicas(2);
+      for (const r of replicas) r.startMaster(LOCK);
+      await cluster.waitForSoleMaster(LOCK, 5000);
+      const open = () => Promise.all(replicas.map(r => db!.serverConnections(r.dataSource)));
+      expect(await open()).to.matchEach((n: number) => n > 0);
+      for (const r of replicas) await r.app.stop();
+      for (const r of replicas) await r.dataSource.disconnect();
+      let counts: number[] = [];
+      await waitFor(
+        'every connection closed',
+        async () => (counts = await open()).every(n => n === 0),
+        3000,
+        100,
+      ).catch(() => {
+        throw new Error(
+          `connections still open on the server per replica after app.stop() and ` +
+            `disconnect(): ${counts.join(', ')}`,
+        );
+      });
+    });
+  }
+}
