@@ -1,0 +1,155 @@
+// The REST control across replicas: several REST apps in this process, each
+// with its own datasource (own pool) on the same SQL database.
+
+import {RepositoryMixin} from '@loopback/repository';
+import {RestApplication} from '@loopback/rest';
+import {Client, createRestAppClient, expect} from '@loopback/testlab';
+import {
+  MasterControlRepository,
+  MasterJobContext,
+  MasterJobExecutor,
+  MasterJobExecutorBindings,
+  MasterJobExecutorComponent,
+} from '../../src';
+import {FAST, holdsFor, now, waitFor} from '../fixtures/cluster';
+import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
+
+class RestApp extends RepositoryMixin(RestApplication) {}
+
+interface Replica {
+  app: RestApp;
+  client: Client;
+  executor: MasterJobExecutor;
+}
+
+interface JobEvent {
+  kind: 'start' | 'stop';
+  instanceId: string;
+  at: number;
+  reason?: string;
+}
+
+const H = FAST.heartbeatInterval;
+const C = 1000; // long polls: the control must not depend on them
+
+for (const backend of SQL_BACKENDS) {
+  describe(`MasterControlController across replicas on ${backend} (acceptance)`, function () {
+    this.timeout(30000);
+    let db: TestDatabase;
+    let replicas: Replica[] = [];
+    let events: JobEvent[] = [];
+    let lockName: string;
+    let seq = 0;
+
+    before(async function () {
+      db = await openTestDatabase(this, backend, 'mje_control');
+    });
+    after(() => db?.close());
+
+    beforeEach(async () => {
+      events = [];
+      lockName = `CTL-${process.pid}-${++seq}`;
+      replicas = [];
+      for (let i = 0; i < 3; i++) replicas.push(await givenReplica(`r${i}`));
+    });
+    afterEach(async () => {
+      await Promise.all(replicas.map(r => r.app.stop()));
+    });
+
+    async function givenReplica(instanceId: string): Promise<Replica> {
+      const app = new RestApp({rest: {port: 0, host: '127.0.0.1'}});
+      app.dataSource(db.createDataSource());
+      app.configure(MasterJobExecutorBindings.COMPONENT).to({...FAST, checkMasterInterval: C, instanceId});
+      app.component(MasterJobExecutorComponent);
+      await app.migrateSchema();
+      await app.start();
+      return {app, client: createRestAppClient(app), executor: await app.get(MasterJobExecutorBindings.EXECUTOR)};
+    }
+
+    function startAll(): void {
+      const record = (kind: 'start' | 'stop') => (ctx: MasterJobContext) =>
+        void events.push({kind, instanceId: ctx.instanceId, at: now(), reason: ctx.reason});
+      for (const r of replicas) {
+        r.executor.startMaster({lockName, masterJob: {start: record('start'), stop: record('stop')}});
+      }
+    }
+
+    const masters = () => replicas.filter(r => r.executor.getMaster(lockName)?.isMaster);
+
+    async function soleMaster(): Promise<Replica> {
+      await waitFor('one master', () => masters().length === 1, 5000);
+      return masters()[0];
+    }
+
+    it('disable on a non-master replica stops the master within one heartbeat; enable elsewhere restarts it', async () => {
+      startAll();
+      const master = await soleMaster();
+      const [other, third] = replicas.filter(r => r !== master);
+      const sent = now();
+      const res = await other.client.post('/api/MasterControls/disable').type('form').send(`lockName=${lockName}&reason=testing`).expect(200);
+      expect(res.body).to.containDeep({lockName, enabled: false, changed: true});
+      await waitFor('the master stops', () => events.some(e => e.kind === 'stop'), H + 500);
+      const stop = events.find(e => e.kind === 'stop')!;
+      expect(stop).to.containDeep({instanceId: master.executor.instanceId, reason: 'disabled'});
+      expect(stop.at - sent).to.be.below(H + 200);
+      await holdsFor('nobody starts while disabled', () => events.filter(e => e.kind === 'start').length === 1, 2 * C);
+      const status = await third.client.get('/api/MasterControls/status').expect(200);
+      expect(status.body.locks).to.containDeep([{lockName, enabled: false, reason: 'testing', holder: null}]);
+
+      const enabledAt = now();
+      await third.client.post('/api/MasterControls/enable').type('form').send(`lockName=${lockName}`).expect(200);
+      await waitFor('a replica starts again', () => events.filter(e => e.kind === 'start').length === 2, C + 500);
+      expect(events[events.length - 1].at - enabledAt).to.be.below(C);
+      await soleMaster();
+    });
+
+    it('no replica starts after disable returns, even one acquiring at that moment', async () => {
+      startAll();
+      for (let round = 0; round < 5; round++) {
+        const master = await soleMaster();
+        const other = replicas.find(r => r !== master)!;
+        // The master hands over (the others race to acquire) while the disable runs.
+        const handover = master.executor.stopMaster(lockName);
+        const res = await other.client.post('/api/MasterControls/disable').send({lockName, reason: `round ${round}`});
+        const disabledAt = now();
+        expect(res.status).to.equal(200);
+        await handover;
+        await holdsFor('nobody starts after the disable returned', () => !events.some(e => e.kind === 'start' && e.at > disabledAt), 3 * H);
+        await waitFor('nobody is master', () => masters().length === 0, H + 500);
+        await holdsFor('still nobody', () => masters().length === 0, 2 * H);
+        // back to the start: the stopped replica campaigns again, then enable
+        master.executor.startMaster({
+          lockName,
+          masterJob: {
+            start: ctx => void events.push({kind: 'start', instanceId: ctx.instanceId, at: now()}),
+            stop: ctx => void events.push({kind: 'stop', instanceId: ctx.instanceId, at: now(), reason: ctx.reason}),
+          },
+        });
+        await other.client.post('/api/MasterControls/enable').send({lockName}).expect(200);
+      }
+      expectNoOverlap(events);
+    });
+
+    it('leaves one control row after concurrent disables on every replica', async () => {
+      const responses = await Promise.all(
+        replicas.flatMap(r => [1, 2, 3].map(i => r.client.post('/api/MasterControls/disable').send({lockName, reason: `r${i}`}))),
+      );
+      expect(responses.map(r => r.status)).to.eql(Array(9).fill(200));
+      expect(responses.filter(r => r.body.changed)).to.have.length(1);
+      const controls = await replicas[0].app.getRepository(MasterControlRepository);
+      expect(await controls.count({lockName})).to.eql({count: 1});
+    });
+  });
+}
+
+function expectNoOverlap(events: JobEvent[]): void {
+  let running: JobEvent | undefined;
+  for (const e of [...events].sort((a, b) => a.at - b.at)) {
+    if (e.kind === 'start') {
+      if (running) throw new Error(`${e.instanceId} started while ${running.instanceId} ran`);
+      running = e;
+    } else if (running?.instanceId === e.instanceId) {
+      running = undefined;
+    }
+  }
+}
