@@ -26,7 +26,9 @@ import {MasterJobExecutorConfig} from './types';
  * Contributes the models, repositories and the executor service, and stops
  * every master (releasing its lock) when the app stops.
  */
-@injectable({tags: {[ContextTags.KEY]: MasterJobExecutorBindings.COMPONENT}})
+@injectable({
+  tags: {[ContextTags.KEY]: MasterJobExecutorBindings.COMPONENT},
+})
 export class MasterJobExecutorComponent implements Component, LifeCycleObserver {
   models = [MasterLock, MasterControl];
   repositories = [MasterLockRepository, MasterControlRepository];
@@ -34,11 +36,13 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   controllers: Constructor<unknown>[] = [];
 
   constructor(
-    @inject(CoreBindings.APPLICATION_INSTANCE) private readonly app: Application,
+    @inject(CoreBindings.APPLICATION_INSTANCE)
+    private readonly app: Application,
     @config() componentConfig: MasterJobExecutorConfig = {},
   ) {
     const section: MasterJobExecutorConfig =
-      (app.options as Record<string, MasterJobExecutorConfig | undefined>)[APP_CONFIG_SECTION] ?? {};
+      (app.options as Record<string, MasterJobExecutorConfig | undefined>)[APP_CONFIG_SECTION] ??
+      {};
     const settings = {...section, ...componentConfig};
     const dataSourceName = settings.dataSourceName ?? 'db';
     if (typeof dataSourceName !== 'string' || !dataSourceName) {
@@ -72,9 +76,13 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   }
 
   async stop(): Promise<void> {
-    const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR, {optional: true});
+    const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR, {
+      optional: true,
+    });
     await executor?.stopAll();
-    const notifier = await this.app.get(MasterJobExecutorBindings.NOTIFIER, {optional: true});
+    const notifier = await this.app.get(MasterJobExecutorBindings.NOTIFIER, {
+      optional: true,
+    });
     await notifier?.close();
   }
 }

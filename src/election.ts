@@ -177,7 +177,8 @@ export class LockElection extends EventEmitter implements Master {
    * the back-off after a failed start().
    */
   wake(): void {
-    if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil) return;
+    if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil)
+      return;
     if (this.inflight.size > 0 || this.timer === undefined) {
       this.wakePending = true; // the running step reschedules at once
       return;
@@ -257,7 +258,10 @@ export class LockElection extends EventEmitter implements Master {
     this.schedule(delay, () => this.campaign());
   }
 
-  private scheduleRenewal(m: Mastership, delay = this.gridDelay(this.timings.heartbeatInterval)): void {
+  private scheduleRenewal(
+    m: Mastership,
+    delay = this.gridDelay(this.timings.heartbeatInterval),
+  ): void {
     if (this.wakePending) delay = 0;
     this.wakePending = false;
     this.schedule(delay, () => this.renew(m));
@@ -477,7 +481,12 @@ export class LockElection extends EventEmitter implements Master {
         this.timings.heartbeatInterval,
         'release',
       );
-      debug('%s: %s token %d', this.lockName, released ? 'released' : 'no longer held', lock.fencingToken);
+      debug(
+        '%s: %s token %d',
+        this.lockName,
+        released ? 'released' : 'no longer held',
+        lock.fencingToken,
+      );
     } catch (err) {
       this.report(err, 'release failed, the lock will expire instead');
     }
@@ -511,10 +520,13 @@ export class LockElection extends EventEmitter implements Master {
   private schedule(delay: number, step: () => Promise<void> | void): void {
     if (this.stopping) return;
     if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.track(Promise.resolve().then(step));
-    }, Math.max(0, delay));
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.track(Promise.resolve().then(step));
+      },
+      Math.max(0, delay),
+    );
   }
 
   private track(work: Promise<void>): void {

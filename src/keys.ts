@@ -14,9 +14,7 @@ export namespace MasterJobExecutorBindings {
   );
   export const EXECUTOR = BindingKey.create<MasterJobExecutor>('services.MasterJobExecutor');
   /** Alias of `datasources.<dataSourceName>`. */
-  export const DATASOURCE = BindingKey.create<juggler.DataSource>(
-    'masterJobExecutor.dataSource',
-  );
+  export const DATASOURCE = BindingKey.create<juggler.DataSource>('masterJobExecutor.dataSource');
   /** Where locks and controls live; replaceable, e.g. by a test double. */
   export const LOCK_STORE = BindingKey.create<LockStore>('masterJobExecutor.lockStore');
   /** Disable/enable/status, used by the controller; usable from code too. */

@@ -39,9 +39,12 @@ export interface LockStatus {
 @injectable({scope: BindingScope.SINGLETON})
 export class MasterControlService {
   constructor(
-    @repository(MasterControlRepository) private readonly controls: MasterControlRepository,
-    @repository(MasterLockRepository) private readonly locks: MasterLockRepository,
-    @inject(MasterJobExecutorBindings.EXECUTOR) private readonly executor: MasterJobExecutor,
+    @repository(MasterControlRepository)
+    private readonly controls: MasterControlRepository,
+    @repository(MasterLockRepository)
+    private readonly locks: MasterLockRepository,
+    @inject(MasterJobExecutorBindings.EXECUTOR)
+    private readonly executor: MasterJobExecutor,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -65,17 +68,28 @@ export class MasterControlService {
     this.notifier?.publish(outcome.lockName);
   }
 
-  private async writeDisable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
+  private async writeDisable(
+    lockName: string,
+    reason: string,
+    updatedBy?: string,
+  ): Promise<ControlResult> {
     const updatedAt = new Date();
     const change = {enabled: false, reason, updatedAt, updatedBy};
     // One row per lock, by its id: concurrent disables cannot duplicate it.
     try {
       const created = await this.controls.create({lockName, ...change});
-      return result(created, true, `${lockName} disabled: no replica will start it until it is enabled`);
+      return result(
+        created,
+        true,
+        `${lockName} disabled: no replica will start it until it is enabled`,
+      );
     } catch (err) {
       if (!isDuplicate(err)) throw err;
     }
-    const {count} = await this.controls.updateAll(change, {lockName, enabled: true});
+    const {count} = await this.controls.updateAll(change, {
+      lockName,
+      enabled: true,
+    });
     const row = await this.controls.findById(lockName);
     return count === 1
       ? result(row, true, `${lockName} disabled: its master stops within one heartbeat interval`)
@@ -90,11 +104,20 @@ export class MasterControlService {
     );
     const row = await this.controls.findOne({where: {lockName}});
     if (count === 1 && row) {
-      return result(row, true, `${lockName} enabled: a replica will start it within one check interval`);
+      return result(
+        row,
+        true,
+        `${lockName} enabled: a replica will start it within one check interval`,
+      );
     }
     return row
       ? result(row, false, `${lockName} was already enabled; nothing changed`)
-      : {lockName, enabled: true, changed: false, message: `${lockName} was already enabled (never disabled); nothing changed`};
+      : {
+          lockName,
+          enabled: true,
+          changed: false,
+          message: `${lockName} was already enabled (never disabled); nothing changed`,
+        };
   }
 
   list(): Promise<MasterControl[]> {
@@ -102,7 +125,11 @@ export class MasterControlService {
   }
 
   /** Every lock known to the database, and what this replica sees of its own. */
-  async status(): Promise<{instanceId: string; locks: LockStatus[]; local: MasterStatus[]}> {
+  async status(): Promise<{
+    instanceId: string;
+    locks: LockStatus[];
+    local: MasterStatus[];
+  }> {
     const [locks, controls] = await Promise.all([this.locks.find(), this.controls.find()]);
     const byName = new Map<string, LockStatus>();
     const now = Date.now();
@@ -114,7 +141,8 @@ export class MasterControlService {
         holder: held ? lock.instanceId : null,
         hostname: held ? lock.hostname : null,
         fencingToken: Number(lock.fencingToken),
-        heartbeatAgeMs: held && lock.heartbeatAt ? now - new Date(lock.heartbeatAt).getTime() : null,
+        heartbeatAgeMs:
+          held && lock.heartbeatAt ? now - new Date(lock.heartbeatAt).getTime() : null,
         acquiredAt: held && lock.acquiredAt ? new Date(lock.acquiredAt) : null,
       });
     }

@@ -1,21 +1,10 @@
-import {
-  BindingScope,
-  config,
-  CoreBindings,
-  inject,
-  injectable,
-} from '@loopback/core';
+import {BindingScope, config, CoreBindings, inject, injectable} from '@loopback/core';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {hostname} from 'os';
 import {Clock} from './clock';
-import {
-  resolveTimings,
-  TIMING_ENV_VARIABLES,
-  TimingSource,
-  timingsFromEnv,
-} from './config';
+import {resolveTimings, TIMING_ENV_VARIABLES, TimingSource, timingsFromEnv} from './config';
 import {LockElection, Master} from './election';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {LockStore} from './lock-store';
@@ -43,7 +32,8 @@ export class MasterJobExecutor extends EventEmitter {
   private readonly unsubscribe: (() => void) | undefined;
 
   constructor(
-    @inject(MasterJobExecutorBindings.LOCK_STORE) private readonly store: LockStore,
+    @inject(MasterJobExecutorBindings.LOCK_STORE)
+    private readonly store: LockStore,
     @inject(MasterJobExecutorBindings.CLOCK) private readonly clock: Clock,
     @config({fromBinding: MasterJobExecutorBindings.COMPONENT})
     componentConfig: MasterJobExecutorConfig = {},
@@ -58,9 +48,18 @@ export class MasterJobExecutor extends EventEmitter {
     const section = appConfig?.[APP_CONFIG_SECTION] ?? {};
     const fromEnv = timingsFromEnv(env); // a bad variable fails the start, naming it
     this.sources = [
-      {values: fromEnv, describe: name => `Environment variable ${TIMING_ENV_VARIABLES[name]}`},
-      {values: componentConfig, describe: name => `Component configuration ${name}`},
-      {values: section, describe: name => `Application config ${APP_CONFIG_SECTION}.${name}`},
+      {
+        values: fromEnv,
+        describe: name => `Environment variable ${TIMING_ENV_VARIABLES[name]}`,
+      },
+      {
+        values: componentConfig,
+        describe: name => `Component configuration ${name}`,
+      },
+      {
+        values: section,
+        describe: name => `Application config ${APP_CONFIG_SECTION}.${name}`,
+      },
     ];
     this.instanceId = componentConfig.instanceId ?? section.instanceId ?? defaultInstanceId();
     if (typeof this.instanceId !== 'string' || !this.instanceId || this.instanceId.length > 255) {
@@ -162,7 +161,9 @@ function validate(options: StartMasterOptions): void {
     );
   }
   if (masterJob === null || typeof masterJob !== 'object') {
-    throw new TypeError('startMaster(options): masterJob must be an object with start() and stop()');
+    throw new TypeError(
+      'startMaster(options): masterJob must be an object with start() and stop()',
+    );
   }
   if (typeof masterJob.start !== 'function') {
     throw new TypeError('startMaster(options): masterJob.start must be a function');

@@ -142,8 +142,14 @@ export class PostgresNotifier implements LockNotifier {
 
   private reconnect(err?: unknown): void {
     if (this.closed) return;
-    debug('LISTEN connection failed (%s), retrying in %d ms', (err as Error)?.message, this.reconnectDelay);
-    this.reconnectTimer = setTimeout(() => void this.listen(), this.reconnectDelay);
+    debug(
+      'LISTEN connection failed (%s), retrying in %d ms',
+      (err as Error)?.message,
+      this.reconnectDelay,
+    );
+    this.reconnectTimer = setTimeout(() => {
+      void this.listen();
+    }, this.reconnectDelay);
     this.reconnectDelay = Math.min(MAX_RECONNECT_DELAY, this.reconnectDelay * 2);
   }
 }
@@ -156,7 +162,10 @@ export function createNotifier(dataSource: juggler.DataSource): LockNotifier {
 
 @injectable({scope: BindingScope.SINGLETON})
 export class LockNotifierProvider implements Provider<LockNotifier> {
-  constructor(@inject(MasterJobExecutorBindings.DATASOURCE) private readonly dataSource: juggler.DataSource) {}
+  constructor(
+    @inject(MasterJobExecutorBindings.DATASOURCE)
+    private readonly dataSource: juggler.DataSource,
+  ) {}
 
   value(): LockNotifier {
     return createNotifier(this.dataSource);

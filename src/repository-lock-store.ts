@@ -15,7 +15,9 @@ import {MasterControlRepository, MasterLockRepository} from './repositories';
 @injectable({scope: BindingScope.SINGLETON})
 export class RepositoryLockStore implements LockStore {
   private readonly locks = new Batcher<string, LockRecord | undefined>(async names => {
-    const rows = await this.lockRepo.find({where: {lockName: {inq: names}}});
+    const rows = await this.lockRepo.find({
+      where: {lockName: {inq: names}},
+    });
     const byName = new Map(rows.map(row => [row.lockName, toLockRecord(row)]));
     return names.map(name => byName.get(name));
   });
@@ -36,14 +38,18 @@ export class RepositoryLockStore implements LockStore {
     const {count} = await this.lockRepo.updateAll({renewalId, heartbeatAt: new Date()}, where);
     if (count === held.length) return held.map(() => true);
     // Some rows changed hands: read which ones still carry our write.
-    const rows = await this.lockRepo.find({where: {lockName: {inq: held.map(h => h.lockName)}}});
+    const rows = await this.lockRepo.find({
+      where: {lockName: {inq: held.map(h => h.lockName)}},
+    });
     const renewed = new Set(rows.filter(r => r.renewalId === renewalId).map(r => r.lockName));
     return held.map(h => renewed.has(h.lockName));
   });
 
   constructor(
-    @repository(MasterLockRepository) private readonly lockRepo: MasterLockRepository,
-    @repository(MasterControlRepository) private readonly controlRepo: MasterControlRepository,
+    @repository(MasterLockRepository)
+    private readonly lockRepo: MasterLockRepository,
+    @repository(MasterControlRepository)
+    private readonly controlRepo: MasterControlRepository,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -77,7 +83,8 @@ export class RepositoryLockStore implements LockStore {
       fencingToken: expected.fencingToken,
       renewalId: expected.renewalId,
     });
-    const {lockName, ...data} = next;
+    const data: Partial<MasterLock> = {...next};
+    delete data.lockName; // the id is not updated
     return this.updateOne(data, where);
   }
 
@@ -112,7 +119,11 @@ export class RepositoryLockStore implements LockStore {
 type Holder = Pick<LockRecord, 'lockName' | 'instanceId' | 'fencingToken'>;
 
 function holderWhere(h: Holder): Where<MasterLock> {
-  return compareAndSet({lockName: h.lockName, instanceId: h.instanceId, fencingToken: h.fencingToken});
+  return compareAndSet({
+    lockName: h.lockName,
+    instanceId: h.instanceId,
+    fencingToken: h.fencingToken,
+  });
 }
 
 function anyOf(conditions: Where<MasterLock>[]): Where<MasterLock> {
@@ -125,7 +136,11 @@ function anyOf(conditions: Where<MasterLock>[]): Where<MasterLock> {
  */
 function compareAndSet<T extends Record<string, string | number>>(where: T): T {
   for (const [field, value] of Object.entries(where)) {
-    if (value === undefined || value === null || (typeof value === 'number' && !Number.isFinite(value))) {
+    if (
+      value === undefined ||
+      value === null ||
+      (typeof value === 'number' && !Number.isFinite(value))
+    ) {
       throw new Error(`compare-and-set on MasterLock without a value for ${field}`);
     }
   }

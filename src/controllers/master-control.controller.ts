@@ -55,7 +55,10 @@ const controlResult: SchemaObject = {
     reason: {type: 'string'},
     updatedAt: {type: 'string', format: 'date-time'},
     updatedBy: {type: 'string'},
-    changed: {type: 'boolean', description: 'false when the call repeated the current state'},
+    changed: {
+      type: 'boolean',
+      description: 'false when the call repeated the current state',
+    },
     message: {type: 'string'},
   },
 };
@@ -67,7 +70,11 @@ const lockStatus: SchemaObject = {
     lockName: {type: 'string'},
     enabled: {type: 'boolean'},
     reason: {type: 'string'},
-    holder: {type: 'string', nullable: true, description: 'instanceId of the master'},
+    holder: {
+      type: 'string',
+      nullable: true,
+      description: 'instanceId of the master',
+    },
     hostname: {type: 'string', nullable: true},
     fencingToken: {type: 'number', nullable: true},
     heartbeatAgeMs: {
@@ -94,7 +101,11 @@ function body(schema: SchemaObject, example: object, description: string) {
 }
 
 function ok(description: string, schema: SchemaObject) {
-  return {responses: {'200': {description, content: {'application/json': {schema}}}}};
+  return {
+    responses: {
+      '200': {description, content: {'application/json': {schema}}},
+    },
+  };
 }
 
 export interface ControllerOptions {
@@ -105,16 +116,22 @@ export interface ControllerOptions {
 }
 
 /** Builds the controller for a path prefix (routes are fixed at decoration time). */
-export function defineMasterControlController(options: ControllerOptions = {}): Constructor<unknown> {
+export function defineMasterControlController(
+  options: ControllerOptions = {},
+): Constructor<unknown> {
   const base = (options.basePath ?? DEFAULT_CONTROLLER_PATH).replace(/\/+$/, '');
   if (!/^\/[\w\-./]*$/.test(base)) {
-    throw new Error(`masterJobExecutor controllerPath must be a path like /api/MasterControls, got "${base}"`);
+    throw new Error(
+      `masterJobExecutor controllerPath must be a path like /api/MasterControls, got "${base}"`,
+    );
   }
 
   class MasterControlController {
     constructor(
-      @inject(MasterJobExecutorBindings.CONTROL_SERVICE) private readonly service: MasterControlService,
-      @inject(CURRENT_USER, {optional: true}) private readonly user?: {name?: string; id?: string},
+      @inject(MasterJobExecutorBindings.CONTROL_SERVICE)
+      private readonly service: MasterControlService,
+      @inject(CURRENT_USER, {optional: true})
+      private readonly user?: {name?: string; id?: string},
     ) {}
 
     @post(`${base}/disable`, {
@@ -125,27 +142,40 @@ export function defineMasterControlController(options: ControllerOptions = {}): 
       ...ok('The control after the call', controlResult),
     })
     disable(
-      @body(disableBody, {lockName: 'JOB-SCHEDULER', reason: 'testing'}, 'The lock to disable, and why')
-      request: {lockName: string; reason: string},
+      @body(
+        disableBody,
+        {lockName: 'JOB-SCHEDULER', reason: 'testing'},
+        'The lock to disable, and why',
+      )
+      request: {
+        lockName: string;
+        reason: string;
+      },
     ): Promise<ControlResult> {
       return this.service.disable(request.lockName, request.reason, this.who());
     }
 
     @post(`${base}/enable`, {
       summary: 'Enable a disabled master job',
-      description: 'A replica starts it within one checkMasterInterval. Repeating it changes nothing and says so.',
+      description:
+        'A replica starts it within one checkMasterInterval. Repeating it changes nothing and says so.',
       ...ok('The control after the call', controlResult),
     })
     enable(
       @body(enableBody, {lockName: 'JOB-SCHEDULER'}, 'The lock to enable')
-      request: {lockName: string},
+      request: {
+        lockName: string;
+      },
     ): Promise<ControlResult> {
       return this.service.enable(request.lockName, this.who());
     }
 
     @get(base, {
       summary: 'The controls: which locks are disabled, why and by whom',
-      ...ok('Every control row', {type: 'array', items: getModelSchemaRef(MasterControl)}),
+      ...ok('Every control row', {
+        type: 'array',
+        items: getModelSchemaRef(MasterControl),
+      }),
     })
     list(): Promise<MasterControl[]> {
       return this.service.list();
@@ -158,7 +188,11 @@ export function defineMasterControlController(options: ControllerOptions = {}): 
         properties: {
           instanceId: {type: 'string', description: 'This replica'},
           locks: {type: 'array', items: lockStatus},
-          local: {type: 'array', items: {type: 'object'}, description: "This replica's masters"},
+          local: {
+            type: 'array',
+            items: {type: 'object'},
+            description: "This replica's masters",
+          },
         },
       }),
     })

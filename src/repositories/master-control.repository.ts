@@ -8,7 +8,10 @@ export class MasterControlRepository extends DefaultCrudRepository<
   MasterControl,
   typeof MasterControl.prototype.lockName
 > {
-  constructor(@inject(MasterJobExecutorBindings.DATASOURCE) dataSource: juggler.DataSource) {
+  constructor(
+    @inject(MasterJobExecutorBindings.DATASOURCE)
+    dataSource: juggler.DataSource,
+  ) {
     super(MasterControl, dataSource);
     guardPoolErrors(dataSource);
   }

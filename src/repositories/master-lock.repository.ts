@@ -8,7 +8,10 @@ export class MasterLockRepository extends DefaultCrudRepository<
   MasterLock,
   typeof MasterLock.prototype.lockName
 > {
-  constructor(@inject(MasterJobExecutorBindings.DATASOURCE) dataSource: juggler.DataSource) {
+  constructor(
+    @inject(MasterJobExecutorBindings.DATASOURCE)
+    dataSource: juggler.DataSource,
+  ) {
     super(MasterLock, dataSource);
     guardPoolErrors(dataSource);
   }

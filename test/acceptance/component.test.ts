@@ -11,14 +11,28 @@ import {
 
 class App extends RepositoryMixin(Application) {}
 
-const FAST = {initDelay: 0, checkMasterInterval: 100, heartbeatInterval: 50, leaseDuration: 300};
+const FAST = {
+  initDelay: 0,
+  checkMasterInterval: 100,
+  heartbeatInterval: 50,
+  leaseDuration: 300,
+};
 
 function makeApp(
-  options: {section?: MasterJobExecutorConfig; configure?: MasterJobExecutorConfig; dsName?: string} = {},
+  options: {
+    section?: MasterJobExecutorConfig;
+    configure?: MasterJobExecutorConfig;
+    dsName?: string;
+  } = {},
 ) {
   const app = new App(options.section ? {masterJobExecutor: options.section} : {});
   if (options.configure) app.configure(MasterJobExecutorBindings.COMPONENT).to(options.configure);
-  app.dataSource(new juggler.DataSource({name: options.dsName ?? 'db', connector: 'memory'}));
+  app.dataSource(
+    new juggler.DataSource({
+      name: options.dsName ?? 'db',
+      connector: 'memory',
+    }),
+  );
   app.component(MasterJobExecutorComponent);
   return app;
 }
@@ -46,8 +60,12 @@ describe('MasterJobExecutorComponent in an app (memory)', () => {
     const master = executor.startMaster({
       lockName: 'JOB-SCHEDULER',
       masterJob: {
-        start: (ctx: MasterJobContext) => void calls.push(`start:${ctx.instanceId}:${ctx.fencingToken}`),
-        stop: (ctx: MasterJobContext) => void calls.push(`stop:${ctx.reason}`),
+        start: (ctx: MasterJobContext) => {
+          calls.push(`start:${ctx.instanceId}:${ctx.fencingToken}`);
+        },
+        stop: (ctx: MasterJobContext) => {
+          calls.push(`stop:${ctx.reason}`);
+        },
       },
     });
     await waitFor(() => master.isMaster);
@@ -60,11 +78,17 @@ describe('MasterJobExecutorComponent in an app (memory)', () => {
   });
 
   it('uses the datasource named by dataSourceName, from the app config section', async () => {
-    const app = makeApp({section: {dataSourceName: 'coordination', ...FAST}, dsName: 'coordination'});
+    const app = makeApp({
+      section: {dataSourceName: 'coordination', ...FAST},
+      dsName: 'coordination',
+    });
     await app.migrateSchema();
     await app.start();
     const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
-    const m = executor.startMaster({lockName: 'X', masterJob: {start() {}}});
+    const m = executor.startMaster({
+      lockName: 'X',
+      masterJob: {start() {}},
+    });
     await waitFor(() => m.isMaster);
     const locks = await app.getRepository(MasterLockRepository);
     expect(locks.dataSource.name).to.equal('coordination');
@@ -75,8 +99,17 @@ describe('MasterJobExecutorComponent in an app (memory)', () => {
   it('lets app.configure() win over the app config section, and env over both', async () => {
     process.env.CHECK_MASTER_INTERVAL = '777';
     const app = makeApp({
-      section: {heartbeatInterval: 111, checkMasterInterval: 999, stopTimeout: 1234, instanceId: 'section'},
-      configure: {heartbeatInterval: 222, checkMasterInterval: 888, instanceId: 'configured'},
+      section: {
+        heartbeatInterval: 111,
+        checkMasterInterval: 999,
+        stopTimeout: 1234,
+        instanceId: 'section',
+      },
+      configure: {
+        heartbeatInterval: 222,
+        checkMasterInterval: 888,
+        instanceId: 'configured',
+      },
     });
     await app.start();
     const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);

@@ -59,18 +59,33 @@ for (const backend of SQL_BACKENDS) {
     async function givenReplica(instanceId: string): Promise<Replica> {
       const app = new RestApp({rest: {port: 0, host: '127.0.0.1'}});
       app.dataSource(db.createDataSource());
-      app.configure(MasterJobExecutorBindings.COMPONENT).to({...FAST, checkMasterInterval: C, instanceId});
+      app
+        .configure(MasterJobExecutorBindings.COMPONENT)
+        .to({...FAST, checkMasterInterval: C, instanceId});
       app.component(MasterJobExecutorComponent);
       await app.migrateSchema();
       await app.start();
-      return {app, client: createRestAppClient(app), executor: await app.get(MasterJobExecutorBindings.EXECUTOR)};
+      return {
+        app,
+        client: createRestAppClient(app),
+        executor: await app.get(MasterJobExecutorBindings.EXECUTOR),
+      };
     }
 
     function startAll(): void {
-      const record = (kind: 'start' | 'stop') => (ctx: MasterJobContext) =>
-        void events.push({kind, instanceId: ctx.instanceId, at: now(), reason: ctx.reason});
+      const record = (kind: 'start' | 'stop') => (ctx: MasterJobContext) => {
+        events.push({
+          kind,
+          instanceId: ctx.instanceId,
+          at: now(),
+          reason: ctx.reason,
+        });
+      };
       for (const r of replicas) {
-        r.executor.startMaster({lockName, masterJob: {start: record('start'), stop: record('stop')}});
+        r.executor.startMaster({
+          lockName,
+          masterJob: {start: record('start'), stop: record('stop')},
+        });
       }
     }
 
@@ -86,19 +101,44 @@ for (const backend of SQL_BACKENDS) {
       const master = await soleMaster();
       const [other, third] = replicas.filter(r => r !== master);
       const sent = now();
-      const res = await other.client.post('/api/MasterControls/disable').type('form').send(`lockName=${lockName}&reason=testing`).expect(200);
-      expect(res.body).to.containDeep({lockName, enabled: false, changed: true});
+      const res = await other.client
+        .post('/api/MasterControls/disable')
+        .type('form')
+        .send(`lockName=${lockName}&reason=testing`)
+        .expect(200);
+      expect(res.body).to.containDeep({
+        lockName,
+        enabled: false,
+        changed: true,
+      });
       await waitFor('the master stops', () => events.some(e => e.kind === 'stop'), H + 500);
       const stop = events.find(e => e.kind === 'stop')!;
-      expect(stop).to.containDeep({instanceId: master.executor.instanceId, reason: 'disabled'});
+      expect(stop).to.containDeep({
+        instanceId: master.executor.instanceId,
+        reason: 'disabled',
+      });
       expect(stop.at - sent).to.be.below(H + 200);
-      await holdsFor('nobody starts while disabled', () => events.filter(e => e.kind === 'start').length === 1, 2 * C);
+      await holdsFor(
+        'nobody starts while disabled',
+        () => events.filter(e => e.kind === 'start').length === 1,
+        2 * C,
+      );
       const status = await third.client.get('/api/MasterControls/status').expect(200);
-      expect(status.body.locks).to.containDeep([{lockName, enabled: false, reason: 'testing', holder: null}]);
+      expect(status.body.locks).to.containDeep([
+        {lockName, enabled: false, reason: 'testing', holder: null},
+      ]);
 
       const enabledAt = now();
-      await third.client.post('/api/MasterControls/enable').type('form').send(`lockName=${lockName}`).expect(200);
-      await waitFor('a replica starts again', () => events.filter(e => e.kind === 'start').length === 2, C + 500);
+      await third.client
+        .post('/api/MasterControls/enable')
+        .type('form')
+        .send(`lockName=${lockName}`)
+        .expect(200);
+      await waitFor(
+        'a replica starts again',
+        () => events.filter(e => e.kind === 'start').length === 2,
+        C + 500,
+      );
       expect(events[events.length - 1].at - enabledAt).to.be.below(C);
       await soleMaster();
     });
@@ -110,19 +150,38 @@ for (const backend of SQL_BACKENDS) {
         const other = replicas.find(r => r !== master)!;
         // The master hands over (the others race to acquire) while the disable runs.
         const handover = master.executor.stopMaster(lockName);
-        const res = await other.client.post('/api/MasterControls/disable').send({lockName, reason: `round ${round}`});
+        const res = await other.client
+          .post('/api/MasterControls/disable')
+          .send({lockName, reason: `round ${round}`});
         const disabledAt = now();
         expect(res.status).to.equal(200);
         await handover;
-        await holdsFor('nobody starts after the disable returned', () => !events.some(e => e.kind === 'start' && e.at > disabledAt), 3 * H);
+        await holdsFor(
+          'nobody starts after the disable returned',
+          () => !events.some(e => e.kind === 'start' && e.at > disabledAt),
+          3 * H,
+        );
         await waitFor('nobody is master', () => masters().length === 0, H + 500);
         await holdsFor('still nobody', () => masters().length === 0, 2 * H);
         // back to the start: the stopped replica campaigns again, then enable
         master.executor.startMaster({
           lockName,
           masterJob: {
-            start: ctx => void events.push({kind: 'start', instanceId: ctx.instanceId, at: now()}),
-            stop: ctx => void events.push({kind: 'stop', instanceId: ctx.instanceId, at: now(), reason: ctx.reason}),
+            start: ctx => {
+              events.push({
+                kind: 'start',
+                instanceId: ctx.instanceId,
+                at: now(),
+              });
+            },
+            stop: ctx => {
+              events.push({
+                kind: 'stop',
+                instanceId: ctx.instanceId,
+                at: now(),
+                reason: ctx.reason,
+              });
+            },
           },
         });
         await other.client.post('/api/MasterControls/enable').send({lockName}).expect(200);
@@ -132,7 +191,11 @@ for (const backend of SQL_BACKENDS) {
 
     it('leaves one control row after concurrent disables on every replica', async () => {
       const responses = await Promise.all(
-        replicas.flatMap(r => [1, 2, 3].map(i => r.client.post('/api/MasterControls/disable').send({lockName, reason: `r${i}`}))),
+        replicas.flatMap(r =>
+          [1, 2, 3].map(i =>
+            r.client.post('/api/MasterControls/disable').send({lockName, reason: `r${i}`}),
+          ),
+        ),
       );
       expect(responses.map(r => r.status)).to.eql(Array(9).fill(200));
       expect(responses.filter(r => r.body.changed)).to.have.length(1);

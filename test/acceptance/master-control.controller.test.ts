@@ -42,7 +42,12 @@ describe('MasterControlController (memory)', () => {
       .set('Accept', 'application/json')
       .send('lockName=JOB-SCHEDULER&reason=testing')
       .expect(200);
-    expect(disabled.body).to.containDeep({lockName: 'JOB-SCHEDULER', enabled: false, reason: 'testing', changed: true});
+    expect(disabled.body).to.containDeep({
+      lockName: 'JOB-SCHEDULER',
+      enabled: false,
+      reason: 'testing',
+      changed: true,
+    });
     expect(disabled.body.message).to.match(/disabled/);
     expect(new Date(disabled.body.updatedAt).getTime()).to.be.greaterThan(0);
 
@@ -52,20 +57,44 @@ describe('MasterControlController (memory)', () => {
       .set('Accept', 'application/json')
       .send('lockName=JOB-SCHEDULER')
       .expect(200);
-    expect(enabled.body).to.containDeep({lockName: 'JOB-SCHEDULER', enabled: true, changed: true});
+    expect(enabled.body).to.containDeep({
+      lockName: 'JOB-SCHEDULER',
+      enabled: true,
+      changed: true,
+    });
   });
 
   it('accepts JSON bodies and says when a repeat changed nothing', async () => {
-    await client.post('/api/MasterControls/disable').send({lockName: 'A', reason: 'r1'}).expect(200);
-    const again = await client.post('/api/MasterControls/disable').send({lockName: 'A', reason: 'r2'}).expect(200);
-    expect(again.body).to.containDeep({enabled: false, reason: 'r1', changed: false});
+    await client
+      .post('/api/MasterControls/disable')
+      .send({lockName: 'A', reason: 'r1'})
+      .expect(200);
+    const again = await client
+      .post('/api/MasterControls/disable')
+      .send({lockName: 'A', reason: 'r2'})
+      .expect(200);
+    expect(again.body).to.containDeep({
+      enabled: false,
+      reason: 'r1',
+      changed: false,
+    });
     expect(again.body.message).to.match(/already disabled/);
     await client.post('/api/MasterControls/enable').send({lockName: 'A'}).expect(200);
-    const enableAgain = await client.post('/api/MasterControls/enable').send({lockName: 'A'}).expect(200);
+    const enableAgain = await client
+      .post('/api/MasterControls/enable')
+      .send({lockName: 'A'})
+      .expect(200);
     expect(enableAgain.body).to.containDeep({enabled: true, changed: false});
     expect(enableAgain.body.message).to.match(/already enabled/);
-    const never = await client.post('/api/MasterControls/enable').send({lockName: 'NEVER'}).expect(200);
-    expect(never.body).to.containDeep({lockName: 'NEVER', enabled: true, changed: false});
+    const never = await client
+      .post('/api/MasterControls/enable')
+      .send({lockName: 'NEVER'})
+      .expect(200);
+    expect(never.body).to.containDeep({
+      lockName: 'NEVER',
+      enabled: true,
+      changed: false,
+    });
   });
 
   it('leaves one control row after concurrent disables', async () => {
@@ -85,12 +114,22 @@ describe('MasterControlController (memory)', () => {
     const events: string[] = [];
     const master = executor.startMaster({
       lockName: 'JOB',
-      masterJob: {start: () => void events.push('start'), stop: ctx => void events.push(`stop:${ctx.reason}`)},
+      masterJob: {
+        start: () => {
+          events.push('start');
+        },
+        stop: ctx => {
+          events.push(`stop:${ctx.reason}`);
+        },
+      },
       checkMasterInterval: 60000,
       heartbeatInterval: 20000,
     });
     await waitFor(() => master.isMaster);
-    await client.post('/api/MasterControls/disable').send({lockName: 'JOB', reason: 'maintenance'}).expect(200);
+    await client
+      .post('/api/MasterControls/disable')
+      .send({lockName: 'JOB', reason: 'maintenance'})
+      .expect(200);
     await waitFor(() => events.length === 2, 1000);
     expect(events).to.eql(['start', 'stop:disabled']);
     await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(200);
@@ -100,16 +139,33 @@ describe('MasterControlController (memory)', () => {
 
   it('lists the controls and the status of every known lock', async () => {
     const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
-    const master = executor.startMaster({lockName: 'RUNNING', masterJob: {start() {}}});
+    const master = executor.startMaster({
+      lockName: 'RUNNING',
+      masterJob: {start() {}},
+    });
     await waitFor(() => master.isMaster);
-    await client.post('/api/MasterControls/disable').send({lockName: 'OFF', reason: 'not yet'}).expect(200);
+    await client
+      .post('/api/MasterControls/disable')
+      .send({lockName: 'OFF', reason: 'not yet'})
+      .expect(200);
     const list = await client.get('/api/MasterControls').expect(200);
     expect(list.body).to.containDeep([{lockName: 'OFF', enabled: false, reason: 'not yet'}]);
     const status = await client.get('/api/MasterControls/status').expect(200);
     expect(status.body.instanceId).to.equal(executor.instanceId);
     expect(status.body.locks).to.containDeep([
-      {lockName: 'OFF', enabled: false, reason: 'not yet', holder: null, fencingToken: null},
-      {lockName: 'RUNNING', enabled: true, holder: executor.instanceId, fencingToken: 1},
+      {
+        lockName: 'OFF',
+        enabled: false,
+        reason: 'not yet',
+        holder: null,
+        fencingToken: null,
+      },
+      {
+        lockName: 'RUNNING',
+        enabled: true,
+        holder: executor.instanceId,
+        fencingToken: 1,
+      },
     ]);
     const running = status.body.locks.find((l: {lockName: string}) => l.lockName === 'RUNNING');
     expect(running.heartbeatAgeMs).to.be.within(-1000, 10000);
@@ -124,7 +180,14 @@ describe('MasterControlController (memory)', () => {
       ['over-long lockName', 'enable', {lockName: 'x'.repeat(256)}, 'json', 422, /lockName/],
       ['missing reason', 'disable', 'lockName=JOB', 'form', 422, /reason/],
       ['empty reason', 'disable', {lockName: 'JOB', reason: ''}, 'json', 422, /reason/],
-      ['over-long reason', 'disable', {lockName: 'JOB', reason: 'r'.repeat(1001)}, 'json', 422, /reason/],
+      [
+        'over-long reason',
+        'disable',
+        {lockName: 'JOB', reason: 'r'.repeat(1001)},
+        'json',
+        422,
+        /reason/,
+      ],
       ['lockName not a string', 'disable', {lockName: 42, reason: 'x'}, 'json', 422, /lockName/],
       ['lockName an array', 'enable', 'lockName=A&lockName=B', 'form', 422, /lockName/],
       ['unknown field', 'enable', {lockName: 'JOB', force: true}, 'json', 422, /force/],
@@ -134,7 +197,11 @@ describe('MasterControlController (memory)', () => {
     ];
     for (const [what, action, body, type, status, names] of cases) {
       it(`${what} -> ${status}`, async () => {
-        const contentType = {json: 'application/json', form: FORM, text: 'text/plain'}[type]!;
+        const contentType = {
+          json: 'application/json',
+          form: FORM,
+          text: 'text/plain',
+        }[type]!;
         const res = await client
           .post(`/api/MasterControls/${action}`)
           .set('Content-Type', contentType)
@@ -153,7 +220,10 @@ describe('MasterControlController (memory)', () => {
       expect(op.summary).to.be.a.String();
       expect(op.description).to.be.a.String();
       const content = op.requestBody.content;
-      expect(Object.keys(content).sort()).to.eql(['application/json', 'application/x-www-form-urlencoded']);
+      expect(Object.keys(content).sort()).to.eql([
+        'application/json',
+        'application/x-www-form-urlencoded',
+      ]);
       expect(content[FORM].example.lockName).to.equal('JOB-SCHEDULER');
       const ref: string = content['application/json'].schema.$ref;
       const schema = spec.components!.schemas![ref.replace('#/components/schemas/', '')] as {
@@ -176,7 +246,9 @@ describe('MasterControlController options', () => {
   it('can be left unmounted', async () => {
     const {app, client} = await givenApp({mountController: false});
     await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(404);
-    expect((await app.restServer.getApiSpec()).paths['/api/MasterControls/enable']).to.be.undefined();
+    expect(
+      (await app.restServer.getApiSpec()).paths['/api/MasterControls/enable'],
+    ).to.be.undefined();
     await app.stop();
   });
 
@@ -185,7 +257,9 @@ describe('MasterControlController options', () => {
       name = 'token';
       async authenticate(request: Request): Promise<UserProfile | undefined> {
         if (request.headers.authorization !== 'Bearer secret') {
-          const err = new Error('Unauthorized') as Error & {statusCode: number};
+          const err = new Error('Unauthorized') as Error & {
+            statusCode: number;
+          };
           err.statusCode = 401;
           throw err;
         }
@@ -199,7 +273,10 @@ describe('MasterControlController options', () => {
 
     it('refuses an unauthenticated disable and accepts an authenticated one (controllerAuthentication)', async () => {
       const {app, client} = await givenApp({controllerAuthentication: ['token']}, withAuth);
-      await client.post('/api/MasterControls/disable').send({lockName: 'JOB', reason: 'x'}).expect(401);
+      await client
+        .post('/api/MasterControls/disable')
+        .send({lockName: 'JOB', reason: 'x'})
+        .expect(401);
       const controls = await app.getRepository(MasterControlRepository);
       expect(await controls.count()).to.eql({count: 0});
       const res = await client
@@ -214,11 +291,17 @@ describe('MasterControlController options', () => {
 
     it('is protected by the authentication default metadata of the app too', async () => {
       const {app, client} = await givenApp({}, a => {
-        a.configure('components.AuthenticationComponent').to({defaultMetadata: [{strategy: 'token'}]});
+        a.configure('components.AuthenticationComponent').to({
+          defaultMetadata: [{strategy: 'token'}],
+        });
         withAuth(a);
       });
       await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(401);
-      await client.post('/api/MasterControls/enable').set('Authorization', 'Bearer secret').send({lockName: 'JOB'}).expect(200);
+      await client
+        .post('/api/MasterControls/enable')
+        .set('Authorization', 'Bearer secret')
+        .send({lockName: 'JOB'})
+        .expect(200);
       await app.stop();
     });
   });

@@ -23,7 +23,11 @@ describe('configuration', () => {
     const t = resolveTimings([
       source('option', {initDelay: 1}),
       source('env', {initDelay: 2, checkMasterInterval: 20}),
-      source('app', {initDelay: 3, checkMasterInterval: 30, heartbeatInterval: 300}),
+      source('app', {
+        initDelay: 3,
+        checkMasterInterval: 30,
+        heartbeatInterval: 300,
+      }),
     ]);
     expect(t.initDelay).to.equal(1);
     expect(t.checkMasterInterval).to.equal(20);
@@ -32,30 +36,39 @@ describe('configuration', () => {
   });
 
   it('derives the default lease after merging, from the winning heartbeatInterval', () => {
-    const t = resolveTimings([source('option', {heartbeatInterval: 100}), source('app', {heartbeatInterval: 5000})]);
+    const t = resolveTimings([
+      source('option', {heartbeatInterval: 100}),
+      source('app', {heartbeatInterval: 5000}),
+    ]);
     expect(t.leaseDuration).to.equal(300);
   });
 
   it('rejects a timing that is not a positive finite number, naming where it came from', () => {
     for (const bad of [0, -1, Infinity, NaN, '100', null, 2 ** 31]) {
-      expect(() => resolveTimings([source('startMaster option', {heartbeatInterval: bad})])).to.throw(
-        /startMaster option heartbeatInterval must be a positive finite number/,
-      );
+      expect(() =>
+        resolveTimings([source('startMaster option', {heartbeatInterval: bad})]),
+      ).to.throw(/startMaster option heartbeatInterval must be a positive finite number/);
     }
     expect(() => resolveTimings([source('option', {maxHeartbeatRetryCount: 1.5})])).to.throw(
       /maxHeartbeatRetryCount must be a non-negative integer/,
     );
-    expect(resolveTimings([source('option', {initDelay: 0, maxHeartbeatRetryCount: 0})])).to.containDeep({
+    expect(
+      resolveTimings([source('option', {initDelay: 0, maxHeartbeatRetryCount: 0})]),
+    ).to.containDeep({
       initDelay: 0,
       maxHeartbeatRetryCount: 0,
     });
   });
 
   it('rejects timings that break the renewal invariant', () => {
-    expect(() => resolveTimings([source('option', {heartbeatInterval: 100, leaseDuration: 120})])).to.throw(
+    expect(() =>
+      resolveTimings([source('option', {heartbeatInterval: 100, leaseDuration: 120})]),
+    ).to.throw(
       /heartbeatInterval \(100 ms\) must be less than leaseDuration minus its 20% safety margin/,
     );
-    expect(() => resolveTimings([source('option', {heartbeatInterval: 100, leaseDuration: 126})])).not.to.throw();
+    expect(() =>
+      resolveTimings([source('option', {heartbeatInterval: 100, leaseDuration: 126})]),
+    ).not.to.throw();
   });
 
   describe('environment', () => {
@@ -85,7 +98,9 @@ describe('configuration', () => {
     it('rejects a bad value naming the variable', () => {
       for (const bad of ['abc', '-5', '1e3', '10ms', '0x10']) {
         expect(() => timingsFromEnv({MASTER_JOB_HEARTBEAT_INTERVAL: bad})).to.throw(
-          new RegExp(`Environment variable MASTER_JOB_HEARTBEAT_INTERVAL must be a number of milliseconds, got "${bad}"`),
+          new RegExp(
+            `Environment variable MASTER_JOB_HEARTBEAT_INTERVAL must be a number of milliseconds, got "${bad}"`,
+          ),
         );
       }
       expect(() => timingsFromEnv({CHECK_MASTER_INTERVAL: '0'})).to.throw(

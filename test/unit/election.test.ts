@@ -71,7 +71,11 @@ describe('LockElection (fake clock, fake store)', () => {
   }
 
   it('gives up after maxHeartbeatRetryCount failed retries, spaced by the retry delay', async () => {
-    const timings = {...TIMINGS, leaseDuration: 2000, maxHeartbeatRetryCount: 2};
+    const timings = {
+      ...TIMINGS,
+      leaseDuration: 2000,
+      maxHeartbeatRetryCount: 2,
+    };
     const cluster = new FakeCluster(timings);
     const a = cluster.add('A');
     a.election.begin();
@@ -82,7 +86,9 @@ describe('LockElection (fake clock, fake store)', () => {
     const failedAt = cluster.clock.now();
     expect(a.store.calls.filter(c => c === 'renew').length - renewsBefore).to.equal(3);
     // 1 renewal + 2 retries, well before the deadline of a 2000 ms lease
-    expect(failedAt).to.be.lessThan(300 + timings.heartbeatInterval + 3 * renewalRetryDelay(timings));
+    expect(failedAt).to.be.lessThan(
+      300 + timings.heartbeatInterval + 3 * renewalRetryDelay(timings),
+    );
     expect(cluster.events.find(e => e.kind === 'stop')!.reason).to.equal('expired');
     await cluster.stopAll();
   });
@@ -151,7 +157,11 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   it('awaits stop() before releasing, so the next master starts after it', async () => {
-    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200, leaseDuration: 5000});
+    const cluster = new FakeCluster({
+      ...TIMINGS,
+      checkMasterInterval: 200,
+      leaseDuration: 5000,
+    });
     let stopFinishedAt = -1;
     const a = cluster.add('A', {
       stop: async () => {
@@ -172,7 +182,9 @@ describe('LockElection (fake clock, fake store)', () => {
     expect(started.at).to.be.greaterThanOrEqual(stopFinishedAt);
     // a release, not an expiry: far sooner than the 5000 ms lease
     expect(started.at - stopFinishedAt).to.be.lessThanOrEqual(200 + 10);
-    expect(cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!.reason).to.equal('stopped');
+    expect(cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!.reason).to.equal(
+      'stopped',
+    );
     await cluster.stopAll();
   });
 
@@ -185,12 +197,19 @@ describe('LockElection (fake clock, fake store)', () => {
     const stoppedAt = cluster.clock.now();
     void a.election.stop().then(() => (done = true));
     await cluster.until(() => done, 1000);
-    expect(cluster.clock.now() - stoppedAt).to.be.within(TIMINGS.stopTimeout, TIMINGS.stopTimeout + 10);
+    expect(cluster.clock.now() - stoppedAt).to.be.within(
+      TIMINGS.stopTimeout,
+      TIMINGS.stopTimeout + 10,
+    );
     expect(cluster.db.locks.get('JOB')!.instanceId).to.equal('');
   });
 
   it('releases and backs off when start() throws, without calling stop()', async () => {
-    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200, leaseDuration: 5000});
+    const cluster = new FakeCluster({
+      ...TIMINGS,
+      checkMasterInterval: 200,
+      leaseDuration: 5000,
+    });
     const a = cluster.add('A', {
       start: () => {
         throw new Error('boom');
@@ -236,7 +255,10 @@ describe('LockElection (fake clock, fake store)', () => {
     await b.election.stop();
     await cluster.stopAll();
     expect(cluster.events.filter(e => e.replica === 'B')).to.eql([]);
-    expect(cluster.events.filter(e => e.replica === 'A').map(e => e.kind)).to.eql(['start', 'stop']);
+    expect(cluster.events.filter(e => e.replica === 'A').map(e => e.kind)).to.eql([
+      'start',
+      'stop',
+    ]);
   });
 
   it('never runs start() twice at once on one replica', async () => {
@@ -261,7 +283,12 @@ describe('LockElection (fake clock, fake store)', () => {
     expect(running).to.equal(1);
     // Someone else takes the lock: A loses it while start() still runs.
     const row = cluster.db.locks.get('JOB')!;
-    cluster.db.locks.set('JOB', {...row, instanceId: 'X', fencingToken: row.fencingToken + 1, renewalId: 'x'});
+    cluster.db.locks.set('JOB', {
+      ...row,
+      instanceId: 'X',
+      fencingToken: row.fencingToken + 1,
+      renewalId: 'x',
+    });
     await cluster.run(3 * L); // X never renews: the lock expires, but A must not start again
     expect(a.election.isMaster).to.be.false();
     expect(cluster.events.filter(e => e.kind === 'start')).to.have.length(1);
@@ -340,7 +367,12 @@ describe('LockElection (fake clock, fake store)', () => {
 
   describe('wake()', () => {
     it('makes a slave check at once after a release instead of at the next poll', async () => {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000, heartbeatInterval: 100});
+      const cluster = new FakeCluster({
+        ...TIMINGS,
+        checkMasterInterval: 60000,
+        leaseDuration: 50000,
+        heartbeatInterval: 100,
+      });
       const a = cluster.add('A');
       const b = cluster.add('B');
       a.election.begin();
@@ -356,7 +388,10 @@ describe('LockElection (fake clock, fake store)', () => {
     });
 
     it('never shortens the wait for a lease to expire', async () => {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000});
+      const cluster = new FakeCluster({
+        ...TIMINGS,
+        checkMasterInterval: 60000,
+      });
       const a = cluster.add('A');
       const b = cluster.add('B');
       a.election.begin();
@@ -377,7 +412,11 @@ describe('LockElection (fake clock, fake store)', () => {
     });
 
     it('re-checks right after a step that was running when woken', async () => {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
+      const cluster = new FakeCluster({
+        ...TIMINGS,
+        checkMasterInterval: 60000,
+        leaseDuration: 50000,
+      });
       const a = cluster.add('A');
       const b = cluster.add('B');
       a.election.begin();
@@ -393,7 +432,10 @@ describe('LockElection (fake clock, fake store)', () => {
     });
 
     it('keeps the back-off after a failed start()', async () => {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 1000});
+      const cluster = new FakeCluster({
+        ...TIMINGS,
+        checkMasterInterval: 1000,
+      });
       let attempts = 0;
       const a = cluster.add('A', {
         start: () => {
@@ -418,7 +460,7 @@ describe('LockElection (fake clock, fake store)', () => {
     for (const n of names) cluster.add(n);
     cluster.startAll();
     let seed = 42;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let i = 0; i < 60; i++) {
       const store = cluster.get(names[Math.floor(random() * names.length)]).store;
       const pick = random();
@@ -427,7 +469,12 @@ describe('LockElection (fake clock, fake store)', () => {
       store.replyDelay = pick > 0.9 ? Math.floor(random() * L) : 0;
       await cluster.run(50 + Math.floor(random() * 300));
     }
-    for (const n of names) Object.assign(cluster.get(n).store, {fault: 'none', latency: 0, replyDelay: 0});
+    for (const n of names)
+      Object.assign(cluster.get(n).store, {
+        fault: 'none',
+        latency: 0,
+        replyDelay: 0,
+      });
     await cluster.run(3000);
     expect(cluster.masters()).to.have.length(1);
     cluster.assertNoOverlap();

@@ -8,7 +8,10 @@ const job: MasterJob = {start: () => {}};
 function executor(config = {}, env: NodeJS.ProcessEnv = {}, appConfig = {}) {
   const clock = new FakeClock();
   const store = new FakeStore(new FakeDatabase(), clock);
-  return {clock, executor: new MasterJobExecutor(store, clock, config, appConfig, undefined, env)};
+  return {
+    clock,
+    executor: new MasterJobExecutor(store, clock, config, appConfig, undefined, env),
+  };
 }
 
 describe('MasterJobExecutor', () => {
@@ -17,13 +20,38 @@ describe('MasterJobExecutor', () => {
       ['options missing', undefined, /options must be an object/],
       ['lockName missing', {masterJob: job}, /lockName must be a non-empty string/],
       ['lockName empty', {lockName: '  ', masterJob: job}, /lockName must be a non-empty string/],
-      ['lockName not a string', {lockName: 42, masterJob: job}, /lockName must be a non-empty string/],
+      [
+        'lockName not a string',
+        {lockName: 42, masterJob: job},
+        /lockName must be a non-empty string/,
+      ],
       ['lockName too long', {lockName: 'x'.repeat(256), masterJob: job}, /at most 255 characters/],
       ['masterJob missing', {lockName: 'A'}, /masterJob must be an object/],
-      ['start not a function', {lockName: 'A', masterJob: {start: 1}}, /masterJob.start must be a function/],
-      ['stop not a function', {lockName: 'A', masterJob: {start() {}, stop: 'x'}}, /masterJob.stop, when given, must be a function/],
-      ['bad timing', {lockName: 'A', masterJob: job, heartbeatInterval: -1}, /startMaster option heartbeatInterval must be a positive/],
-      ['broken invariant', {lockName: 'A', masterJob: job, heartbeatInterval: 900, leaseDuration: 1000}, /safety margin/],
+      [
+        'start not a function',
+        {lockName: 'A', masterJob: {start: 1}},
+        /masterJob.start must be a function/,
+      ],
+      [
+        'stop not a function',
+        {lockName: 'A', masterJob: {start() {}, stop: 'x'}},
+        /masterJob.stop, when given, must be a function/,
+      ],
+      [
+        'bad timing',
+        {lockName: 'A', masterJob: job, heartbeatInterval: -1},
+        /startMaster option heartbeatInterval must be a positive/,
+      ],
+      [
+        'broken invariant',
+        {
+          lockName: 'A',
+          masterJob: job,
+          heartbeatInterval: 900,
+          leaseDuration: 1000,
+        },
+        /safety margin/,
+      ],
     ];
     for (const [what, options, message] of cases) {
       it(`throws synchronously when ${what}`, () => {
@@ -49,7 +77,14 @@ describe('MasterJobExecutor', () => {
     const {executor: e} = executor(
       {checkMasterInterval: 3000, heartbeatInterval: 300},
       {CHECK_MASTER_INTERVAL: '2000', INIT_DELAY: '20'},
-      {masterJobExecutor: {checkMasterInterval: 4000, heartbeatInterval: 400, maxHeartbeatRetryCount: 7, initDelay: 40}},
+      {
+        masterJobExecutor: {
+          checkMasterInterval: 4000,
+          heartbeatInterval: 400,
+          maxHeartbeatRetryCount: 7,
+          initDelay: 40,
+        },
+      },
     );
     const t = e.timingsFor({initDelay: 10});
     expect(t).to.containDeep({
@@ -62,8 +97,18 @@ describe('MasterJobExecutor', () => {
   });
 
   it('fails at construction on a bad environment value, naming the variable', () => {
-    expect(() => executor({}, {MASTER_JOB_LEASE_DURATION: 'soon'})).to.throw(/MASTER_JOB_LEASE_DURATION/);
-    expect(() => executor({}, {MASTER_JOB_HEARTBEAT_INTERVAL: '20000', MASTER_JOB_LEASE_DURATION: '21000'})).to.throw(/safety margin/);
+    expect(() => executor({}, {MASTER_JOB_LEASE_DURATION: 'soon'})).to.throw(
+      /MASTER_JOB_LEASE_DURATION/,
+    );
+    expect(() =>
+      executor(
+        {},
+        {
+          MASTER_JOB_HEARTBEAT_INTERVAL: '20000',
+          MASTER_JOB_LEASE_DURATION: '21000',
+        },
+      ),
+    ).to.throw(/safety margin/);
   });
 
   it('re-emits the events of its masters with the lockName, and reports status', async () => {
@@ -82,7 +127,14 @@ describe('MasterJobExecutor', () => {
       ['newMaster', 'JOB', 'me', 1],
     ]);
     expect(e.status()).to.eql([
-      {lockName: 'JOB', state: 'master', isMaster: true, fencingToken: 1, observedHolder: 'me', disabled: false},
+      {
+        lockName: 'JOB',
+        state: 'master',
+        isMaster: true,
+        fencingToken: 1,
+        observedHolder: 'me',
+        disabled: false,
+      },
     ]);
     const stopping = e.stopMaster('JOB');
     await clock.tick(10);
