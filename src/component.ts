@@ -16,6 +16,7 @@ import {defineMasterControlController} from './controllers/master-control.contro
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {MasterControlService} from './master-control.service';
+import {exposeMetrics} from './metrics';
 import {LockNotifierProvider} from './notifier';
 import {MasterControl, MasterLock} from './models';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
@@ -34,6 +35,7 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   repositories = [MasterLockRepository, MasterControlRepository];
   bindings: Binding[];
   controllers: Constructor<unknown>[] = [];
+  private metricsExposed = false;
 
   constructor(
     @inject(CoreBindings.APPLICATION_INSTANCE)
@@ -72,7 +74,8 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
 
   /** Resolves the executor so that bad configuration fails app.start(). */
   async start(): Promise<void> {
-    await this.app.get(MasterJobExecutorBindings.EXECUTOR);
+    const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR);
+    if (!this.metricsExposed) this.metricsExposed = exposeMetrics(executor);
   }
 
   async stop(): Promise<void> {

@@ -51,7 +51,9 @@ import {
   StopReason,
 } from './types';
 
+// The story of each election, in order; renewals (one per heartbeat) apart.
 const debug = debugFactory('loopback:master-job-executor:election');
+const renewalDebug = debugFactory('loopback:master-job-executor:renewal');
 
 /** Share of the lease the master gives up before others may take over. */
 export const SAFETY_MARGIN_RATIO = 0.2;
@@ -90,6 +92,8 @@ export interface ElectionOptions {
 
 interface Mastership {
   lock: LockRecord;
+  /** When the last successful write of the record (acquire or renewal) was sent. */
+  renewedAt: number;
   deadline: number;
   failures: number;
   controller: AbortController;
@@ -117,6 +121,8 @@ export class LockElection extends EventEmitter implements Master {
   /** The record of another holder, and when we received it. */
   private observed: {lock: LockRecord; at: number} | undefined;
   private disabled = false;
+  /** Since when this replica has seen no live master (lock free or expired). */
+  private leaderlessSince: number | undefined;
   private consecutiveErrors = 0;
   private startRunning = false;
   private wakePending = false;
@@ -156,6 +162,8 @@ export class LockElection extends EventEmitter implements Master {
         ? this.instanceId
         : this.observed?.lock.instanceId || undefined,
       disabled: this.disabled,
+      renewalAgeMs: this.mastership ? this.clock.now() - this.mastership.renewedAt : undefined,
+      deadlinePassed: this.mastership ? this.clock.now() > this.mastership.deadline : false,
     };
   }
 
@@ -208,6 +216,9 @@ export class LockElection extends EventEmitter implements Master {
     const receivedAt = this.clock.now();
     const {lock, disabled} = observation;
     this.disabled = disabled;
+    if (disabled)
+      this.leaderlessSince = undefined; // off on purpose, not an outage
+    else if (!lock?.instanceId) this.leaderlessSince ??= receivedAt;
     if (!lock) {
       return disabled ? this.scheduleCheck() : this.acquire(epoch, undefined);
     }
@@ -234,6 +245,7 @@ export class LockElection extends EventEmitter implements Master {
       return; // unchanged: the lease keeps running from the first sighting
     }
     this.observed = {lock, at};
+    if (lock.instanceId) this.leaderFound();
     if (lock.instanceId && lock.instanceId !== previous?.instanceId) {
       debug('%s: observed master %s (token %d)', this.lockName, lock.instanceId, lock.fencingToken);
       this.emit('newMaster', lock.instanceId, lock.fencingToken);
@@ -250,6 +262,7 @@ export class LockElection extends EventEmitter implements Master {
       if (expiresIn <= delay) {
         this.schedule(expiresIn, () => {
           debug('%s: lease of %s expired', this.lockName, observed.lock.instanceId);
+          this.leaderlessSince ??= this.clock.now();
           return this.acquire(this.epoch, observed.lock);
         });
         return;
@@ -334,6 +347,7 @@ export class LockElection extends EventEmitter implements Master {
     this.epoch++;
     const m: Mastership = {
       lock,
+      renewedAt: deadline - this.timings.leaseDuration + safetyMargin(this.timings),
       deadline,
       failures: 0,
       controller: new AbortController(),
@@ -341,6 +355,7 @@ export class LockElection extends EventEmitter implements Master {
     };
     this.mastership = m;
     this.observed = undefined;
+    this.leaderFound();
     debug('%s: acquired, token %d', this.lockName, lock.fencingToken);
     this.setState('master', 'acquired');
     this.emit('newMaster', this.instanceId, lock.fencingToken);
@@ -375,6 +390,8 @@ export class LockElection extends EventEmitter implements Master {
   private async renew(m: Mastership): Promise<void> {
     if (this.mastership !== m) return;
     const sentAt = this.clock.now();
+    // A stalled event loop can run this timer after the deadline's: stop first.
+    if (sentAt >= m.deadline) return this.resign(m, 'expired');
     let result;
     try {
       result = await this.call(
@@ -385,6 +402,7 @@ export class LockElection extends EventEmitter implements Master {
     } catch (err) {
       if (this.mastership !== m) return;
       m.failures++;
+      this.emit('renewalFailed', m.failures);
       this.report(err, `renewal failed (${m.failures}/${this.timings.maxHeartbeatRetryCount + 1})`);
       if (m.failures > this.timings.maxHeartbeatRetryCount) return this.resign(m, 'expired');
       const delay = Math.min(renewalRetryDelay(this.timings), m.deadline - this.clock.now());
@@ -393,7 +411,10 @@ export class LockElection extends EventEmitter implements Master {
     if (this.mastership !== m) return;
     if (!result.renewed) return this.resign(m, 'lost');
     m.failures = 0;
+    m.renewedAt = sentAt;
     m.deadline = sentAt + this.timings.leaseDuration - safetyMargin(this.timings);
+    renewalDebug('%s: renewed in %d ms', this.lockName, this.clock.now() - sentAt);
+    this.emit('renewed', this.clock.now() - sentAt);
     this.armDeadline(m);
     this.disabled = result.disabled;
     if (result.disabled) return this.resign(m, 'disabled');
@@ -542,6 +563,13 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   /** Emits statechange(old, new, reason), then master(token) or slave(reason). */
+  /** Reports how long the lock was leaderless, as this replica saw it. */
+  private leaderFound(): void {
+    if (this.leaderlessSince === undefined) return;
+    this.emit('leaderless', this.clock.now() - this.leaderlessSince);
+    this.leaderlessSince = undefined;
+  }
+
   private setState(next: MasterState, reason: TransitionReason): void {
     const previous = this.currentState;
     if (previous === next) return;

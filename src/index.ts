@@ -11,5 +11,6 @@ export * from './models';
 export * from './repositories';
 export * from './repository-lock-store';
 export * from './types';
+export * from './metrics';
 export * from './notifier';
 export * from './pool-errors';

@@ -120,6 +120,10 @@ export class MasterControlService {
         };
   }
 
+  health() {
+    return this.executor.health();
+  }
+
   list(): Promise<MasterControl[]> {
     return this.controls.find({order: ['lockName ASC']});
   }

@@ -16,7 +16,16 @@ const debug = debugFactory('loopback:master-job-executor:executor');
 /** Longest lock name; the id columns are VARCHAR(255). */
 export const MAX_LOCK_NAME_LENGTH = 255;
 
-const FORWARDED_EVENTS = ['master', 'slave', 'statechange', 'newMaster'];
+const FORWARDED_EVENTS = [
+  'master',
+  'slave',
+  'statechange',
+  'newMaster',
+  // for metrics
+  'renewed',
+  'renewalFailed',
+  'leaderless',
+];
 
 /**
  * Starts and stops masters. Re-emits the events of every handle with the
@@ -129,6 +138,15 @@ export class MasterJobExecutor extends EventEmitter {
 
   status(): MasterStatus[] {
     return [...this.masters.values()].map(m => m.status());
+  }
+
+  /**
+   * Unhealthy when this replica holds a lock past its renewal deadline: it
+   * should have stopped, so its event loop is stalled or its clock is off.
+   */
+  health(): {healthy: boolean; instanceId: string; locks: MasterStatus[]} {
+    const locks = this.status();
+    return {healthy: !locks.some(s => s.deadlinePassed), instanceId: this.instanceId, locks};
   }
 
   /** Stops every master (jobs stopped, locks released); used on app.stop(). */

@@ -87,4 +87,8 @@ export interface MasterStatus {
   /** The holder this replica last observed (itself when master). */
   observedHolder: string | undefined;
   disabled: boolean;
+  /** Master only: since the last successful renewal was sent, by this replica's clock. */
+  renewalAgeMs: number | undefined;
+  /** Master only: true if it holds the lock past its renewal deadline (unhealthy). */
+  deadlinePassed: boolean;
 }

@@ -1,5 +1,13 @@
 import {Constructor, inject} from '@loopback/core';
-import {get, getModelSchemaRef, post, requestBody, SchemaObject} from '@loopback/rest';
+import {
+  get,
+  getModelSchemaRef,
+  post,
+  requestBody,
+  Response,
+  RestBindings,
+  SchemaObject,
+} from '@loopback/rest';
 import {MAX_LOCK_NAME_LENGTH} from '../master-job-executor';
 import {ControlResult, MasterControlService} from '../master-control.service';
 import {MasterControl} from '../models';
@@ -198,6 +206,25 @@ export function defineMasterControlController(
     })
     status() {
       return this.service.status();
+    }
+
+    @get(`${base}/health`, {
+      summary: "This replica's health as a master",
+      description:
+        '503 when this replica holds a lock past its renewal deadline (it should have stopped: ' +
+        'its event loop is stalled). For liveness probes.',
+      responses: {
+        '200': {description: 'Healthy', content: {'application/json': {schema: {type: 'object'}}}},
+        '503': {
+          description: 'Unhealthy',
+          content: {'application/json': {schema: {type: 'object'}}},
+        },
+      },
+    })
+    health(@inject(RestBindings.Http.RESPONSE) response: Response) {
+      const health = this.service.health();
+      if (!health.healthy) response.status(503);
+      return health;
     }
 
     private who(): string | undefined {

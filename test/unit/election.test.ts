@@ -365,6 +365,33 @@ describe('LockElection (fake clock, fake store)', () => {
     });
   });
 
+  describe('events for metrics', () => {
+    it('reports renewals, failed renewals and the leaderless time it observed', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+      const a = cluster.add('A');
+      const b = cluster.add('B');
+      const seen: Record<string, number[]> = {renewed: [], renewalFailed: [], leaderless: []};
+      for (const name of Object.keys(seen)) {
+        for (const r of [a, b]) r.election.on(name, (value: number) => seen[name].push(value));
+      }
+      a.election.begin();
+      await cluster.run(20);
+      b.election.begin();
+      a.store.latency = 3;
+      await cluster.run(300);
+      expect(seen.renewed.length).to.be.greaterThanOrEqual(2);
+      expect(seen.renewed.every(ms => ms === 3)).to.be.true();
+      seen.leaderless.length = 0;
+      a.store.fault = 'hang';
+      await cluster.until(() => b.election.isMaster, 3000);
+      expect(seen.renewalFailed.length).to.be.greaterThanOrEqual(1);
+      // B saw the lease expire, then took over at once
+      expect(seen.leaderless).to.have.length(1);
+      expect(seen.leaderless[0]).to.be.within(0, 10);
+      await cluster.stopAll();
+    });
+  });
+
   describe('wake()', () => {
     it('makes a slave check at once after a release instead of at the next poll', async () => {
       const cluster = new FakeCluster({

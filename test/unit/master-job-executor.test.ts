@@ -134,11 +134,39 @@ describe('MasterJobExecutor', () => {
         fencingToken: 1,
         observedHolder: 'me',
         disabled: false,
+        renewalAgeMs: 1,
+        deadlinePassed: false,
       },
     ]);
     const stopping = e.stopMaster('JOB');
     await clock.tick(10);
     expect(await stopping).to.be.true();
     expect(e.status()).to.eql([]);
+  });
+
+  it('is unhealthy while it holds a lock past its renewal deadline', async () => {
+    const {executor: e, clock} = executor({
+      initDelay: 0,
+      heartbeatInterval: 100,
+      leaseDuration: 500,
+    });
+    const m = e.startMaster({lockName: 'JOB', masterJob: job});
+    await clock.until(() => m.isMaster, 1000);
+    expect(e.health().healthy).to.be.true();
+    expect(e.health().locks[0].renewalAgeMs).to.be.within(0, 100);
+    clock.jump(1000); // the event loop was stalled: no timer ran
+    expect(e.health()).to.containDeep({
+      healthy: false,
+      locks: [{lockName: 'JOB', deadlinePassed: true}],
+    });
+    const reasons: string[] = [];
+    e.on('slave', (_lock: string, reason: string) => reasons.push(reason));
+    await clock.tick(1); // the overdue timers run: it resigns, then (alone) wins again
+    expect(reasons).to.eql(['expired']);
+    expect(m.fencingToken).to.equal(2);
+    expect(e.health().healthy).to.be.true();
+    const stopping = e.stopAll();
+    await clock.tick(1000);
+    await stopping;
   });
 });
