@@ -7,11 +7,15 @@ import {
   ContextTags,
   CoreBindings,
   inject,
-  injectable,
   Constructor,
+  ContextView,
+  extensionPoint,
+  extensions,
   LifeCycleObserver,
 } from '@loopback/core';
+import debugFactory from 'debug';
 import {systemClock} from './clock';
+import {MASTER_JOB_EXTENSION_POINT, MASTER_JOB_OPTIONS_TAG, MasterJobOptions} from './decorators';
 import {defineMasterControlController} from './controllers/master-control.controller';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
@@ -21,13 +25,17 @@ import {LockNotifierProvider} from './notifier';
 import {MasterControl, MasterLock} from './models';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 import {RepositoryLockStore} from './repository-lock-store';
-import {MasterJobExecutorConfig} from './types';
+import {MasterJob, MasterJobExecutorConfig} from './types';
+
+const debug = debugFactory('loopback:master-job-executor:component');
 
 /**
- * Contributes the models, repositories and the executor service, and stops
- * every master (releasing its lock) when the app stops.
+ * Contributes the models, repositories, controller and the executor service.
+ * It is also the extension point of class-based master jobs (`@masterJob`):
+ * it starts them when the app starts, and stops every master (releasing its
+ * lock) when the app stops.
  */
-@injectable({
+@extensionPoint(MASTER_JOB_EXTENSION_POINT, {
   tags: {[ContextTags.KEY]: MasterJobExecutorBindings.COMPONENT},
 })
 export class MasterJobExecutorComponent implements Component, LifeCycleObserver {
@@ -41,6 +49,7 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
     @inject(CoreBindings.APPLICATION_INSTANCE)
     private readonly app: Application,
     @config() componentConfig: MasterJobExecutorConfig = {},
+    @extensions.view() private readonly jobs?: ContextView<MasterJob>,
   ) {
     const section: MasterJobExecutorConfig =
       (app.options as Record<string, MasterJobExecutorConfig | undefined>)[APP_CONFIG_SECTION] ??
@@ -76,6 +85,25 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   async start(): Promise<void> {
     const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR);
     if (!this.metricsExposed) this.metricsExposed = exposeMetrics(executor);
+    await this.startClassJobs(executor);
+  }
+
+  /** Starts every `@masterJob` binding not started yet; options from the tag, then configure(). */
+  private async startClassJobs(executor: MasterJobExecutor): Promise<void> {
+    for (const binding of this.jobs?.bindings ?? []) {
+      const configured = await this.app.getConfig<Partial<MasterJobOptions>>(binding.key);
+      const options = {
+        ...binding.tagMap[MASTER_JOB_OPTIONS_TAG],
+        ...configured,
+      } as MasterJobOptions;
+      if (!options.lockName) {
+        throw new Error(`Master job ${binding.key} has no lockName: use @masterJob({lockName})`);
+      }
+      if (executor.getMaster(options.lockName)) continue;
+      const job = await this.app.get<MasterJob>(binding.key);
+      debug('starting class job %s as master of %s', binding.key, options.lockName);
+      executor.startMaster({...options, masterJob: job});
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,8 @@
 export * from './clock';
 export * from './component';
 export * from './controllers/master-control.controller';
+export * from './cron';
+export * from './decorators';
 export {resolveTimings, TIMING_DEFAULTS, TIMING_ENV_VARIABLES, timingsFromEnv} from './config';
 export * from './election';
 export * from './keys';
