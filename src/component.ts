@@ -20,7 +20,7 @@ import {defineMasterControlController} from './controllers/master-control.contro
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {MasterControlService} from './master-control.service';
-import {exposeMetrics} from './metrics';
+import {exposeMetrics, unexposeMetrics} from './metrics';
 import {LockNotifierProvider} from './notifier';
 import {MasterControl, MasterLock} from './models';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
@@ -111,6 +111,7 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
       optional: true,
     });
     await executor?.stopAll();
+    if (executor) unexposeMetrics(executor);
     const notifier = await this.app.get(MasterJobExecutorBindings.NOTIFIER, {
       optional: true,
     });

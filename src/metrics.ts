@@ -22,6 +22,14 @@ function loadPromClient(): PromClient | undefined {
   }
 }
 
+/** Executors whose masters the scrape-time gauges report. */
+const exposed = new Set<MasterJobExecutor>();
+
+/** Stops reporting an executor's masters (on app.stop()). */
+export function unexposeMetrics(executor: MasterJobExecutor): void {
+  exposed.delete(executor);
+}
+
 /** Registers the metrics and feeds them from the executor's events; false without prom-client. */
 export function exposeMetrics(executor: MasterJobExecutor): boolean {
   const prom = loadPromClient();
@@ -99,7 +107,7 @@ export function exposeMetrics(executor: MasterJobExecutor): boolean {
         labelNames: lockLabel,
         collect() {
           this.reset();
-          for (const s of executor.status()) {
+          for (const s of [...exposed].flatMap(e => e.status())) {
             if (s.renewalAgeMs !== undefined) {
               this.set({lock_name: s.lockName}, s.renewalAgeMs / 1000);
             }
@@ -108,6 +116,7 @@ export function exposeMetrics(executor: MasterJobExecutor): boolean {
       }),
   );
 
+  exposed.add(executor);
   executor.on('master', (lockName: string, fencingToken: number) => {
     isMaster.set({lock_name: lockName}, 1);
     token.set({lock_name: lockName}, fencingToken);

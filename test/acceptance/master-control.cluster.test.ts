@@ -117,7 +117,8 @@ for (const backend of SQL_BACKENDS) {
         instanceId: master.executor.instanceId,
         reason: 'disabled',
       });
-      expect(stop.at - sent).to.be.below(H + 200);
+      // within one heartbeat, plus round trips on a machine shared with other tests
+      expect(stop.at - sent).to.be.below(H + 500);
       await holdsFor(
         'nobody starts while disabled',
         () => events.filter(e => e.kind === 'start').length === 1,
