@@ -1,19 +1,28 @@
 import {MasterJobExecutorBindings} from '../src';
 import {ExampleApplication} from './application';
-import {demoJob} from './demo-job';
+import {createDemoJob} from './demo-job';
+import {FencedResourceRepository} from './fenced-resource';
 import {dataSourceConfig, readSettings} from './settings';
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<ExampleApplication> {
   const settings = readSettings(env);
   const app = new ExampleApplication({
-    rest: {port: settings.port, host: settings.host, openApiSpec: {setServersFromRequest: true}},
-    dataSource: dataSourceConfig(settings.databaseUrl),
+    rest: {
+      port: settings.port,
+      host: settings.host,
+      openApiSpec: {setServersFromRequest: true},
+    },
+    dataSource: dataSourceConfig(settings),
     masterJobExecutor: settings.instanceId ? {instanceId: settings.instanceId} : {},
   });
-  await app.migrateSchema(); // creates MasterLock and MasterControl if missing
+  await app.migrateSchema(); // creates MasterLock, MasterControl and FencedResource if missing
   await app.start();
   const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
-  for (const lockName of settings.demoLocks) executor.startMaster({lockName, masterJob: demoJob});
+  const masterJob = createDemoJob({
+    fencedResource: await app.getRepository(FencedResourceRepository),
+    fencedWriteInterval: settings.fencedWriteInterval,
+  });
+  for (const lockName of settings.demoLocks) executor.startMaster({lockName, masterJob});
   const url = app.restServer.url;
   console.error(
     `Example app (instance ${executor.instanceId}, ${settings.databaseUrl ? 'shared database' : 'memory'}) ` +

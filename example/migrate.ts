@@ -4,8 +4,12 @@ import {dataSourceConfig, readSettings} from './settings';
 /** `npm run migrate`: create or update the tables, then exit. */
 async function migrate(): Promise<void> {
   const settings = readSettings();
-  const app = new ExampleApplication({dataSource: dataSourceConfig(settings.databaseUrl)});
-  await app.migrateSchema({existingSchema: process.argv.includes('--rebuild') ? 'drop' : 'alter'});
+  const app = new ExampleApplication({
+    dataSource: dataSourceConfig(settings),
+  });
+  await app.migrateSchema({
+    existingSchema: process.argv.includes('--rebuild') ? 'drop' : 'alter',
+  });
   await app.stop();
 }
 

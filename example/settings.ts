@@ -7,6 +7,8 @@ export interface ExampleSettings {
   databaseUrl?: string;
   instanceId?: string;
   demoLocks: string[];
+  /** ms between the demo job's fenced writes while master; off when undefined. */
+  fencedWriteInterval?: number;
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSettings {
@@ -15,7 +17,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
     throw new Error(`PORT must be an integer from 0 to 65535, got "${env.PORT}"`);
   }
   const databaseUrl = env.DATABASE_URL?.trim() || undefined;
-  if (databaseUrl) dataSourceConfig(databaseUrl); // validates
+  if (databaseUrl) dataSourceConfig({databaseUrl}); // validates
   const instanceId = env.INSTANCE_ID?.trim() || undefined;
   if (instanceId && instanceId.length > 255) {
     throw new Error('INSTANCE_ID must be at most 255 characters');
@@ -26,17 +28,44 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
       `DEMO_LOCKS must be comma-separated lock names of 1 to 255 characters, got "${env.DEMO_LOCKS}"`,
     );
   }
-  return {port, host: env.HOST?.trim() || undefined, databaseUrl, instanceId, demoLocks};
+  const rawInterval = env.DEMO_FENCED_WRITE_INTERVAL?.trim();
+  const fencedWriteInterval = rawInterval ? Number(rawInterval) : undefined;
+  if (fencedWriteInterval !== undefined && !isPositiveInteger(fencedWriteInterval)) {
+    throw new Error(
+      `DEMO_FENCED_WRITE_INTERVAL must be a positive integer of ms, got "${rawInterval}"`,
+    );
+  }
+  return {
+    port,
+    host: env.HOST?.trim() || undefined,
+    databaseUrl,
+    instanceId,
+    demoLocks,
+    fencedWriteInterval,
+  };
 }
 
-/** The datasource for DATABASE_URL, or the memory connector without one. */
-export function dataSourceConfig(databaseUrl?: string): Record<string, unknown> {
+function isPositiveInteger(value: number): boolean {
+  return Number.isInteger(value) && value > 0;
+}
+
+/**
+ * The datasource for DATABASE_URL, or the memory connector without one. On
+ * PostgreSQL the connections carry the instance id as application_name, so an
+ * operator (or a test) can tell the replicas' sessions apart.
+ */
+export function dataSourceConfig({
+  databaseUrl,
+  instanceId,
+}: Pick<ExampleSettings, 'databaseUrl' | 'instanceId'> = {}): Record<string, unknown> {
   if (!databaseUrl) return {name: 'db', connector: 'memory'};
   let url: URL;
   try {
     url = new URL(databaseUrl);
   } catch {
-    throw new Error(`DATABASE_URL must be a URL like postgres://user@host:5432/db, got "${databaseUrl}"`);
+    throw new Error(
+      `DATABASE_URL must be a URL like postgres://user@host:5432/db, got "${databaseUrl}"`,
+    );
   }
   switch (url.protocol) {
     case 'postgres:':
@@ -49,12 +78,21 @@ export function dataSourceConfig(databaseUrl?: string): Record<string, unknown> 
         // Bound every call: a frozen server must not hang a query forever.
         connectionTimeoutMillis: 5000,
         query_timeout: 10000,
+        ...(instanceId && {application_name: instanceId}),
       };
     case 'mysql:':
     case 'mariadb:':
       url.protocol = 'mysql:';
-      return {name: 'db', connector: 'mysql', url: url.toString(), connectionLimit: 10, connectTimeout: 5000};
+      return {
+        name: 'db',
+        connector: 'mysql',
+        url: url.toString(),
+        connectionLimit: 10,
+        connectTimeout: 5000,
+      };
     default:
-      throw new Error(`DATABASE_URL must start with postgres:// or mysql://, got "${url.protocol}//..."`);
+      throw new Error(
+        `DATABASE_URL must start with postgres:// or mysql://, got "${url.protocol}//..."`,
+      );
   }
 }

@@ -338,6 +338,12 @@ export class LockElection extends EventEmitter implements Master {
       await this.release(next);
       return this.scheduleCheck();
     }
+    if (this.clock.now() >= deadline) {
+      // Paused between winning and here: others may have taken over already.
+      debug('%s: won the lock too late to use it, releasing', this.lockName);
+      await this.release(next);
+      return this.scheduleCheck(0);
+    }
     this.becomeMaster(next, deadline);
   }
 

@@ -1,0 +1,64 @@
+// A resource guarded by the fencing token: the demo job's writes go through a
+// compare-and-set that the database itself enforces, so a master that was
+// paused and woke up with an old token cannot overwrite a newer master's work.
+
+import {inject} from '@loopback/core';
+import {DefaultCrudRepository, Entity, juggler, model, property} from '@loopback/repository';
+import {isDuplicate, MasterJobContext} from '../src';
+
+/** One row per lock: the last write and the token it was made with. */
+@model({name: 'FencedResource', settings: {strict: true}})
+export class FencedResource extends Entity {
+  @property({
+    type: 'string',
+    id: true,
+    generated: false,
+    required: true,
+    mysql: {dataType: 'varchar', dataLength: 255},
+    postgresql: {dataType: 'varchar', dataLength: 255},
+  })
+  lockName: string;
+
+  @property({type: 'number', required: true})
+  fencingToken: number;
+
+  @property({type: 'string', required: true})
+  writer: string;
+
+  @property({type: 'date', mysql: {dataType: 'datetime', dataPrecision: 3}})
+  updatedAt?: Date;
+
+  constructor(data?: Partial<FencedResource>) {
+    super(data);
+  }
+}
+
+export class FencedResourceRepository extends DefaultCrudRepository<
+  FencedResource,
+  typeof FencedResource.prototype.lockName
+> {
+  constructor(@inject('datasources.db') dataSource: juggler.DataSource) {
+    super(FencedResource, dataSource);
+  }
+
+  /**
+   * Writes as `ctx`'s master unless a higher token has written already.
+   * Returns whether the write was accepted.
+   */
+  async fencedWrite(ctx: MasterJobContext): Promise<boolean> {
+    const {lockName, fencingToken, instanceId} = ctx;
+    // undefined in a where clause is dropped silently: the CAS would become unconditional
+    if (typeof fencingToken !== 'number') throw new Error('fencedWrite needs a fencing token');
+    const data = {fencingToken, writer: instanceId, updatedAt: new Date()};
+    const where = {lockName, fencingToken: {lte: fencingToken}};
+    if ((await this.updateAll(data, where)).count > 0) return true;
+    try {
+      await this.create({lockName, ...data});
+      return true;
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+      // Someone created the row meanwhile, maybe with a lower token: try the CAS again.
+      return (await this.updateAll(data, where)).count > 0;
+    }
+  }
+}

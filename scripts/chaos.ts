@@ -1,0 +1,76 @@
+// npm run chaos -- [--duration <s>] [--seed <n>] [--mysql] [--replicas <n>] [--quiet]
+//
+// Runs a cluster of example-app processes on PostgreSQL (MariaDB with
+// --mysql), injects random faults into the master for the given time, checks
+// the record continuously, and prints one summary. Exits 1 on any violation.
+
+import {formatSummary, runChaos} from '../test/cluster/chaos';
+import {DatabaseServer} from '../test/cluster/database-server';
+import {ProcessCluster} from '../test/cluster/harness';
+
+function parseArgs(argv: string[]): {
+  durationS: number;
+  seed: number;
+  mysql: boolean;
+  replicas: number;
+  quiet: boolean;
+} {
+  const args = {durationS: 60, seed: 1, mysql: false, replicas: 3, quiet: false};
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    const positive = (name: string) => {
+      const value = Number(argv[++i]);
+      if (!Number.isInteger(value) || value <= 0)
+        throw new Error(`${name} needs a positive integer`);
+      return value;
+    };
+    if (flag === '--duration') args.durationS = positive('--duration');
+    else if (flag === '--seed') args.seed = positive('--seed');
+    else if (flag === '--replicas') args.replicas = positive('--replicas');
+    else if (flag === '--mysql') args.mysql = true;
+    else if (flag === '--quiet') args.quiet = true;
+    else throw new Error(`unknown argument ${flag}`);
+  }
+  return args;
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  const server = new DatabaseServer(args.mysql ? 'mysql' : 'postgresql', 'mje_chaos');
+  await server.ensureDatabase();
+  const cluster = new ProcessCluster({
+    server,
+    lockName: `CHAOS-${args.seed}-${Date.now()}`,
+    replicas: args.replicas,
+    namePrefix: 'chaos',
+    fencedWriteInterval: 100,
+  });
+  const say = (message: string) => console.error(message);
+  say(
+    `chaos: ${args.replicas} replicas on ${server.backend} for ${args.durationS} s, seed ${args.seed}`,
+  );
+  let stopping = false;
+  process.on('SIGINT', () => (stopping = true)); // finish the current fault, then clean up
+  try {
+    await cluster.start();
+    const summary = await runChaos(cluster, {
+      durationMs: args.durationS * 1000,
+      seed: args.seed,
+      onProgress: args.quiet ? undefined : say,
+      shouldStop: () => stopping,
+    });
+    console.log(formatSummary(summary, `${args.replicas} replicas on ${server.backend}`));
+    return summary.report.violations.length ? 1 : 0;
+  } finally {
+    await cluster.shutdown();
+    await server.ensureRunning();
+  }
+}
+
+main().then(
+  code => process.exit(code),
+  err => {
+    console.error(`chaos failed: ${err.stack ?? err}`);
+    process.exit(2);
+  },
+);

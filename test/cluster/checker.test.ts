@@ -1,0 +1,218 @@
+// The cluster checker on hand-made records: it must find each kind of
+// violation, and accept what the election is allowed to do.
+
+import {expect} from '@loopback/testlab';
+import {checkCluster, CheckOptions, ClusterLog, emptyLog, JobEvent, WriteEvent} from './checker';
+
+const LOCK = 'L';
+const OPTIONS: CheckOptions = {
+  lockName: LOCK,
+  recoveryBound: 2500,
+  disableStopBound: 400,
+  staleStopBound: 500,
+  until: 100000,
+};
+
+function job(
+  event: 'start' | 'stop',
+  instanceId: string,
+  fencingToken: number,
+  mono: number,
+  reason?: string,
+): JobEvent {
+  return {event, lockName: LOCK, instanceId, fencingToken, reason: reason ?? null, mono};
+}
+
+function write(
+  instanceId: string,
+  fencingToken: number,
+  monoBefore: number,
+  accepted = true,
+): WriteEvent {
+  return {
+    event: 'write',
+    lockName: LOCK,
+    instanceId,
+    fencingToken,
+    accepted,
+    monoBefore,
+    monoAfter: monoBefore + 5,
+  };
+}
+
+function log(parts: Partial<ClusterLog>): ClusterLog {
+  return {...emptyLog(), ...parts};
+}
+
+describe('cluster checker', () => {
+  it('accepts a clean handover', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('stop', 'a', 1, 1000, 'stopped'),
+          job('start', 'b', 2, 1010),
+        ],
+      }),
+      OPTIONS,
+    );
+    expect(report.violations).to.deepEqual([]);
+    expect(report.tenures).to.have.length(2);
+  });
+
+  it('finds two masters at once', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('start', 'b', 2, 500),
+          job('stop', 'a', 1, 1000, 'expired'),
+        ],
+      }),
+      OPTIONS,
+    );
+    expect(report.overlaps).to.equal(1);
+    expect(report.violations[0]).to.match(
+      /two masters: a \(token 1\) and b \(token 2\) for 500 ms/,
+    );
+  });
+
+  it('excuses the overlap of a paused master, and counts its rejected stale write', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('start', 'b', 2, 1500),
+          job('stop', 'a', 1, 3001, 'expired'),
+        ],
+        writes: [write('a', 1, 100), write('b', 2, 1500), write('a', 1, 3000, false)],
+        pauses: [{instanceId: 'a', from: 500, to: 3000}],
+        faults: [{kind: 'sigstop', target: 'a', at: 500, recoverFrom: 500}],
+      }),
+      OPTIONS,
+    );
+    expect(report.violations).to.deepEqual([]);
+    expect(report.fencedOverlaps).to.equal(1);
+    expect(report.writes.staleRejected).to.equal(1);
+    expect(report.recoveries[0].ms).to.equal(1000);
+  });
+
+  it('finds a paused master that goes on as master after waking', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('start', 'b', 2, 1500),
+          job('stop', 'a', 1, 4000, 'lost'),
+        ],
+        pauses: [{instanceId: 'a', from: 500, to: 3000}],
+      }),
+      OPTIONS,
+    );
+    expect(report.violations).to.have.length(1);
+    expect(report.violations[0]).to.match(
+      /a \(token 1\) resumed at t=3000 after b took over, .* until t=4000/,
+    );
+  });
+
+  it('finds a write accepted with a lower token after a higher one', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('start', 'b', 2, 1500),
+          job('stop', 'a', 1, 3001, 'expired'),
+        ],
+        writes: [write('b', 2, 1500), write('a', 1, 3000, true)],
+        pauses: [{instanceId: 'a', from: 500, to: 3000}],
+      }),
+      OPTIONS,
+    );
+    expect(report.fencingFailures).to.equal(1);
+    expect(report.violations[0]).to.match(/fencing failed: a's write with token 1/);
+  });
+
+  it('does not blame concurrent writes (neither completed before the other began)', () => {
+    const w1 = {...write('b', 2, 1000), monoAfter: 1100};
+    const w2 = {...write('a', 1, 1050), monoAfter: 1060};
+    const report = checkCluster(log({writes: [w1, w2]}), OPTIONS);
+    expect(report.fencingFailures).to.equal(0);
+  });
+
+  it('finds stop() on a replica that is not master, and a token that does not increase', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 2, 0),
+          job('stop', 'b', 2, 100, 'lost'),
+          job('stop', 'a', 2, 200),
+          job('start', 'b', 2, 300),
+        ],
+      }),
+      OPTIONS,
+    );
+    expect(report.violations).to.have.length(2);
+    expect(report.violations[0]).to.match(/stop\(\) \(token 2, lost\) ran on b/);
+    expect(report.violations[1]).to.match(/token did not increase/);
+  });
+
+  it('ends the mastership of a SIGKILLed replica at the kill, and flags any other exit', () => {
+    const report = checkCluster(
+      log({
+        jobs: [job('start', 'a', 1, 0), job('start', 'b', 2, 1500)],
+        exits: [
+          {instanceId: 'a', at: 200, code: null, signal: 'SIGKILL', causedBy: 'SIGKILL'},
+          {instanceId: 'c', at: 300, code: 1, signal: null},
+          {instanceId: 'd', at: 400, code: 1, signal: null, causedBy: 'SIGTERM'},
+        ],
+        faults: [{kind: 'sigkill', target: 'a', at: 200, recoverFrom: 200}],
+      }),
+      OPTIONS,
+    );
+    expect(report.processesLost).to.equal(1);
+    expect(report.violations).to.have.length(2);
+    expect(report.violations[0]).to.match(/c exited \(code 1/);
+    expect(report.violations[1]).to.match(/d exited with code 1 .* after SIGTERM/);
+    expect(report.recoveries[0].ms).to.equal(1300);
+  });
+
+  it('finds a recovery slower than the bound, and one still missing past it', () => {
+    const slow = checkCluster(
+      log({
+        jobs: [job('start', 'a', 1, 0), job('start', 'b', 2, 3000)],
+        exits: [{instanceId: 'a', at: 100, code: null, signal: 'SIGKILL', causedBy: 'SIGKILL'}],
+        faults: [{kind: 'sigkill', target: 'a', at: 100, recoverFrom: 100}],
+      }),
+      OPTIONS,
+    );
+    expect(slow.violations[0]).to.match(/no master for 2900 ms \(bound 2500\) after sigkill of a/);
+    const missing = checkCluster(
+      log({
+        jobs: [job('start', 'a', 1, 0), job('stop', 'a', 1, 100, 'stopped')],
+        faults: [{kind: 'sigterm', target: 'a', at: 100, recoverFrom: 100}],
+      }),
+      {...OPTIONS, until: 5000},
+    );
+    expect(missing.violations[0]).to.match(/no master for more than 4900 ms/);
+    expect(missing.longestGap.ms).to.equal(4900);
+  });
+
+  it('finds a start while disabled, and a master that does not stop for the disable', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('stop', 'a', 1, 1000, 'disabled'),
+          job('start', 'b', 2, 1200),
+        ],
+        disables: [{lockName: LOCK, sent: 100, from: 110, to: 2000}],
+      }),
+      OPTIONS,
+    );
+    expect(report.violations).to.have.length(2);
+    expect(report.violations[0]).to.match(
+      /a stopped at t=1000 with reason disabled \(bound 400 ms/,
+    );
+    expect(report.violations[1]).to.match(/b started at t=1200 while the lock was disabled/);
+  });
+});

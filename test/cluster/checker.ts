@@ -1,0 +1,459 @@
+// Checks the record of a process cluster run against the election's promises.
+// All times are CLOCK_MONOTONIC ms, shared by the processes of one host.
+//
+//  - Mutual exclusion: no two replicas are in start..stop of a lock at once,
+//    except a replica that was paused (SIGSTOP) during its mastership: that
+//    one cannot be prevented, only fenced (next rule).
+//  - Fencing: the resource never accepts a write with a lower token after a
+//    write with a higher token was accepted and had completed.
+//  - Tokens strictly increase from one mastership to the next.
+//  - stop() runs only on the replica that is master, for its own mastership.
+//  - After every fault a master is acting again within the recovery bound.
+//  - After a disable returns: no start() until enable, and the master stops
+//    (reason 'disabled') within the disable bound.
+//  - No process exits unless the harness killed or terminated it.
+
+/** CLOCK_MONOTONIC in ms, as the example app prints it. */
+export const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+export interface JobEvent {
+  event: 'start' | 'stop';
+  lockName: string;
+  instanceId: string;
+  fencingToken: number;
+  reason: string | null;
+  mono: number;
+}
+
+export interface WriteEvent {
+  event: 'write';
+  lockName: string;
+  instanceId: string;
+  fencingToken: number;
+  accepted: boolean;
+  /** Set when the write failed: its outcome is unknown. */
+  error?: string;
+  monoBefore: number;
+  monoAfter: number;
+}
+
+export type FaultKind =
+  | 'sigkill'
+  | 'sigterm'
+  | 'sigstop'
+  /** SIGSTOP of a replica that is not the master: on waking it must not take over. */
+  | 'sigstop-replica'
+  | 'connections'
+  | 'db-restart'
+  | 'disable';
+
+export interface FaultRecord {
+  kind: FaultKind;
+  /** The instance the fault was aimed at (the master). */
+  target?: string;
+  at: number;
+  /** From when a master is due again within the recovery bound. */
+  recoverFrom: number;
+  note?: string;
+}
+
+export interface PauseRecord {
+  instanceId: string;
+  from: number;
+  to?: number;
+}
+
+export interface ExitRecord {
+  instanceId: string;
+  at: number;
+  code: number | null;
+  signal: string | null;
+  /** The signal the harness sent, if it caused this exit. */
+  causedBy?: 'SIGKILL' | 'SIGTERM';
+}
+
+export interface DisableRecord {
+  lockName: string;
+  /** When the disable request was sent, and when its response arrived. */
+  sent: number;
+  from: number;
+  /** When the enable request was sent. */
+  to?: number;
+}
+
+export interface ClusterLog {
+  jobs: JobEvent[];
+  writes: WriteEvent[];
+  faults: FaultRecord[];
+  pauses: PauseRecord[];
+  exits: ExitRecord[];
+  disables: DisableRecord[];
+}
+
+export function emptyLog(): ClusterLog {
+  return {jobs: [], writes: [], faults: [], pauses: [], exits: [], disables: []};
+}
+
+export interface CheckOptions {
+  lockName: string;
+  /** leaseDuration + checkMasterInterval + 1 s */
+  recoveryBound: number;
+  /** How soon after a disable returns the master must have stopped. */
+  disableStopBound: number;
+  /** How soon a paused master that was taken over must stop once resumed. */
+  staleStopBound: number;
+  /** Events after this time are ignored (their lines may still be in flight). */
+  until: number;
+}
+
+export interface Tenure {
+  instanceId: string;
+  fencingToken: number;
+  start: number;
+  /** Infinity while open. */
+  end: number;
+  /** The stop reason, 'killed', or 'open'. */
+  endReason: string;
+}
+
+export interface Recovery {
+  fault: FaultRecord;
+  /** ms from fault.recoverFrom to a master acting; undefined if none yet. */
+  ms?: number;
+}
+
+export interface CheckReport {
+  violations: string[];
+  tenures: Tenure[];
+  /** Two masters at once (violations). */
+  overlaps: number;
+  /** Overlaps with a paused (stale) master: allowed, fencing must catch them. */
+  fencedOverlaps: number;
+  /** Writes accepted with a lower token after a higher one (violations). */
+  fencingFailures: number;
+  /**
+   * Stale writes were still in flight when a master with a newer token
+   * started: rejected ones were fenced off; accepted ones landed before any
+   * write of the newer master (fencing cannot and need not reject those).
+   */
+  writes: {
+    accepted: number;
+    rejected: number;
+    failed: number;
+    staleRejected: number;
+    staleAccepted: number;
+  };
+  recoveries: Recovery[];
+  longestGap: {ms: number; from: number; afterFault?: FaultKind};
+  processesLost: number;
+}
+
+export function checkCluster(log: ClusterLog, options: CheckOptions): CheckReport {
+  const {lockName, until} = options;
+  const violations: string[] = [];
+  const fmt = (t: number) => `t=${Math.round(t)}`;
+  const pausesOf = (id: string) => log.pauses.filter(p => p.instanceId === id && p.from <= until);
+
+  // ---- masterships (tenures) and the replicas they ran on ----
+  const tenures: Tenure[] = [];
+  const open = new Map<string, Tenure>();
+  const jobs = log.jobs
+    .filter(e => e.lockName === lockName && e.mono <= until)
+    .sort((a, b) => a.mono - b.mono);
+  for (const e of jobs) {
+    const current = open.get(e.instanceId);
+    if (e.event === 'start') {
+      if (current) {
+        violations.push(
+          `${e.instanceId} started token ${e.fencingToken} at ${fmt(e.mono)} while master`,
+        );
+      }
+      const tenure = {
+        instanceId: e.instanceId,
+        fencingToken: e.fencingToken,
+        start: e.mono,
+        end: Infinity,
+      };
+      tenures.push({...tenure, endReason: 'open'});
+      open.set(e.instanceId, tenures[tenures.length - 1]);
+    } else if (!current || current.fencingToken !== e.fencingToken) {
+      violations.push(
+        `stop() (token ${e.fencingToken}, ${e.reason}) ran on ${e.instanceId} at ${fmt(e.mono)}, ` +
+          `which was not master with that token`,
+      );
+    } else {
+      current.end = e.mono;
+      current.endReason = e.reason ?? 'null';
+      open.delete(e.instanceId);
+    }
+  }
+  for (const exit of log.exits.filter(x => x.at <= until)) {
+    const tenure = open.get(exit.instanceId);
+    if (!tenure) continue;
+    tenure.end = exit.at;
+    tenure.endReason = 'killed';
+    open.delete(exit.instanceId);
+    if (exit.causedBy !== 'SIGKILL') {
+      violations.push(`${exit.instanceId} exited at ${fmt(exit.at)} while master, without stop()`);
+    }
+  }
+
+  // ---- mutual exclusion and token order ----
+  let overlaps = 0;
+  let fencedOverlaps = 0;
+  for (let i = 0; i < tenures.length; i++) {
+    const a = tenures[i];
+    for (let j = i + 1; j < tenures.length; j++) {
+      const b = tenures[j];
+      if (j === i + 1 && b.fencingToken <= a.fencingToken) {
+        violations.push(
+          `token did not increase: ${b.instanceId} started token ${b.fencingToken} at ${fmt(b.start)} ` +
+            `after ${a.instanceId}'s token ${a.fencingToken}`,
+        );
+      }
+      if (b.start >= a.end || b.instanceId === a.instanceId) continue;
+      const pause = pausesOf(a.instanceId).find(p => p.from >= a.start && p.from <= b.start);
+      if (pause) {
+        // Stale: fenced, but once running again it must notice at once (its deadline passed).
+        const resumed = pause.to ?? until;
+        if (Math.min(a.end, until) - resumed > options.staleStopBound) {
+          violations.push(
+            `${a.instanceId} (token ${a.fencingToken}) resumed at ${fmt(resumed)} after ${b.instanceId} took over, ` +
+              `and went on as master until ${a.end === Infinity ? 'now' : fmt(a.end)}`,
+          );
+        }
+        fencedOverlaps++;
+        continue;
+      }
+      const overlap = Math.min(a.end, b.end, until) - b.start;
+      overlaps++;
+      violations.push(
+        `two masters: ${a.instanceId} (token ${a.fencingToken}) and ${b.instanceId} (token ${b.fencingToken}) ` +
+          `for ${Math.round(overlap)} ms from ${fmt(b.start)}`,
+      );
+    }
+  }
+
+  // ---- fencing: no accepted write goes back to a lower token ----
+  const writes = log.writes.filter(w => w.lockName === lockName && w.monoAfter <= until);
+  const accepted = writes.filter(w => w.accepted).sort((a, b) => a.monoAfter - b.monoAfter);
+  const highest: WriteEvent[] = []; // highest[k]: the highest-token write among accepted[0..k]
+  for (const w of accepted) {
+    const prev = highest[highest.length - 1];
+    highest.push(prev && prev.fencingToken > w.fencingToken ? prev : w);
+  }
+  let fencingFailures = 0;
+  for (const w2 of accepted) {
+    const k = lastIndexBefore(accepted, w2.monoBefore); // writes completed before w2 began
+    const w1 = k >= 0 ? highest[k] : undefined;
+    if (w1 && w1.fencingToken > w2.fencingToken) {
+      fencingFailures++;
+      violations.push(
+        `fencing failed: ${w2.instanceId}'s write with token ${w2.fencingToken} at ${fmt(w2.monoBefore)} ` +
+          `was accepted after ${w1.instanceId}'s write with token ${w1.fencingToken} at ${fmt(w1.monoAfter)}`,
+      );
+    }
+  }
+  const rejected = writes.filter(w => !w.accepted && !w.error);
+  // A stale write: still in flight when a master with a newer token started.
+  const isStale = (w: WriteEvent) =>
+    tenures.some(t => t.fencingToken > w.fencingToken && t.start <= w.monoAfter);
+
+  // ---- recovery after every fault ----
+  const recoveries: Recovery[] = [];
+  for (const fault of log.faults.filter(f => f.at <= until)) {
+    const r = fault.recoverFrom;
+    const disabledAtR = log.disables.some(
+      d => fault.kind !== 'disable' && d.sent <= r && (d.to ?? until) > r,
+    );
+    if (disabledAtR || r > until) continue;
+    // A terminated master still runs until its stop(); the new master must be another one.
+    const candidates =
+      fault.kind === 'sigterm' ? tenures.filter(t => t.instanceId !== fault.target) : tenures;
+    const acting = firstActingMaster(candidates, r, until, pausesOf);
+    const recovery: Recovery = {fault, ms: acting === undefined ? undefined : acting - r};
+    recoveries.push(recovery);
+    const waited = recovery.ms ?? until - r;
+    if (
+      waited > options.recoveryBound &&
+      (recovery.ms !== undefined || until - r > options.recoveryBound)
+    ) {
+      violations.push(
+        `no master for ${recovery.ms === undefined ? 'more than ' : ''}${Math.round(waited)} ms ` +
+          `(bound ${options.recoveryBound}) after ${fault.kind}${fault.target ? ' of ' + fault.target : ''} ` +
+          `at ${fmt(fault.at)}`,
+      );
+    }
+  }
+
+  // ---- disable ----
+  for (const d of log.disables.filter(x => x.lockName === lockName && x.sent <= until)) {
+    const to = d.to ?? until;
+    for (const t of tenures) {
+      if (t.start > d.from && t.start < to) {
+        violations.push(`${t.instanceId} started at ${fmt(t.start)} while the lock was disabled`);
+      }
+      // (an enable sent before the bound may legitimately come first)
+      if (t.start < d.from && t.end > d.sent && to - d.from > options.disableStopBound) {
+        const late = t.end > d.from + options.disableStopBound;
+        if (late || t.endReason !== 'disabled') {
+          violations.push(
+            `after the disable at ${fmt(d.from)} ${t.instanceId} stopped ${
+              t.end === Infinity ? 'never' : `at ${fmt(t.end)}`
+            } with reason ${t.endReason} (bound ${options.disableStopBound} ms, reason disabled)`,
+          );
+        }
+      }
+    }
+  }
+
+  // ---- processes ----
+  let processesLost = 0;
+  for (const exit of log.exits.filter(x => x.at <= until)) {
+    if (!exit.causedBy) {
+      processesLost++;
+      violations.push(
+        `${exit.instanceId} exited (code ${exit.code}, signal ${exit.signal}) at ${fmt(exit.at)}`,
+      );
+    } else if (exit.causedBy === 'SIGTERM' && exit.code !== 0) {
+      violations.push(
+        `${exit.instanceId} exited with code ${exit.code} (signal ${exit.signal}) after SIGTERM`,
+      );
+    }
+  }
+
+  return {
+    violations,
+    tenures,
+    overlaps,
+    fencedOverlaps,
+    fencingFailures,
+    writes: {
+      accepted: accepted.length,
+      rejected: rejected.length,
+      failed: writes.filter(w => w.error).length,
+      staleRejected: rejected.filter(isStale).length,
+      staleAccepted: accepted.filter(isStale).length,
+    },
+    recoveries,
+    longestGap: longestLeaderlessGap(log, tenures, until, pausesOf),
+    processesLost,
+  };
+}
+
+/** The index of the last write (sorted by monoAfter) completed before `time`. */
+function lastIndexBefore(sorted: WriteEvent[], time: number): number {
+  let lo = 0;
+  let hi = sorted.length; // first index with monoAfter >= time
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid].monoAfter < time) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+/**
+ * The first time >= from at which a master is acting: in start..stop and not
+ * paused. A paused master counts again once resumed, if still master then.
+ */
+function firstActingMaster(
+  tenures: Tenure[],
+  from: number,
+  until: number,
+  pausesOf: (id: string) => PauseRecord[],
+): number | undefined {
+  let best: number | undefined;
+  for (const t of tenures) {
+    let candidate = Math.max(t.start, from);
+    for (const p of pausesOf(t.instanceId)) {
+      if (p.from <= candidate && (p.to ?? Infinity) > candidate) candidate = p.to ?? Infinity;
+    }
+    if (candidate < t.end && candidate <= until && (best === undefined || candidate < best))
+      best = candidate;
+  }
+  return best;
+}
+
+/** Time covered by acting masters (paused time excluded), and the longest hole outside disables. */
+function longestLeaderlessGap(
+  log: ClusterLog,
+  tenures: Tenure[],
+  until: number,
+  pausesOf: (id: string) => PauseRecord[],
+): CheckReport['longestGap'] {
+  const covered: [number, number][] = [];
+  for (const t of tenures) {
+    let pieces: [number, number][] = [[t.start, Math.min(t.end, until)]];
+    for (const p of pausesOf(t.instanceId)) pieces = subtract(pieces, p.from, p.to ?? until);
+    covered.push(...pieces);
+  }
+  for (const d of log.disables) covered.push([d.sent, d.to ?? until]); // no master is due while disabled
+  covered.sort((a, b) => a[0] - b[0]);
+  const gap: CheckReport['longestGap'] = {ms: 0, from: 0};
+  let reach = covered.length ? covered[0][1] : until;
+  for (const [start, end] of covered) {
+    if (start - reach > gap.ms) {
+      gap.ms = start - reach;
+      gap.from = reach;
+    }
+    reach = Math.max(reach, end);
+  }
+  if (covered.length && until - reach > gap.ms) {
+    gap.ms = until - reach;
+    gap.from = reach;
+  }
+  const before = log.faults.filter(f => f.at <= gap.from + gap.ms).pop();
+  return {...gap, afterFault: before?.kind};
+}
+
+function subtract(pieces: [number, number][], from: number, to: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [a, b] of pieces) {
+    if (to <= a || from >= b) out.push([a, b]);
+    else {
+      if (from > a) out.push([a, from]);
+      if (to < b) out.push([to, b]);
+    }
+  }
+  return out;
+}
+
+/** A readable timeline of a run, for failure output. */
+export function describeLog(
+  log: ClusterLog,
+  lockName: string,
+  origin: number,
+  maxLines = 200,
+): string {
+  const lines: [number, string][] = [];
+  for (const e of log.jobs.filter(x => x.lockName === lockName)) {
+    lines.push([
+      e.mono,
+      `${e.event} ${e.instanceId} token ${e.fencingToken}${e.reason ? ' ' + e.reason : ''}`,
+    ]);
+  }
+  for (const w of log.writes.filter(x => x.lockName === lockName && (!x.accepted || x.error))) {
+    lines.push([
+      w.monoBefore,
+      `write ${w.instanceId} token ${w.fencingToken} ${w.error ?? 'rejected'}`,
+    ]);
+  }
+  for (const f of log.faults)
+    lines.push([f.at, `FAULT ${f.kind} ${f.target ?? ''} ${f.note ?? ''}`]);
+  for (const p of log.pauses) {
+    lines.push([p.from, `SIGSTOP ${p.instanceId}`]);
+    if (p.to) lines.push([p.to, `SIGCONT ${p.instanceId}`]);
+  }
+  for (const x of log.exits)
+    lines.push([x.at, `exit ${x.instanceId} code ${x.code} signal ${x.signal}`]);
+  for (const d of log.disables) {
+    lines.push([d.from, `disabled`]);
+    if (d.to) lines.push([d.to, `enable sent`]);
+  }
+  lines.sort((a, b) => a[0] - b[0]);
+  return lines
+    .slice(-maxLines)
+    .map(([t, text]) => `${String(Math.round(t - origin)).padStart(8)} ms  ${text}`)
+    .join('\n');
+}

@@ -1,0 +1,235 @@
+// Real processes of the example app on PostgreSQL and on MariaDB, faults
+// injected into the master one after another: SIGKILL, SIGTERM, SIGSTOP
+// beyond the lease, its database connections killed, the database server
+// restarted, disable/enable over HTTP. After each one the checker reads the
+// whole record so far (see checker.ts for what it verifies).
+
+import {expect} from '@loopback/testlab';
+import {randomBytes} from 'crypto';
+import {openTestDatabase} from '../fixtures/databases';
+import {CheckReport, FaultRecord} from './checker';
+import {DatabaseServer, SqlBackend} from './database-server';
+import {formatSummary, runChaos} from './chaos';
+import {ClusterTimings, FAST_TIMINGS, mono, ProcessCluster, sleep} from './harness';
+
+const REPLICAS = 3;
+/** Lines younger than this may still be in the pipes: the checker looks at older ones. */
+const LINE_LAG = 100;
+/** The short random run at the end of each suite (`npm run chaos` runs long ones). */
+const CHAOS_SECONDS = Number(process.env.CLUSTER_CHAOS_SECONDS ?? 20);
+const CHAOS_SEED = 42;
+
+/**
+ * Reports measurements under the test titles. Straight to stdout: lb-mocha
+ * fails a run on console.log, meant to catch stray debug output.
+ */
+function note(text: string): void {
+  process.stdout.write(text.replace(/^/gm, '      ') + '\n');
+}
+
+/**
+ * PostgreSQL polls faster than the lease (C < L); MariaDB slower (C > L), as
+ * the defaults do (30 s > 24 s): non-masters then take over on their expiry
+ * timer, with a compare-and-set on a possibly stale observation.
+ */
+const TIMINGS: Record<SqlBackend, ClusterTimings> = {
+  postgresql: FAST_TIMINGS,
+  mysql: {...FAST_TIMINGS, checkMasterInterval: 1200},
+};
+
+for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
+  const T = TIMINGS[backend];
+  const title = `cluster of example app processes on ${backend} (C ${T.checkMasterInterval}, L ${T.leaseDuration})`;
+  describe(title, function () {
+    this.timeout(30000);
+    let server: DatabaseServer;
+    let cluster: ProcessCluster | undefined;
+    /** Recovery times, printed at the end. */
+    const recoveries: string[] = [];
+
+    before(async function () {
+      this.timeout(60000);
+      const db = await openTestDatabase(this, backend, 'mje_cluster'); // skips if unreachable
+      await db.close();
+      server = new DatabaseServer(backend, 'mje_cluster');
+      cluster = new ProcessCluster({
+        server,
+        lockName: `CLUSTER-${randomBytes(3).toString('hex')}`,
+        replicas: REPLICAS,
+        namePrefix: backend === 'postgresql' ? 'pg' : 'my',
+        timings: T,
+        fencedWriteInterval: 100,
+      });
+      await cluster.start();
+    });
+
+    afterEach(function () {
+      if (this.currentTest?.state === 'failed' && cluster) {
+        note(`timeline (ms since the cluster started):\n${cluster.describe()}`);
+      }
+    });
+
+    after(async function () {
+      this.timeout(60000);
+      if (process.env.CLUSTER_VERBOSE && cluster) note(cluster.describe());
+      await cluster?.shutdown();
+      await server?.ensureRunning(); // whatever happened, leave the server up
+      if (recoveries.length) note(`recoveries: ${recoveries.join(', ')}`);
+    });
+
+    /**
+     * Waits for a master and its accepted write, then runs the checker on
+     * everything so far; with a fault, also returns how soon a master acted.
+     */
+    async function expectHealthy(fault?: FaultRecord): Promise<CheckReport> {
+      const c = cluster!;
+      const since = mono();
+      await c.waitForMaster(c.recoveryBound);
+      await c.waitForAcceptedWrite(since, c.recoveryBound);
+      await sleep(LINE_LAG);
+      const report = c.check(LINE_LAG);
+      expect(report.violations).to.deepEqual([]);
+      expect(c.live()).to.have.length(REPLICAS);
+      if (fault) {
+        const recovery = report.recoveries.find(r => r.fault === fault);
+        expect(recovery?.ms).to.be.a.Number(); // the checker held it to the bound
+        recoveries.push(`${fault.kind} ${Math.round(recovery!.ms!)} ms`);
+      }
+      return report;
+    }
+
+    it('elects exactly one master, whose fenced writes are accepted', async () => {
+      const report = await expectHealthy();
+      expect(report.tenures).to.have.length(1);
+      expect(report.writes.accepted).to.be.above(0);
+      expect(report.writes.rejected).to.equal(0);
+    });
+
+    it('SIGKILL of the master: another replica takes over with a greater token', async () => {
+      const c = cluster!;
+      const {victim, fault} = await c.signalMaster('SIGKILL');
+      const next = await c.waitForJobEvent(
+        'a start elsewhere',
+        e => e.event === 'start',
+        fault.at,
+        c.recoveryBound,
+      );
+      expect(next.instanceId).to.not.equal(victim.instanceId);
+      const victimStart = c.log.jobs
+        .filter(e => e.event === 'start' && e.instanceId === victim.instanceId)
+        .pop();
+      expect(next.fencingToken).to.be.above(victimStart!.fencingToken);
+      await c.spawnReplica();
+      await expectHealthy(fault);
+    });
+
+    it('SIGTERM of the master: stop() runs there, and the release hands over before the lease', async () => {
+      const c = cluster!;
+      const {victim, fault} = await c.signalMaster('SIGTERM');
+      const stop = c.log.jobs.find(
+        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+      );
+      expect(stop?.reason).to.equal('stopped');
+      const next = await c.waitForJobEvent(
+        'a start elsewhere',
+        e => e.event === 'start',
+        fault.at,
+        c.recoveryBound,
+      );
+      // Released, not expired: another replica takes it at its next look (a poll, or the
+      // expiry timer when C > L); an unreleased lock would wait L past that look.
+      const nextLook = Math.min(T.checkMasterInterval, T.leaseDuration);
+      expect(next.mono - stop!.mono).to.be.below(nextLook + T.heartbeatInterval);
+      await c.spawnReplica();
+      await expectHealthy(fault);
+    });
+
+    it('SIGSTOP of the master beyond the lease: another takes over; the woken one stops and is fenced', async () => {
+      const c = cluster!;
+      const {victim, fault} = await c.pauseMaster(c.recoveryBound);
+      const resumed = mono();
+      const stop = await c.waitForJobEvent(
+        'the woken master to stop',
+        e => e.event === 'stop' && e.instanceId === victim.instanceId,
+        fault.at,
+        T.leaseDuration,
+      );
+      expect(['expired', 'lost']).to.containEql(stop.reason);
+      const report = await expectHealthy(fault);
+      expect(report.fencedOverlaps).to.equal(1);
+      // Whatever the woken master wrote with its old token was rejected: the new master
+      // has written by then. (Whether it writes at all depends on which of its overdue
+      // timers runs first, the job's or the election's.)
+      const stale = c.log.writes.filter(
+        w => w.instanceId === victim.instanceId && w.monoBefore >= resumed,
+      );
+      expect(stale.filter(w => w.accepted || w.error)).to.deepEqual([]);
+      recoveries.push(`(${stale.length} stale write(s) rejected)`);
+    });
+
+    it('SIGSTOP of a replica that is not the master, beyond the lease: on waking it does not take over', async () => {
+      const c = cluster!;
+      const master = c.master()!;
+      const {victim, fault} = await c.pauseNonMaster(c.recoveryBound);
+      // Its observation of the lock is old now: a takeover it tries must fail the compare-and-set.
+      await sleep(T.checkMasterInterval + T.heartbeatInterval);
+      expect(
+        c.log.jobs.filter(e => e.instanceId === victim.instanceId && e.mono >= fault.at),
+      ).to.deepEqual([]);
+      expect(c.master()).to.equal(master);
+      await expectHealthy(fault);
+    });
+
+    it("the master's database connections terminated: it never crashes, a master again soon", async () => {
+      const c = cluster!;
+      const {fault, killed} = await c.cutMasterConnections();
+      expect(killed).to.be.above(0);
+      await expectHealthy(fault);
+    });
+
+    it('the database server stopped and restarted: the master expires, then one master again', async function () {
+      const c = cluster!;
+      if (!server.canRestart) {
+        note(`skipped: ${backend} at ${server.address.host} is not on this machine`);
+        return this.skip();
+      }
+      this.timeout(90000);
+      // Down for longer than the lease: the master must give up on its own.
+      const {victim, fault} = await c.restartDatabase(T.leaseDuration + 500);
+      const stop = c.log.jobs.find(
+        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+      );
+      expect(stop?.reason).to.equal('expired');
+      expect(stop!.mono).to.be.below(fault.recoverFrom);
+      await expectHealthy(fault);
+      // The resource row holds the highest token accepted.
+      const row = await server.readFencedResource(c.lockName);
+      const highest = Math.max(...c.log.writes.filter(w => w.accepted).map(w => w.fencingToken));
+      expect(row?.fencingToken).to.equal(highest);
+    });
+
+    it('disable and enable over HTTP on a replica that is not the master', async () => {
+      const c = cluster!;
+      const {victim, fault} = await c.disableAndEnable(T.leaseDuration + T.checkMasterInterval);
+      const stop = c.log.jobs.find(
+        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+      );
+      expect(stop?.reason).to.equal('disabled');
+      await expectHealthy(fault);
+    });
+
+    it(`survives ${CHAOS_SECONDS} s of random faults (seed ${CHAOS_SEED})`, async function () {
+      this.timeout(CHAOS_SECONDS * 1000 + 60000);
+      const summary = await runChaos(cluster!, {
+        durationMs: CHAOS_SECONDS * 1000,
+        seed: CHAOS_SEED,
+      });
+      // The fault counts are this run's; the rest covers the whole suite.
+      const text = formatSummary(summary, `${REPLICAS} replicas on ${backend}`);
+      note(text);
+      expect(summary.report.violations).to.deepEqual([]);
+      expect(summary.harnessErrors).to.deepEqual([]);
+      await expectHealthy();
+    });
+  });
+}
