@@ -4,7 +4,7 @@ import {FencedResourceRepository} from './fenced-resource';
 /** CLOCK_MONOTONIC in ms: comparable between processes of one host. */
 const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-function printLine(line: object): void {
+export function printLine(line: object): void {
   process.stdout.write(JSON.stringify(line) + '\n');
 }
 

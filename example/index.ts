@@ -1,5 +1,6 @@
 import {MasterJobExecutorBindings} from '../src';
 import {ExampleApplication} from './application';
+import {DEMO_CRON_PATTERN, DemoCronJob} from './demo-cron-job';
 import {createDemoJob} from './demo-job';
 import {FencedResourceRepository} from './fenced-resource';
 import {dataSourceConfig, readSettings} from './settings';
@@ -15,6 +16,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
     dataSource: dataSourceConfig(settings),
     masterJobExecutor: settings.instanceId ? {instanceId: settings.instanceId} : {},
   });
+  if (settings.demoCron) {
+    app.bind(DEMO_CRON_PATTERN).to(settings.demoCron);
+    app.service(DemoCronJob); // started as master of DEMO-CRON by app.start()
+  }
   await app.migrateSchema(); // creates MasterLock, MasterControl and FencedResource if missing
   await app.start();
   const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
@@ -26,7 +31,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
   const url = app.restServer.url;
   console.error(
     `Example app (instance ${executor.instanceId}, ${settings.databaseUrl ? 'shared database' : 'memory'}) ` +
-      `at ${url}; API Explorer at ${url}/explorer; masters for ${settings.demoLocks.join(', ')}`,
+      `at ${url}; API Explorer at ${url}/explorer; masters for ` +
+      [...settings.demoLocks, ...(settings.demoCron ? ['DEMO-CRON'] : [])].join(', '),
   );
   return app;
 }

@@ -9,6 +9,8 @@ export interface ExampleSettings {
   demoLocks: string[];
   /** ms between the demo job's fenced writes while master; off when undefined. */
   fencedWriteInterval?: number;
+  /** Cron pattern (with seconds) of the class-based cron job DEMO-CRON; off when undefined. */
+  demoCron?: string;
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSettings {
@@ -35,6 +37,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
       `DEMO_FENCED_WRITE_INTERVAL must be a positive integer of ms, got "${rawInterval}"`,
     );
   }
+  const demoCron = env.DEMO_CRON?.trim() || undefined;
+  if (demoCron) checkCronPattern(demoCron);
   return {
     port,
     host: env.HOST?.trim() || undefined,
@@ -42,7 +46,20 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
     instanceId,
     demoLocks,
     fencedWriteInterval,
+    demoCron,
   };
+}
+
+function checkCronPattern(pattern: string): void {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const {CronTime} = require('cron');
+    new CronTime(pattern);
+  } catch (err) {
+    throw new Error(
+      `DEMO_CRON must be a cron pattern with seconds, like "*/10 * * * * *", got "${pattern}": ${err.message ?? err}`,
+    );
+  }
 }
 
 function isPositiveInteger(value: number): boolean {

@@ -75,6 +75,8 @@ export interface ClusterOptions {
   namePrefix: string;
   /** Called with every stderr line (for verbose runs). */
   onStderr?: (instanceId: string, line: string) => void;
+  /** More environment for the replicas (e.g. DEMO_CRON). */
+  extraEnv?: Record<string, string>;
 }
 
 /** One process of the example app. */
@@ -105,6 +107,14 @@ export class Replica {
 
 export class ProcessCluster {
   readonly log: ClusterLog = emptyLog();
+  /** The `cron` lines of the example's DEMO-CRON job. */
+  readonly cronFirings: {
+    lockName: string;
+    instanceId: string;
+    fencingToken: number;
+    at: string;
+    mono: number;
+  }[] = [];
   readonly replicas: Replica[] = [];
   readonly timings: ClusterTimings;
   readonly lockName: string;
@@ -162,6 +172,7 @@ export class ProcessCluster {
         MASTER_JOB_LEASE_DURATION: String(t.leaseDuration),
         MASTER_JOB_MAX_HEARTBEAT_RETRY_COUNT: String(t.maxHeartbeatRetryCount),
         MASTER_JOB_STOP_TIMEOUT: String(t.stopTimeout),
+        ...this.options.extraEnv,
       },
     });
     const replica = new Replica(instanceId, child);
@@ -208,6 +219,8 @@ export class ProcessCluster {
       this.lines.emit('write', event);
     } else if (event.event === 'start' || event.event === 'stop') {
       this.log.jobs.push(event);
+    } else if ((event as {event: string}).event === 'cron') {
+      this.cronFirings.push(event as unknown as ProcessCluster['cronFirings'][number]);
     }
   }
 

@@ -1,0 +1,39 @@
+import {BindingKey, inject} from '@loopback/core';
+import {MasterCronJob, masterJob, MasterJobContext} from '../src';
+import {printEvent, printLine} from './demo-job';
+
+export const DEMO_CRON_LOCK = 'DEMO-CRON';
+export const DEMO_CRON_PATTERN = BindingKey.create<string>('example.demoCronPattern');
+
+/**
+ * A class-based master job (`@masterJob`, registered with `app.service()`)
+ * that is also a cluster-singleton cron: it fires on the master only, one JSON
+ * line per firing.
+ */
+@masterJob({lockName: DEMO_CRON_LOCK})
+export class DemoCronJob extends MasterCronJob {
+  constructor(@inject(DEMO_CRON_PATTERN) cronTime: string) {
+    super({cronTime});
+  }
+
+  start(ctx: MasterJobContext): void {
+    super.start(ctx);
+    printEvent('start', ctx);
+  }
+
+  stop(ctx: MasterJobContext): void {
+    super.stop(ctx);
+    printEvent('stop', ctx);
+  }
+
+  onTick(ctx: MasterJobContext): void {
+    printLine({
+      event: 'cron',
+      lockName: ctx.lockName,
+      instanceId: ctx.instanceId,
+      fencingToken: ctx.fencingToken,
+      at: new Date().toISOString(),
+      mono: Number(process.hrtime.bigint()) / 1e6,
+    });
+  }
+}
