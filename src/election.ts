@@ -505,7 +505,8 @@ export class LockElection extends EventEmitter implements Master {
     try {
       const released = await this.call(
         () => this.store.release(this.lockName, this.instanceId, lock.fencingToken),
-        this.timings.heartbeatInterval,
+        // Not master any more: no deadline to keep; past a lease it has expired anyway.
+        this.timings.leaseDuration,
         'release',
       );
       debug(

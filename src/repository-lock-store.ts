@@ -35,7 +35,9 @@ export class RepositoryLockStore implements LockStore {
     const held = keys.map(key => JSON.parse(key) as Holder);
     const renewalId = randomUUID();
     const where = anyOf(held.map(holderWhere));
-    const {count} = await this.lockRepo.updateAll({renewalId, heartbeatAt: new Date()}, where);
+    const {count} = await retryDeadlock(() =>
+      this.lockRepo.updateAll({renewalId, heartbeatAt: new Date()}, where),
+    );
     if (count === held.length) return held.map(() => true);
     // Some rows changed hands: read which ones still carry our write.
     const rows = await this.lockRepo.find({
@@ -108,7 +110,7 @@ export class RepositoryLockStore implements LockStore {
 
   private async updateOne(data: Partial<MasterLock>, where: Where<MasterLock>): Promise<boolean> {
     try {
-      const {count} = await this.lockRepo.updateAll(data, where);
+      const {count} = await retryDeadlock(() => this.lockRepo.updateAll(data, where));
       return count === 1;
     } catch (err) {
       throw explain(err);
@@ -163,6 +165,21 @@ interface ErrorWithCode {
   code?: string;
   statusCode?: number | string;
   message?: string;
+}
+
+/**
+ * InnoDB may pick two concurrent single-row UPDATEs as deadlock victims; the
+ * victim's statement was rolled back, so running it again is safe.
+ */
+async function retryDeadlock<T>(statement: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await statement();
+    } catch (err) {
+      const code = (err as ErrorWithCode)?.code;
+      if (i >= attempts || (code !== 'ER_LOCK_DEADLOCK' && code !== '40P01')) throw err;
+    }
+  }
 }
 
 /** memory: 409 "Duplicate entry"; PostgreSQL 23505; MySQL ER_DUP_ENTRY. */
