@@ -57,3 +57,68 @@ export function withTimeout<T>(
     );
   });
 }
+
+interface Instant {
+  handle: TimerHandle;
+  callbacks: Set<() => void>;
+}
+
+/**
+ * Runs every callback due at the same instant from one timer. Node fires
+ * timers made with slightly different delays in different turns of the event
+ * loop; sharing one keeps the elections of many locks in one turn, so that the
+ * store can batch their database calls into one statement.
+ */
+export class SharedTimers {
+  private readonly instants = new Map<number, Instant>();
+
+  constructor(private readonly clock: Clock) {}
+
+  /** Calls `fn` at `time` (on the clock's scale); returns what `cancel` takes. */
+  at(time: number, fn: () => void): SharedTimer {
+    let instant = this.instants.get(time);
+    if (!instant) {
+      const callbacks = new Set<() => void>();
+      const handle = this.clock.setTimeout(() => {
+        this.instants.delete(time);
+        for (const callback of callbacks) {
+          try {
+            callback();
+          } catch (err) {
+            queueMicrotask(() => {
+              throw err; // as uncaught as from a timer of its own, without skipping the rest
+            });
+          }
+        }
+      }, time - this.clock.now());
+      instant = {handle, callbacks};
+      this.instants.set(time, instant);
+    }
+    instant.callbacks.add(fn);
+    return {time, fn};
+  }
+
+  cancel(timer: SharedTimer): void {
+    const instant = this.instants.get(timer.time);
+    if (!instant?.callbacks.delete(timer.fn) || instant.callbacks.size) return;
+    this.clock.clearTimeout(instant.handle);
+    this.instants.delete(timer.time);
+  }
+}
+
+export interface SharedTimer {
+  time: number;
+  fn: () => void;
+}
+
+const sharedTimers = new WeakMap<Clock, SharedTimers>();
+
+/** The SharedTimers of a clock: one set per clock, so per process in production. */
+export function sharedTimersOf(clock: Clock): SharedTimers {
+  let timers = sharedTimers.get(clock);
+  if (!timers) {
+    timers = new SharedTimers(clock);
+    sharedTimers.set(clock, timers);
+  }
+  return timers;
+}

@@ -18,8 +18,11 @@
 //  3. Every database call is bounded by a timeout; the master's are also
 //     bounded by its deadline. A timeout means "outcome unknown": a write may
 //     still land, so the record is re-read instead of trusting our own belief.
-//  4. Renewals are sent every H (aligned to a grid of H/2 so that the renewals
-//     of many locks coalesce into one statement). A failed renewal is retried
+//  4. Renewals are sent every H and polls every C, on grids of H and C shared by
+//     all locks of the process (when C is a multiple of H the two coincide), so
+//     that the database work of one tick is one statement of each kind whatever
+//     the number of locks (the store batches calls made in one turn; shared
+//     timers keep them in one turn). A failed renewal is retried
 //     every (L - M - H) / (R + 1); after R failed retries, or at the deadline,
 //     the master resigns with reason 'expired'. Configurations with
 //     H >= L - M are rejected in config.ts.
@@ -27,7 +30,9 @@
 //     (holder, token, renewalId) writing token + 1, renewal and release on
 //     (holder, token). Rows are never deleted, so tokens strictly increase.
 //  6. A takeover is attempted at the moment the observed lease expires, not at
-//     the next poll.
+//     the next poll; rounded up to TICK, so that the locks seen in one read
+//     expire together. Deadlines are rounded down to TICK for the same reason:
+//     later takeovers and earlier stops are both on the safe side.
 //  7. Disable: after winning the lock the replica reads the control before it
 //     calls start(); a master reads it with every renewal. So a disable is
 //     seen either before start() or by the next renewal (within H).
@@ -40,7 +45,7 @@
 import {randomUUID} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {Clock, TimerHandle, withTimeout} from './clock';
+import {Clock, SharedTimer, SharedTimers, sharedTimersOf, withTimeout} from './clock';
 import {LockRecord, LockStore} from './lock-store';
 import {
   ElectionTimings,
@@ -54,6 +59,9 @@ import {
 // The story of each election, in order; renewals (one per heartbeat) apart.
 const debug = debugFactory('loopback:master-job-executor:election');
 const renewalDebug = debugFactory('loopback:master-job-executor:renewal');
+
+/** Granularity of takeover times and deadlines, in ms (see invariant 6). */
+export const TICK = 10;
 
 /** Share of the lease the master gives up before others may take over. */
 export const SAFETY_MARGIN_RATIO = 0.2;
@@ -112,11 +120,12 @@ export class LockElection extends EventEmitter implements Master {
   private readonly timings: ElectionTimings;
   private readonly store: LockStore;
   private readonly clock: Clock;
+  private readonly timers: SharedTimers;
 
   private currentState: MasterState = 'idle';
   private epoch = 0;
-  private timer: TimerHandle | undefined;
-  private deadlineTimer: TimerHandle | undefined;
+  private timer: SharedTimer | undefined;
+  private deadlineTimer: SharedTimer | undefined;
   private mastership: Mastership | undefined;
   /** The record of another holder, and when we received it. */
   private observed: {lock: LockRecord; at: number} | undefined;
@@ -138,6 +147,7 @@ export class LockElection extends EventEmitter implements Master {
     this.timings = options.timings;
     this.store = options.store;
     this.clock = options.clock;
+    this.timers = sharedTimersOf(options.clock);
   }
 
   get state(): MasterState {
@@ -252,15 +262,14 @@ export class LockElection extends EventEmitter implements Master {
     }
   }
 
-  /** Next poll, or the takeover at the observed lease's expiry if sooner. */
-  private scheduleCheck(delay = this.gridDelay(this.timings.checkMasterInterval)): void {
-    if (this.wakePending) delay = 0;
-    this.wakePending = false;
+  /** Next poll (now if 0), or the takeover at the observed lease's expiry if sooner. */
+  private scheduleCheck(delay?: 0): void {
+    const time = this.nextStep(this.timings.checkMasterInterval, delay);
     const observed = this.observed;
     if (observed?.lock.instanceId && !this.disabled) {
-      const expiresIn = observed.at + this.timings.leaseDuration - this.clock.now();
-      if (expiresIn <= delay) {
-        this.schedule(expiresIn, () => {
+      const expiresAt = roundUp(observed.at + this.timings.leaseDuration);
+      if (expiresAt <= time) {
+        this.scheduleAt(expiresAt, () => {
           debug('%s: lease of %s expired', this.lockName, observed.lock.instanceId);
           this.leaderlessSince ??= this.clock.now();
           return this.acquire(this.epoch, observed.lock);
@@ -268,23 +277,21 @@ export class LockElection extends EventEmitter implements Master {
         return;
       }
     }
-    this.schedule(delay, () => this.campaign());
+    this.scheduleAt(time, () => this.campaign());
   }
 
-  private scheduleRenewal(
-    m: Mastership,
-    delay = this.gridDelay(this.timings.heartbeatInterval),
-  ): void {
-    if (this.wakePending) delay = 0;
-    this.wakePending = false;
-    this.schedule(delay, () => this.renew(m));
+  /** Next renewal, on the heartbeat grid (now if 0). */
+  private scheduleRenewal(m: Mastership, delay?: 0): void {
+    this.scheduleAt(this.nextStep(this.timings.heartbeatInterval, delay), () => this.renew(m));
   }
 
   /** Create the first record, or take over `expected` (free or expired). */
   private async acquire(epoch: number, expected: LockRecord | undefined): Promise<void> {
     if (this.startRunning) {
       debug('%s: previous start() still running, not campaigning', this.lockName);
-      return this.schedule(this.gridDelay(this.timings.checkMasterInterval), () => this.campaign());
+      return this.scheduleAt(this.nextTick(this.timings.checkMasterInterval), () =>
+        this.campaign(),
+      );
     }
     const now = new Date();
     const next: LockRecord = {
@@ -297,8 +304,8 @@ export class LockElection extends EventEmitter implements Master {
       acquiredAt: now,
     };
     const sentAt = this.clock.now();
-    const deadline = sentAt + this.timings.leaseDuration - safetyMargin(this.timings);
-    let won: boolean;
+    const deadline = this.deadlineFor(sentAt);
+    let won: LockRecord | undefined;
     try {
       won = await this.call(
         () => (expected ? this.store.takeOver(expected, next) : this.store.create(next)),
@@ -319,12 +326,12 @@ export class LockElection extends EventEmitter implements Master {
           'read control',
         );
       } catch (err) {
-        await this.release(next);
+        await this.release(won);
         return this.retryAfterError(epoch, err);
       }
     }
     if (epoch !== this.epoch) {
-      if (won) await this.release(next);
+      if (won) await this.release(won);
       return;
     }
     if (!won) {
@@ -335,16 +342,16 @@ export class LockElection extends EventEmitter implements Master {
     }
     if (this.disabled) {
       debug('%s: won the lock but it is disabled, releasing', this.lockName);
-      await this.release(next);
+      await this.release(won);
       return this.scheduleCheck();
     }
     if (this.clock.now() >= deadline) {
       // Paused between winning and here: others may have taken over already.
       debug('%s: won the lock too late to use it, releasing', this.lockName);
-      await this.release(next);
+      await this.release(won);
       return this.scheduleCheck(0);
     }
-    this.becomeMaster(next, deadline);
+    this.becomeMaster(won, deadline);
   }
 
   // ---- master ----
@@ -385,12 +392,12 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   private armDeadline(m: Mastership): void {
-    if (this.deadlineTimer !== undefined) this.clock.clearTimeout(this.deadlineTimer);
-    this.deadlineTimer = this.clock.setTimeout(() => {
+    if (this.deadlineTimer !== undefined) this.timers.cancel(this.deadlineTimer);
+    this.deadlineTimer = this.timers.at(m.deadline, () => {
       this.deadlineTimer = undefined;
       debug('%s: renewal deadline passed', this.lockName);
       this.track(this.resign(m, 'expired'));
-    }, m.deadline - this.clock.now());
+    });
   }
 
   private async renew(m: Mastership): Promise<void> {
@@ -418,7 +425,7 @@ export class LockElection extends EventEmitter implements Master {
     if (!result.renewed) return this.resign(m, 'lost');
     m.failures = 0;
     m.renewedAt = sentAt;
-    m.deadline = sentAt + this.timings.leaseDuration - safetyMargin(this.timings);
+    m.deadline = this.deadlineFor(sentAt);
     renewalDebug('%s: renewed in %d ms', this.lockName, this.clock.now() - sentAt);
     this.emit('renewed', this.clock.now() - sentAt);
     this.armDeadline(m);
@@ -535,10 +542,22 @@ export class LockElection extends EventEmitter implements Master {
     return Math.min(t.checkMasterInterval, t.leaseDuration - safetyMargin(t));
   }
 
-  /** A delay in (interval/2, interval] landing on a grid shared by all locks. */
-  private gridDelay(interval: number): number {
-    const half = interval / 2;
-    return half + (half - (this.clock.now() % half));
+  /** The next point of the grid of `interval` shared by all locks. */
+  private nextTick(interval: number): number {
+    return Math.floor(this.clock.now() / interval) * interval + interval;
+  }
+
+  /** Now if asked or woken meanwhile, else the next point of the grid. */
+  private nextStep(interval: number, delay?: 0): number {
+    const woken = this.wakePending;
+    this.wakePending = false;
+    return delay === 0 || woken ? this.clock.now() : this.nextTick(interval);
+  }
+
+  /** Where a write sent at `sentAt` leaves the master: see invariant 2. */
+  private deadlineFor(sentAt: number): number {
+    const deadline = sentAt + this.timings.leaseDuration - safetyMargin(this.timings);
+    return Math.floor(deadline / TICK) * TICK;
   }
 
   private call<T>(work: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
@@ -546,15 +565,16 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   private schedule(delay: number, step: () => Promise<void> | void): void {
+    this.scheduleAt(this.clock.now() + Math.max(0, delay), step);
+  }
+
+  private scheduleAt(time: number, step: () => Promise<void> | void): void {
     if (this.stopping) return;
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    this.timer = this.clock.setTimeout(
-      () => {
-        this.timer = undefined;
-        this.track(Promise.resolve().then(step));
-      },
-      Math.max(0, delay),
-    );
+    if (this.timer !== undefined) this.timers.cancel(this.timer);
+    this.timer = this.timers.at(time, () => {
+      this.timer = undefined;
+      this.track(Promise.resolve().then(step));
+    });
   }
 
   private track(work: Promise<void>): void {
@@ -564,12 +584,11 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   private clearTimers(): void {
-    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
-    if (this.deadlineTimer !== undefined) this.clock.clearTimeout(this.deadlineTimer);
+    if (this.timer !== undefined) this.timers.cancel(this.timer);
+    if (this.deadlineTimer !== undefined) this.timers.cancel(this.deadlineTimer);
     this.timer = this.deadlineTimer = undefined;
   }
 
-  /** Emits statechange(old, new, reason), then master(token) or slave(reason). */
   /** Reports how long the lock was leaderless, as this replica saw it. */
   private leaderFound(): void {
     if (this.leaderlessSince === undefined) return;
@@ -577,6 +596,7 @@ export class LockElection extends EventEmitter implements Master {
     this.leaderlessSince = undefined;
   }
 
+  /** Emits statechange(old, new, reason), then master(token) or slave(reason). */
   private setState(next: MasterState, reason: TransitionReason): void {
     const previous = this.currentState;
     if (previous === next) return;
@@ -592,4 +612,8 @@ export class LockElection extends EventEmitter implements Master {
     debug('%s: %s: %s', this.lockName, what, error.message);
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
+}
+
+function roundUp(time: number): number {
+  return Math.ceil(time / TICK) * TICK;
 }

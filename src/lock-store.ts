@@ -31,13 +31,19 @@ export interface RenewResult {
 export interface LockStore {
   read(lockName: string): Promise<LockObservation>;
   isDisabled(lockName: string): Promise<boolean>;
-  /** Inserts the first row of a lock; false if a row exists already. */
-  create(lock: LockRecord): Promise<boolean>;
+  /**
+   * Inserts the first row of a lock. Resolves to the record as written, or
+   * undefined if a row exists already.
+   */
+  create(lock: LockRecord): Promise<LockRecord | undefined>;
   /**
    * Replaces `expected` by `next` only if the row still has expected's
-   * holder, fencing token and renewalId.
+   * holder, fencing token and renewalId. Resolves to the record as written,
+   * or undefined if the row changed. The store may write a higher fencing
+   * token than next's (to take over many locks in one statement), never a
+   * lower one.
    */
-  takeOver(expected: LockRecord, next: LockRecord): Promise<boolean>;
+  takeOver(expected: LockRecord, next: LockRecord): Promise<LockRecord | undefined>;
   /** Writes a new renewalId if the row still has this holder and token. */
   renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult>;
   /** Frees the lock (and changes its renewalId) if the row still has this holder and token. */

@@ -18,8 +18,8 @@ export const NOTIFY_CHANNEL = 'master_job_executor';
 export type ChangeListener = (lockName: string | undefined) => void;
 
 export interface LockNotifier {
-  /** Tell every replica that this lock changed; never throws. */
-  publish(lockName: string): void;
+  /** Tell every replica that these locks changed; never throws. */
+  publish(lockNames: string[]): void;
   subscribe(listener: ChangeListener): () => void;
   close(): Promise<void>;
 }
@@ -39,9 +39,9 @@ export class LocalNotifier implements LockNotifier {
     this.channel = channel;
   }
 
-  publish(lockName: string): void {
+  publish(lockNames: string[]): void {
     // After the caller's turn, like a notification from the database would.
-    setImmediate(() => this.channel.emit('change', lockName));
+    setImmediate(() => lockNames.forEach(name => this.channel.emit('change', name)));
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -65,6 +65,21 @@ interface PgPool {
 }
 
 const MAX_RECONNECT_DELAY = 5000;
+/** PostgreSQL's limit on a NOTIFY payload is 8000 bytes. */
+const MAX_PAYLOAD = 7900;
+/** The payload that wakes every lock: too many names to list. */
+const ANY_LOCK = '*';
+
+/** A JSON array of lock names; undefined (wake all) for anything else. */
+function parsePayload(payload: string | undefined): string[] | undefined {
+  try {
+    const names: unknown = JSON.parse(payload ?? '');
+    if (Array.isArray(names) && names.every(n => typeof n === 'string')) return names;
+  } catch {
+    // ANY_LOCK, or a payload from something else on our channel
+  }
+  return undefined;
+}
 
 /**
  * LISTEN on a connection of its own (not one of the pool's, which it would
@@ -81,10 +96,12 @@ export class PostgresNotifier implements LockNotifier {
     void this.listen();
   }
 
-  publish(lockName: string): void {
+  publish(lockNames: string[]): void {
+    let payload = JSON.stringify(lockNames);
+    if (Buffer.byteLength(payload) >= MAX_PAYLOAD) payload = ANY_LOCK;
     this.dataSource
-      .execute('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, lockName])
-      .catch((err: Error) => debug('NOTIFY %s failed: %s', lockName, err.message));
+      .execute('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload])
+      .catch((err: Error) => debug('NOTIFY %s failed: %s', payload, err.message));
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -120,7 +137,10 @@ export class PostgresNotifier implements LockNotifier {
     client.on('error', fail);
     client.on('end', () => fail(new Error('connection ended')));
     client.on('notification', (msg: {channel: string; payload?: string}) => {
-      if (msg.channel === NOTIFY_CHANNEL && msg.payload) this.events.emit('change', msg.payload);
+      if (msg.channel !== NOTIFY_CHANNEL) return;
+      const names = parsePayload(msg.payload);
+      if (names) names.forEach(name => this.events.emit('change', name));
+      else this.events.emit('change', undefined);
     });
     try {
       await client.connect();

@@ -12,12 +12,13 @@ import {MasterLock} from './models';
 import {LockNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 
+/** Locks per statement at most: bounds the parameters (PostgreSQL allows 65535). */
+export const MAX_BATCH = 1000;
+
 @injectable({scope: BindingScope.SINGLETON})
 export class RepositoryLockStore implements LockStore {
   private readonly locks = new Batcher<string, LockRecord | undefined>(async names => {
-    const rows = await this.lockRepo.find({
-      where: {lockName: {inq: names}},
-    });
+    const rows = await this.lockRepo.find({where: {lockName: {inq: names}}});
     const byName = new Map(rows.map(row => [row.lockName, toLockRecord(row)]));
     return names.map(name => byName.get(name));
   });
@@ -31,20 +32,55 @@ export class RepositoryLockStore implements LockStore {
     return names.map(name => off.has(name));
   });
 
+  private readonly creates = new Batcher<LockRecord, LockRecord | undefined>(async records => {
+    try {
+      await this.lockRepo.createAll(records.map(r => ({...r})));
+      return records;
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+    }
+    // Another replica created some first. A single row did not land; of
+    // many, the memory connector may have inserted the ones before the clash.
+    if (records.length === 1) return [undefined];
+    const rows = await this.locks.loadMany(records.map(r => r.lockName));
+    return records.map((r, i) =>
+      rows[i]?.instanceId === r.instanceId && rows[i]?.renewalId === r.renewalId ? r : undefined,
+    );
+  });
+
+  private readonly takeovers = new Batcher<Takeover, LockRecord | undefined>(async batch => {
+    // One statement for all: one new token for every row, above each row's own.
+    const fencingToken = Math.max(...batch.map(t => t.next.fencingToken));
+    const {instanceId, hostname, heartbeatAt, acquiredAt} = batch[0].next;
+    const landed = await this.writeWhereHeld(
+      batch.map(({expected}) =>
+        compareAndSet({
+          lockName: expected.lockName,
+          instanceId: expected.instanceId,
+          fencingToken: expected.fencingToken,
+          renewalId: expected.renewalId,
+        }),
+      ),
+      {instanceId, hostname, fencingToken, heartbeatAt, acquiredAt},
+    );
+    return batch.map((t, i) =>
+      landed.renewalId[i] ? {...t.next, fencingToken, renewalId: landed.renewalId[i]!} : undefined,
+    );
+  });
+
   private readonly renewals = new Batcher<string, boolean>(async keys => {
     const held = keys.map(key => JSON.parse(key) as Holder);
-    const renewalId = randomUUID();
-    const where = anyOf(held.map(holderWhere));
-    const {count} = await retryDeadlock(() =>
-      this.lockRepo.updateAll({renewalId, heartbeatAt: new Date()}, where),
-    );
-    if (count === held.length) return held.map(() => true);
-    // Some rows changed hands: read which ones still carry our write.
-    const rows = await this.lockRepo.find({
-      where: {lockName: {inq: held.map(h => h.lockName)}},
-    });
-    const renewed = new Set(rows.filter(r => r.renewalId === renewalId).map(r => r.lockName));
-    return held.map(h => renewed.has(h.lockName));
+    const landed = await this.writeWhereHeld(held.map(holderWhere), {heartbeatAt: new Date()});
+    return landed.renewalId.map(Boolean);
+  });
+
+  private readonly releases = new Batcher<string, boolean>(async keys => {
+    const held = keys.map(key => JSON.parse(key) as Holder);
+    const landed = await this.writeWhereHeld(held.map(holderWhere), {instanceId: '', hostname: ''});
+    const released = held.filter((h, i) => landed.renewalId[i]).map(h => h.lockName);
+    // The others take over now, not at their next poll.
+    if (released.length) this.notifier?.publish(released);
+    return landed.renewalId.map(Boolean);
   });
 
   constructor(
@@ -68,59 +104,63 @@ export class RepositoryLockStore implements LockStore {
     return this.disabled.load(lockName);
   }
 
-  async create(lock: LockRecord): Promise<boolean> {
-    try {
-      await this.lockRepo.create(lock);
-      return true;
-    } catch (err) {
-      if (isDuplicate(err)) return false;
-      throw explain(err);
-    }
+  create(lock: LockRecord): Promise<LockRecord | undefined> {
+    return this.creates.load({...lock});
   }
 
-  async takeOver(expected: LockRecord, next: LockRecord): Promise<boolean> {
-    const where = compareAndSet({
-      lockName: expected.lockName,
-      instanceId: expected.instanceId,
-      fencingToken: expected.fencingToken,
-      renewalId: expected.renewalId,
-    });
-    const data: Partial<MasterLock> = {...next};
-    delete data.lockName; // the id is not updated
-    return this.updateOne(data, where);
+  takeOver(expected: LockRecord, next: LockRecord): Promise<LockRecord | undefined> {
+    return this.takeovers.load({expected, next});
   }
 
   async renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult> {
-    const key = JSON.stringify(compareAndSet({lockName, instanceId, fencingToken}));
     const [renewed, disabled] = await Promise.all([
-      this.renewals.load(key),
+      this.renewals.load(holderKey({lockName, instanceId, fencingToken})),
       this.disabled.load(lockName),
     ]);
     return {renewed, disabled};
   }
 
-  async release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean> {
-    const released = await this.updateOne(
-      {instanceId: '', hostname: '', renewalId: randomUUID()},
-      compareAndSet({lockName, instanceId, fencingToken}),
-    );
-    if (released) this.notifier?.publish(lockName); // the others take over now, not at their next poll
-    return released;
+  release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean> {
+    return this.releases.load(holderKey({lockName, instanceId, fencingToken}));
   }
 
-  private async updateOne(data: Partial<MasterLock>, where: Where<MasterLock>): Promise<boolean> {
-    try {
-      const {count} = await retryDeadlock(() => this.lockRepo.updateAll(data, where));
-      return count === 1;
-    } catch (err) {
-      throw explain(err);
-    }
+  /**
+   * Writes `data` and a new renewalId to every row that matches one of the
+   * compare-and-set conditions, in one statement. Resolves, per condition, to
+   * the renewalId written, or undefined where the row had changed.
+   */
+  private async writeWhereHeld(
+    conditions: Condition[],
+    data: Partial<MasterLock>,
+  ): Promise<{renewalId: (string | undefined)[]}> {
+    const renewalId = randomUUID();
+    const {count} = await retryDeadlock(() =>
+      this.lockRepo.updateAll({...data, renewalId}, anyOf(conditions)),
+    );
+    if (count === conditions.length) return {renewalId: conditions.map(() => renewalId)};
+    if (count === 0) return {renewalId: conditions.map(() => undefined)};
+    // Some rows changed hands: read which ones carry this write.
+    const rows = await this.locks.loadMany(conditions.map(c => c.lockName));
+    return {renewalId: rows.map(row => (row?.renewalId === renewalId ? renewalId : undefined))};
   }
+}
+
+interface Takeover {
+  expected: LockRecord;
+  next: LockRecord;
 }
 
 type Holder = Pick<LockRecord, 'lockName' | 'instanceId' | 'fencingToken'>;
 
-function holderWhere(h: Holder): Where<MasterLock> {
+/** Checked here, where the call is made, rather than in the batch. */
+function holderKey(h: Holder): string {
+  return JSON.stringify(compareAndSet({...h}));
+}
+
+/** A compare-and-set condition on one row. */
+type Condition = {lockName: string} & Record<string, string | number>;
+
+function holderWhere(h: Holder): Condition {
   return compareAndSet({
     lockName: h.lockName,
     instanceId: h.instanceId,
@@ -128,8 +168,8 @@ function holderWhere(h: Holder): Where<MasterLock> {
   });
 }
 
-function anyOf(conditions: Where<MasterLock>[]): Where<MasterLock> {
-  return conditions.length === 1 ? conditions[0] : {or: conditions};
+function anyOf(conditions: Condition[]): Where<MasterLock> {
+  return (conditions.length === 1 ? conditions[0] : {or: conditions}) as Where<MasterLock>;
 }
 
 /**
@@ -208,12 +248,12 @@ export function explain(err: unknown): unknown {
 
 /**
  * Collects the keys loaded in one turn of the event loop and resolves them
- * with one call of `loadMany`.
+ * with one call of `loadMany` per MAX_BATCH keys.
  */
 export class Batcher<K, V> {
   private pending: Map<K, {resolve: (v: V) => void; reject: (e: unknown) => void}[]> | undefined;
 
-  constructor(private readonly loadMany: (keys: K[]) => Promise<V[]>) {}
+  constructor(private readonly loadBatch: (keys: K[]) => Promise<V[]>) {}
 
   load(key: K): Promise<V> {
     return new Promise<V>((resolve, reject) => {
@@ -227,16 +267,28 @@ export class Batcher<K, V> {
     });
   }
 
+  /** Loads these keys now, without waiting for the turn to end. */
+  async loadMany(keys: K[]): Promise<V[]> {
+    const chunks: Promise<V[]>[] = [];
+    for (let i = 0; i < keys.length; i += MAX_BATCH) {
+      chunks.push(this.loadBatch(keys.slice(i, i + MAX_BATCH)));
+    }
+    return (await Promise.all(chunks)).flat();
+  }
+
   private flush(): void {
     const batch = this.pending!;
     this.pending = undefined;
     const keys = [...batch.keys()];
-    this.loadMany(keys).then(
-      values => keys.forEach((key, i) => batch.get(key)!.forEach(w => w.resolve(values[i]))),
-      err => {
-        const error = explain(err);
-        batch.forEach(waiters => waiters.forEach(w => w.reject(error)));
-      },
-    );
+    for (let i = 0; i < keys.length; i += MAX_BATCH) {
+      const chunk = keys.slice(i, i + MAX_BATCH);
+      this.loadBatch(chunk).then(
+        values => chunk.forEach((key, j) => batch.get(key)!.forEach(w => w.resolve(values[j]))),
+        err => {
+          const error = explain(err);
+          chunk.forEach(key => batch.get(key)!.forEach(w => w.reject(error)));
+        },
+      );
+    }
   }
 }

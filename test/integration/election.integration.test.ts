@@ -225,7 +225,7 @@ function electionSuite(backend: BackendName): void {
     expect(tenure.startedAt - startedAt).to.be.aboveOrEqual(L);
 
     const takeovers = replicas.flatMap(r => r.store!.calls.filter(c => c.op === 'takeOver'));
-    expect(takeovers.filter(c => c.result === true)).to.have.length(1);
+    expect(takeovers.filter(c => c.result !== undefined)).to.have.length(1);
     // They really competed for it (on SQL, where replicas are connected first so
     // their reads coincide; in one process a poll can see the winner first).
     if (backend !== 'memory') expect(takeovers.length).to.be.aboveOrEqual(2);
