@@ -74,8 +74,13 @@ export class SharedTimers {
 
   constructor(private readonly clock: Clock) {}
 
-  /** Calls `fn` at `time` (on the clock's scale); returns what `cancel` takes. */
+  /**
+   * Calls `fn` at `time` (on the clock's scale), or as soon as possible if
+   * that has passed; returns what `cancel` takes.
+   */
   at(time: number, fn: () => void): SharedTimer {
+    // Everything due now runs together, though computed at different moments.
+    if (time <= this.clock.now()) time = -Infinity;
     let instant = this.instants.get(time);
     if (!instant) {
       const callbacks = new Set<() => void>();
@@ -90,7 +95,7 @@ export class SharedTimers {
             });
           }
         }
-      }, time - this.clock.now());
+      }, Math.max(0, time - this.clock.now()));
       instant = {handle, callbacks};
       this.instants.set(time, instant);
     }

@@ -180,7 +180,10 @@ export class LockElection extends EventEmitter implements Master {
   /** Begin campaigning after initDelay. */
   begin(): void {
     if (this.currentState !== 'idle' || this.stopping) return;
-    this.schedule(this.timings.initDelay, () => this.campaign());
+    // Rounded, so that the locks started together campaign together.
+    const {initDelay} = this.timings;
+    const now = this.clock.now();
+    this.scheduleAt(initDelay ? roundUp(now + initDelay) : now, () => this.campaign());
   }
 
   stop(): Promise<void> {

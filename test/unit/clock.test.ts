@@ -1,0 +1,69 @@
+import {expect} from '@loopback/testlab';
+import {SharedTimers} from '../../src';
+import {FakeClock} from '../fixtures/fake-clock';
+
+describe('SharedTimers (fake clock)', () => {
+  let clock: FakeClock;
+  let timers: SharedTimers;
+  let fired: string[];
+
+  beforeEach(() => {
+    clock = new FakeClock();
+    timers = new SharedTimers(clock);
+    fired = [];
+  });
+
+  it('runs the callbacks due at one instant from one timer, in one turn', async () => {
+    timers.at(100, () => fired.push('a'));
+    timers.at(100, () => fired.push('b'));
+    timers.at(150, () => fired.push('c'));
+    expect(clock.pendingTimers).to.equal(2);
+    await clock.tick(99);
+    expect(fired).to.deepEqual([]);
+    await clock.tick(1);
+    expect(fired).to.deepEqual(['a', 'b']);
+    await clock.tick(50);
+    expect(fired).to.deepEqual(['a', 'b', 'c']);
+    expect(clock.pendingTimers).to.equal(0);
+  });
+
+  it('runs everything already due together, however long ago it fell due', async () => {
+    await clock.tick(10);
+    timers.at(3, () => fired.push('a'));
+    timers.at(10, () => fired.push('b'));
+    expect(clock.pendingTimers).to.equal(1);
+    await clock.tick(0);
+    expect(fired).to.deepEqual(['a', 'b']);
+  });
+
+  it('cancels one callback, and the timer with the last one', async () => {
+    const a = timers.at(100, () => fired.push('a'));
+    const b = timers.at(100, () => fired.push('b'));
+    timers.cancel(a);
+    expect(clock.pendingTimers).to.equal(1);
+    timers.cancel(a); // twice is harmless
+    timers.cancel(b);
+    expect(clock.pendingTimers).to.equal(0);
+    await clock.tick(200);
+    expect(fired).to.deepEqual([]);
+  });
+
+  it('still runs the others when one callback throws', async () => {
+    const uncaught: unknown[] = [];
+    const original = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    process.on('uncaughtException', err => uncaught.push(err));
+    try {
+      timers.at(5, () => {
+        throw new Error('boom');
+      });
+      timers.at(5, () => fired.push('after'));
+      await clock.tick(5);
+    } finally {
+      process.removeAllListeners('uncaughtException');
+      original.forEach(l => process.on('uncaughtException', l));
+    }
+    expect(fired).to.deepEqual(['after']);
+    expect(uncaught.map(e => (e as Error).message)).to.deepEqual(['boom']);
+  });
+});
