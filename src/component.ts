@@ -112,9 +112,15 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
     });
     await executor?.stopAll();
     if (executor) unexposeMetrics(executor);
+    this.metricsExposed = false;
     const notifier = await this.app.get(MasterJobExecutorBindings.NOTIFIER, {
       optional: true,
     });
     await notifier?.close();
+    // A stopped executor and a closed notifier stay so: a restarted app
+    // (app.stop(); app.start()) resolves fresh ones, and starts its jobs again.
+    for (const key of [MasterJobExecutorBindings.EXECUTOR, MasterJobExecutorBindings.NOTIFIER]) {
+      if (this.app.isBound(key)) this.app.getBinding(key).refresh(this.app);
+    }
   }
 }

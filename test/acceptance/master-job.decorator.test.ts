@@ -61,6 +61,29 @@ describe('class-based master jobs (@masterJob)', () => {
     expect((await locks.findById('CLASS-JOB')).instanceId).to.equal('');
   });
 
+  it('starts its jobs again when the app is stopped and started again', async () => {
+    const app = givenApp();
+    app.service(GreetingJob);
+    await app.migrateSchema();
+    await app.start();
+    await waitFor('the job starts', () => calls.length === 1, 3000);
+    const before = await app.get(MasterJobExecutorBindings.EXECUTOR);
+    await app.stop();
+    await app.start();
+    await waitFor('the job starts again', () => calls.length === 3, 3000);
+    expect(calls).to.eql([
+      'hello start CLASS-JOB 1',
+      'hello stop CLASS-JOB stopped',
+      'hello start CLASS-JOB 2',
+    ]);
+    const after = await app.get(MasterJobExecutorBindings.EXECUTOR);
+    expect(after).to.not.equal(before); // the old one stays stopped
+    expect(after.getMaster('CLASS-JOB')!.isMaster).to.be.true();
+    after.startMaster({lockName: 'FROM-CODE', masterJob: {start() {}}});
+    await app.stop();
+    expect(calls).to.have.length(4);
+  });
+
   it('takes options from app.configure(binding.key) over the decorator', async () => {
     const app = givenApp();
     const binding = createBindingFromClass(GreetingJob);
