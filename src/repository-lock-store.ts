@@ -53,14 +53,7 @@ export class RepositoryLockStore implements LockStore {
     const fencingToken = Math.max(...batch.map(t => t.next.fencingToken));
     const {instanceId, hostname, heartbeatAt, acquiredAt} = batch[0].next;
     const landed = await this.writeWhereHeld(
-      batch.map(({expected}) =>
-        compareAndSet({
-          lockName: expected.lockName,
-          instanceId: expected.instanceId,
-          fencingToken: expected.fencingToken,
-          renewalId: expected.renewalId,
-        }),
-      ),
+      batch.map(t => t.expected),
       {instanceId, hostname, fencingToken, heartbeatAt, acquiredAt},
     );
     return batch.map((t, i) =>
@@ -68,15 +61,16 @@ export class RepositoryLockStore implements LockStore {
     );
   });
 
+  // Keyed by holderKey(): JSON, so that equal calls share a key.
   private readonly renewals = new Batcher<string, boolean>(async keys => {
-    const held = keys.map(key => JSON.parse(key) as Holder);
-    const landed = await this.writeWhereHeld(held.map(holderWhere), {heartbeatAt: new Date()});
+    const held = keys.map(key => JSON.parse(key) as Condition);
+    const landed = await this.writeWhereHeld(held, {heartbeatAt: new Date()});
     return landed.renewalId.map(Boolean);
   });
 
   private readonly releases = new Batcher<string, boolean>(async keys => {
-    const held = keys.map(key => JSON.parse(key) as Holder);
-    const landed = await this.writeWhereHeld(held.map(holderWhere), {instanceId: '', hostname: ''});
+    const held = keys.map(key => JSON.parse(key) as Condition);
+    const landed = await this.writeWhereHeld(held, {instanceId: '', hostname: ''});
     const released = held.filter((h, i) => landed.renewalId[i]).map(h => h.lockName);
     // The others take over now, not at their next poll.
     if (released.length) this.notifier?.publish(released);
@@ -108,19 +102,26 @@ export class RepositoryLockStore implements LockStore {
     return this.creates.load({...lock});
   }
 
-  takeOver(expected: LockRecord, next: LockRecord): Promise<LockRecord | undefined> {
-    return this.takeovers.load({expected, next});
+  async takeOver(expected: LockRecord, next: LockRecord): Promise<LockRecord | undefined> {
+    const condition = compareAndSet({
+      lockName: expected.lockName,
+      instanceId: expected.instanceId,
+      fencingToken: expected.fencingToken,
+      renewalId: expected.renewalId,
+    });
+    return this.takeovers.load({expected: condition, next});
   }
 
   async renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult> {
+    const key = holderKey({lockName, instanceId, fencingToken});
     const [renewed, disabled] = await Promise.all([
-      this.renewals.load(holderKey({lockName, instanceId, fencingToken})),
+      this.renewals.load(key),
       this.disabled.load(lockName),
     ]);
     return {renewed, disabled};
   }
 
-  release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean> {
+  async release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean> {
     return this.releases.load(holderKey({lockName, instanceId, fencingToken}));
   }
 
@@ -139,33 +140,37 @@ export class RepositoryLockStore implements LockStore {
     );
     if (count === conditions.length) return {renewalId: conditions.map(() => renewalId)};
     if (count === 0) return {renewalId: conditions.map(() => undefined)};
-    // Some rows changed hands: read which ones carry this write.
+    // Some rows changed hands: read which ones carry this write. Where the
+    // write keeps the token, it also tells two conditions on one row apart
+    // (a stale release next to a current one); a takeover has one per lock.
     const rows = await this.locks.loadMany(conditions.map(c => c.lockName));
-    return {renewalId: rows.map(row => (row?.renewalId === renewalId ? renewalId : undefined))};
+    return {
+      renewalId: rows.map((row, i) =>
+        row?.renewalId === renewalId &&
+        (data.fencingToken !== undefined || row.fencingToken === conditions[i].fencingToken)
+          ? renewalId
+          : undefined,
+      ),
+    };
   }
 }
 
 interface Takeover {
-  expected: LockRecord;
+  /** The compare-and-set condition on the expected record. */
+  expected: Condition;
   next: LockRecord;
-}
-
-type Holder = Pick<LockRecord, 'lockName' | 'instanceId' | 'fencingToken'>;
-
-/** Checked here, where the call is made, rather than in the batch. */
-function holderKey(h: Holder): string {
-  return JSON.stringify(compareAndSet({...h}));
 }
 
 /** A compare-and-set condition on one row. */
 type Condition = {lockName: string} & Record<string, string | number>;
 
-function holderWhere(h: Holder): Condition {
-  return compareAndSet({
-    lockName: h.lockName,
-    instanceId: h.instanceId,
-    fencingToken: h.fencingToken,
-  });
+/**
+ * The condition that the row still names this holder and token. Checked where
+ * the call is made: one bad call must not fail the whole batch.
+ */
+function holderKey(h: Pick<LockRecord, 'lockName' | 'instanceId' | 'fencingToken'>): string {
+  const {lockName, instanceId, fencingToken} = h;
+  return JSON.stringify(compareAndSet({lockName, instanceId, fencingToken}));
 }
 
 function anyOf(conditions: Condition[]): Where<MasterLock> {

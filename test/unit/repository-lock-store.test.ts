@@ -1,0 +1,118 @@
+// The batching of RepositoryLockStore, on the memory connector: calls made in
+// one turn of the event loop become one repository call (one statement on SQL).
+
+import {juggler} from '@loopback/repository';
+import {expect} from '@loopback/testlab';
+import {
+  LockNotifier,
+  LockRecord,
+  MasterControlRepository,
+  MasterLockRepository,
+  RepositoryLockStore,
+} from '../../src';
+
+describe('RepositoryLockStore batching (memory)', () => {
+  let locks: MasterLockRepository;
+  let store: RepositoryLockStore;
+  let calls: string[];
+  let published: string[][];
+
+  beforeEach(() => {
+    const ds = new juggler.DataSource({name: 'db', connector: 'memory'});
+    locks = new MasterLockRepository(ds);
+    const controls = new MasterControlRepository(ds);
+    calls = [];
+    for (const [name, repo] of [['lock', locks], ['control', controls]] as const) {
+      const r = repo as unknown as Record<string, Function>;
+      for (const method of ['find', 'updateAll', 'createAll', 'create']) {
+        const original = r[method];
+        r[method] = function (this: unknown, ...args: unknown[]) {
+          calls.push(`${name}.${method}`);
+          return original.apply(this, args);
+        };
+      }
+    }
+    published = [];
+    const notifier: LockNotifier = {
+      publish: names => published.push(names),
+      subscribe: () => () => {},
+      close: async () => {},
+    };
+    store = new RepositoryLockStore(locks, controls, notifier);
+  });
+
+  const record = (lockName: string, fencingToken = 1): LockRecord => ({
+    lockName,
+    instanceId: 'me',
+    hostname: 'host',
+    fencingToken,
+    renewalId: `r-${lockName}-${fencingToken}`,
+    heartbeatAt: new Date(),
+    acquiredAt: new Date(),
+  });
+  const names = ['A', 'B', 'C'];
+
+  it('creates the rows of one turn in one call, and tells which landed after a clash', async () => {
+    const created = await Promise.all(names.map(n => store.create(record(n))));
+    expect(created.map(r => r?.lockName)).to.deepEqual(names);
+    expect(calls).to.deepEqual(['lock.createAll']);
+
+    await locks.create({...record('E'), instanceId: 'other'});
+    calls.length = 0;
+    const second = await Promise.all(['D', 'E'].map(n => store.create(record(n))));
+    // memory inserts D before the clash on E; the read-back finds D ours.
+    expect(second.map(r => r?.lockName)).to.deepEqual(['D', undefined]);
+    expect(calls).to.deepEqual(['lock.createAll', 'lock.find']);
+  });
+
+  it('takes over the locks of one turn in one UPDATE, with one token above every row', async () => {
+    await locks.createAll([
+      {...record('A', 4), instanceId: 'dead'},
+      {...record('B', 9), instanceId: 'dead'},
+      {...record('C', 1), instanceId: 'alive'},
+    ]);
+    const rows = await locks.find();
+    const expected = (n: string) => ({...rows.find(r => r.lockName === n)!} as LockRecord);
+    // C changed hands since it was read: its compare-and-set must fail.
+    await locks.updateAll({renewalId: 'moved on'}, {lockName: 'C'});
+    calls.length = 0;
+    const won = await Promise.all(
+      names.map(n => store.takeOver(expected(n), {...expected(n), instanceId: 'me', fencingToken: expected(n).fencingToken + 1})),
+    );
+    expect(won.map(r => r?.fencingToken)).to.deepEqual([10, 10, undefined]);
+    expect(calls).to.deepEqual(['lock.updateAll', 'lock.find']); // the find: which landed
+    const after = await locks.find({order: ['lockName ASC']});
+    expect(after.map(r => [r.instanceId, r.fencingToken])).to.deepEqual([
+      ['me', 10],
+      ['me', 10],
+      ['alive', 1],
+    ]);
+  });
+
+  it('renews and releases the locks of one turn in one UPDATE each; one NOTIFY names the released', async () => {
+    await Promise.all(names.map(n => store.create(record(n))));
+    calls.length = 0;
+    const renewed = await Promise.all(names.map(n => store.renew(n, 'me', 1)));
+    expect(renewed.every(r => r.renewed && !r.disabled)).to.be.true();
+    expect(calls.sort()).to.deepEqual(['control.find', 'lock.updateAll']);
+
+    calls.length = 0;
+    const released = await Promise.all([...names.map(n => store.release(n, 'me', 1)), store.release('A', 'me', 7)]);
+    expect(released).to.deepEqual([true, true, true, false]);
+    expect(published).to.deepEqual([names]);
+  });
+
+  it('fails only the call with a missing compare-and-set value, not the batch', async () => {
+    await Promise.all(names.map(n => store.create(record(n))));
+    const results = await Promise.allSettled([
+      store.renew('A', 'me', 1),
+      store.renew('B', undefined as unknown as string, 1),
+      store.release('C', 'me', NaN),
+      store.takeOver({...record('A'), renewalId: undefined as unknown as string}, record('A', 2)),
+    ]);
+    expect(results.map(r => r.status)).to.deepEqual(['fulfilled', 'rejected', 'rejected', 'rejected']);
+    expect((results[1] as PromiseRejectedResult).reason.message).to.match(/without a value for instanceId/);
+    const rows = await locks.find();
+    expect(rows.every(r => r.instanceId === 'me' && r.fencingToken === 1)).to.be.true();
+  });
+});
