@@ -81,8 +81,6 @@ const IMPL_NAMES: Impl[] = ['ours', 'baseline'];
  * is shared with every other user of the machine: 10 replicas x 10 would not fit.
  */
 const BASELINE_POOL_SIZE = 4;
-/** Control requests one replica serves before the control lane replaces it (workaround, see controlLane). */
-const MAX_CONTROL_POSTS = 4;
 /** Load and scale windows start once no job started or stopped for this long... */
 const QUIET_MS = 5000;
 /** ...or after this long anyway (reported as not settled). */
@@ -359,19 +357,10 @@ async function controlLane(impl: Impl, index: number, reps: number): Promise<Con
       warmed.add(r);
     }
   };
-  // Workaround for an engine defect (bench/README.md): every request that reaches
-  // ours' controller keeps one pooled connection checked out for good, so after
-  // ~7 requests a replica's pool of 10 is exhausted. Replace replicas first.
-  const retire = async () => {
-    const worn = lane.alive().filter(r => r.posts >= MAX_CONTROL_POSTS);
-    for (const r of worn) r.expectedExit = true;
-    await Promise.all(worn.map(r => r.terminate()));
-  };
   try {
     await lane.ensure(3);
     await lane.waitMaster();
     const {discarded, errors} = await repeat(lane, reps, async () => {
-      await retire();
       await lane.ensure(3);
       await warmUp();
       await sleep(uniform(100, 100 + H));
@@ -466,6 +455,8 @@ interface LoadResult {
   startupStops: Record<string, number>;
   /** Locks each replica ran at the end of the window, most first. */
   mastersPerReplica?: number[];
+  /** Statements/s per replica that the protocol predicts for that split (see expectedRate). */
+  expectedPerReplica?: number;
   /** Replicas alive at the start of the window. */
   replicasMeasured: number;
   statementsPerSec: number;
@@ -518,6 +509,27 @@ function stopReasons(lane: Lane, from: number, to: number): Record<string, numbe
     }
   }
   return reasons;
+}
+
+/**
+ * Statements per second per replica that each protocol predicts, given how
+ * many of the `locks` each replica holds (bench/README.md, "Reading the load
+ * rows"). Ours: one renewal UPDATE and one SELECT of the controls per H for a
+ * replica that holds any lock; one SELECT of the locks per C for one that
+ * watches any lock it does not hold, plus one SELECT of the controls per C if
+ * it holds none (a holder's read of the controls serves both, C being a
+ * multiple of H). The baseline: every replica reads the control row and the
+ * lock row of every lock per C; the master UPDATEs every lock it holds per H.
+ */
+function expectedRate(impl: Impl, held: number[], locks: number): number {
+  if (!held.length) return NaN;
+  const perReplica = held.map(h => {
+    if (impl === 'baseline') return (2 * locks * 1000) / C + (h * 1000) / H;
+    const holds = h > 0;
+    const watches = h < locks;
+    return (holds ? (2 * 1000) / H : 0) + (watches ? ((holds ? 1 : 2) * 1000) / C : 0);
+  });
+  return round(perReplica.reduce((a, b) => a + b, 0) / held.length, 2);
 }
 
 async function measureWindow(lane: Lane, windowMs: number, during?: (elapsed: number) => Promise<void>) {
@@ -580,10 +592,12 @@ async function loadRun(impl: Impl, locks: number): Promise<LoadResult> {
     }
     const held = new Map(lane.alive().map(r => [r, 0]));
     for (const name of names) for (const t of log.runningTenures(name)) held.set(t.replica, (held.get(t.replica) ?? 0) + 1);
+    const mastersPerReplica = [...held.values()].sort((a, b) => b - a);
     return {
       settledMs,
       startupStops: churn,
-      mastersPerReplica: [...held.values()].sort((a, b) => b - a),
+      mastersPerReplica,
+      expectedPerReplica: expectedRate(impl, mastersPerReplica, locks),
       locks,
       replicas,
       windowMs: round(w.seconds * 1000, 0),
@@ -662,15 +676,12 @@ async function scaleRun(impl: Impl): Promise<ScaleResult> {
   const lane = new Lane(impl, `${impl}-scale`, names);
   const samples: ScaleSample[] = [];
   try {
-    // One replica first, the others once it holds every lock: started at once,
-    // each replica's first acquisitions (one INSERT per lock, not batched) fill
-    // its pool of 10 connections, and 10 x 11 exceed this server's max_connections.
+    // All replicas at once, like a deployment.
     const t = now();
-    await lane.ensure(1);
+    await lane.ensure(replicas);
     const covered = await waitCoverage(lane, 120000);
     const coverageMs = covered ? round(now() - t, 0) : null;
-    await lane.ensure(replicas);
-    note(`  ${impl}: ${replicas} replicas x ${locks} locks; the first ${covered ? `mastered all after ${coverageMs} ms` : 'did NOT master all in 120 s'}`);
+    note(`  ${impl}: ${replicas} replicas x ${locks} locks started at once; ${covered ? `every lock mastered after ${coverageMs} ms` : 'NOT every lock mastered in 120 s'}`);
     const quiet = await waitQuiet(lane, QUIET_MS, QUIET_CAP_MS);
     const settledMs = quiet === null ? null : round(now() - t - QUIET_MS, 0);
     const churn = stopReasons(lane, t, now());
@@ -713,6 +724,7 @@ async function scaleRun(impl: Impl): Promise<ScaleResult> {
       settledMs,
       startupStops: churn,
       mastersPerReplica: held(),
+      expectedPerReplica: expectedRate(impl, held(), locks),
       replicasMeasured: w.replicasMeasured,
       statementsPerSec: w.statementsPerSec,
       statementsPerSecPerReplica: w.statementsPerSecPerReplica,
@@ -788,9 +800,9 @@ async function main(): Promise<void> {
   });
   harnessSql = openSql(BACKEND, serverAddress(BACKEND), DATABASE, 2, true);
   await createBaselineSchema(harnessSql);
-  counter = new StatementCounter(BACKEND, DATABASE);
   watch = new ServerWatch(BACKEND, now);
   watch.start();
+  counter = new StatementCounter(BACKEND, DATABASE, [watch]);
   let serverVersion = '';
   try {
     const {rows} = await harnessSql.query('SELECT version() AS v');
@@ -877,7 +889,11 @@ async function main(): Promise<void> {
         for (const impl of IMPL_NAMES) {
           const r = await loadRun(impl, locks).catch(err => fail(`${impl} load ${locks} locks`, err));
           if (!r) continue;
-          note(`  ${impl} ${locks} locks: ${r.statementsPerSecPerReplica} statements/s per replica, CPU ${r.cpuPercentPerReplica.mean}%`);
+          note(
+            r.replicasMeasured
+              ? `  ${impl} ${locks} locks: ${r.statementsPerSecPerReplica} statements/s per replica, CPU ${r.cpuPercentPerReplica.mean}%`
+              : `  ${impl} ${locks} locks: every replica died before the window`,
+          );
           load[impl].push(r);
         }
       }
@@ -945,15 +961,17 @@ async function main(): Promise<void> {
       const b = load.baseline.find(r => r.locks === locks);
       const f = (v?: number) => (v === undefined ? '-' : Number.isNaN(v) ? 'all died' : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2));
       const rat = (x?: number, y?: number) => (x === undefined || y === undefined || !Number.isFinite(x) || !Number.isFinite(y) ? '-' : ratio(x, y));
-      rows.push([`  ${locks} lock${locks > 1 ? 's' : ''}: statements/s per replica`, f(o?.statementsPerSecPerReplica), f(b?.statementsPerSecPerReplica), rat(o?.statementsPerSecPerReplica, b?.statementsPerSecPerReplica)]);
-      rows.push([`  ${locks} lock${locks > 1 ? 's' : ''}: CPU % of a core per replica`, f(o?.cpuPercentPerReplica.mean), f(b?.cpuPercentPerReplica.mean), rat(o?.cpuPercentPerReplica.mean, b?.cpuPercentPerReplica.mean)]);
+      const label = `  ${locks} lock${locks > 1 ? 's' : ''}:`;
+      const split = (r?: LoadResult) => (!r ? '-' : r.mastersPerReplica?.length ? r.mastersPerReplica.join('+') : 'all died');
+      rows.push([`${label} statements/s per replica`, f(o?.statementsPerSecPerReplica), f(b?.statementsPerSecPerReplica), rat(o?.statementsPerSecPerReplica, b?.statementsPerSecPerReplica)]);
+      rows.push([`${label} locks held by each replica (end of window)`, split(o), split(b), '']);
+      rows.push([`${label} statements/s per replica the protocol predicts for that split`, f(o?.expectedPerReplica), f(b?.expectedPerReplica), '']);
+      rows.push([`${label} CPU % of a core per replica`, f(o?.cpuPercentPerReplica.mean), f(b?.cpuPercentPerReplica.mean), rat(o?.cpuPercentPerReplica.mean, b?.cpuPercentPerReplica.mean)]);
       const startup = (r?: LoadResult) =>
         r ? `${r.coverageMs === null ? 'never' : Math.round(r.coverageMs)} / ${r.settledMs === null ? '>' + QUIET_CAP_MS / 1000 + ' s' : Math.round(r.settledMs)}` : '-';
       rows.push([`  ${locks} lock${locks > 1 ? 's' : ''}: start, ms to all mastered / to stable`, startup(o), startup(b), '']);
       const lost = (r?: LoadResult) => (r ? String(Object.entries(r.startupStops).filter(([k]) => k !== 'stopped').reduce((a, [, v]) => a + v, 0)) : '-');
       rows.push([`  ${locks} lock${locks > 1 ? 's' : ''}: start, stop() lines before stable`, lost(o), lost(b), '']);
-      const split = (r?: LoadResult) => (r?.mastersPerReplica ? r.mastersPerReplica.join('+') : '-');
-      rows.push([`  ${locks} lock${locks > 1 ? 's' : ''}: locks mastered by each replica`, split(o), split(b), '']);
     }
     const sum = (list: LoadResult[], f: (r: LoadResult) => number) => String(list.reduce((a, r) => a + f(r), 0));
     rows.push(['  all: start() while another replica still ran the job', sum(load.ours, r => r.overlaps), sum(load.baseline, r => r.overlaps), '']);
@@ -969,8 +987,8 @@ async function main(): Promise<void> {
       const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
       rows.push([`  ${label}`, str(o), str(b), withRatio && finite(o) && finite(b) ? ratio(o, b) : '']);
     };
-    add('ms until the first replica mastered every lock', r => r.coverageMs);
-    add('ms until stable (all replicas started)', r => r.settledMs);
+    add('start (all at once), ms to all mastered', r => r.coverageMs);
+    add('start, ms to stable (no start/stop for 5 s)', r => r.settledMs);
     add('stop() lines before stable', r => Object.entries(r.startupStops).filter(([k]) => k !== 'stopped').reduce((a, [, v]) => a + v, 0));
     add('samples with exactly one master for every lock', r => `${r.samples.filter(s => s.exactlyOne === locks).length}/${r.samples.length}`);
     add('worst sample: locks with exactly one master', r => (r.samples.length ? Math.min(...r.samples.map(s => s.exactlyOne)) : '-'));
@@ -980,6 +998,8 @@ async function main(): Promise<void> {
     add('start()/stop() lines in the window', r => `${r.startsInWindow}/${r.stopsInWindow}`);
     add('replicas alive at the start of the window', r => r.replicasMeasured);
     add('statements/s per replica', r => r.statementsPerSecPerReplica, true);
+    add('locks held by each replica (end of window)', r => (r.mastersPerReplica?.length ? r.mastersPerReplica.join('+') : 'all died'));
+    add('statements/s per replica the protocol predicts for that split', r => r.expectedPerReplica);
     add('CPU % of a core per replica (mean)', r => r.cpuPercentPerReplica.mean, true);
     add('replica processes that died unexpectedly', r => r.unexpectedExits);
   }

@@ -168,14 +168,20 @@ export interface StatementSnapshot {
  * benchmark database, read from a connection to another database (so the
  * reads do not count). MariaDB/MySQL has no per-database counter without
  * performance_schema: the global Questions counter (server-wide; any other
- * client of the server adds to it) minus our own SHOW.
+ * client of the server adds to it) minus our own SHOW and the server watch's polls.
  */
 export class StatementCounter {
   private readonly admin: Sql;
 
+  /**
+   * `serverWide`: the harness's other connections that do not reach the bench
+   * database; they count only in MySQL's server-wide counter, which must not
+   * charge them to the replicas (the server watch polls twice a second).
+   */
   constructor(
     private readonly backend: Backend,
     private readonly database: string,
+    private readonly serverWide: {readonly sent: number}[] = [],
   ) {
     this.admin = openSql(backend, serverAddress(backend), backend === 'postgresql' ? 'postgres' : '', 1, true);
   }
@@ -198,7 +204,7 @@ export class StatementCounter {
     );
     const v = new Map(rows.map(r => [String(r.Variable_name), Number(r.Value)]));
     return {
-      statements: (v.get('Questions') ?? 0) - this.admin.sent,
+      statements: (v.get('Questions') ?? 0) - this.admin.sent - this.serverWide.reduce((a, x) => a + x.sent, 0),
       rowsWritten: (v.get('Handler_write') ?? 0) + (v.get('Handler_update') ?? 0) + (v.get('Handler_delete') ?? 0),
     };
   }
@@ -227,6 +233,11 @@ export class ServerWatch {
     private readonly now: () => number,
   ) {
     this.admin = openSql(backend, serverAddress(backend), backend === 'postgresql' ? 'postgres' : '', 1, true);
+  }
+
+  /** Statements the watch sent (see StatementCounter). */
+  get sent(): number {
+    return this.admin.sent;
   }
 
   start(): void {
