@@ -22,10 +22,12 @@
 //     all locks of the process (when C is a multiple of H the two coincide), so
 //     that the database work of one tick is one statement of each kind whatever
 //     the number of locks (the store batches calls made in one turn; shared
-//     timers keep them in one turn). A failed renewal is retried
-//     every (L - M - H) / (R + 1); after R failed retries, or at the deadline,
-//     the master resigns with reason 'expired'. Configurations with
-//     H >= L - M are rejected in config.ts.
+//     timers keep them in one turn). Still, a renewal is never sent later
+//     than H after the last write was sent: a write that took long (a starved
+//     CPU, a big batch) would push the next grid point close to the deadline.
+//     A failed renewal is retried every (L - M - H) / (R + 1); after R failed
+//     retries, or at the deadline, the master resigns with reason 'expired'.
+//     Configurations with H >= L - M are rejected in config.ts.
 //  5. All writes are compare-and-set on the row: takeover on the observed
 //     (holder, token, renewalId) writing token + 1, renewal and release on
 //     (holder, token). Rows are never deleted, so tokens strictly increase.
@@ -180,9 +182,10 @@ export class LockElection extends EventEmitter implements Master {
   /** Begin campaigning after initDelay. */
   begin(): void {
     if (this.currentState !== 'idle' || this.stopping) return;
-    // Rounded, so that the locks started together campaign together.
+    // Rounded from the turn's start, so that the locks started together
+    // campaign together however long the loop starting them takes.
     const {initDelay} = this.timings;
-    const now = this.clock.now();
+    const now = this.timers.turnTime();
     this.scheduleAt(initDelay ? roundUp(now + initDelay) : now, () => this.campaign());
   }
 
@@ -283,9 +286,13 @@ export class LockElection extends EventEmitter implements Master {
     this.scheduleAt(time, () => this.campaign());
   }
 
-  /** Next renewal, on the heartbeat grid (now if 0). */
+  /** Next renewal (now if 0): on the heartbeat grid, but within H of the last write (inv. 4). */
   private scheduleRenewal(m: Mastership, delay?: 0): void {
-    this.scheduleAt(this.nextStep(this.timings.heartbeatInterval, delay), () => this.renew(m));
+    const {heartbeatInterval} = this.timings;
+    const latest = roundUp(m.renewedAt + heartbeatInterval);
+    this.scheduleAt(Math.min(this.nextStep(heartbeatInterval, delay), latest), () =>
+      this.renew(m),
+    );
   }
 
   /** Create the first record, or take over `expected` (free or expired). */
@@ -354,16 +361,16 @@ export class LockElection extends EventEmitter implements Master {
       await this.release(won);
       return this.scheduleCheck(0);
     }
-    this.becomeMaster(won, deadline);
+    this.becomeMaster(won, sentAt, deadline);
   }
 
   // ---- master ----
 
-  private becomeMaster(lock: LockRecord, deadline: number): void {
+  private becomeMaster(lock: LockRecord, sentAt: number, deadline: number): void {
     this.epoch++;
     const m: Mastership = {
       lock,
-      renewedAt: deadline - this.timings.leaseDuration + safetyMargin(this.timings),
+      renewedAt: sentAt,
       deadline,
       failures: 0,
       controller: new AbortController(),

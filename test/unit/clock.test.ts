@@ -66,4 +66,13 @@ describe('SharedTimers (fake clock)', () => {
     expect(fired).to.deepEqual(['after']);
     expect(uncaught.map(e => (e as Error).message)).to.deepEqual(['boom']);
   });
+
+  it('reads the time once per turn of the event loop, however long the turn takes', async () => {
+    await clock.tick(7);
+    const first = timers.turnTime();
+    clock.jump(25); // a long synchronous loop
+    expect(timers.turnTime()).to.equal(first);
+    await new Promise(resolve => setImmediate(resolve));
+    expect(timers.turnTime()).to.equal(32);
+  });
 });

@@ -298,6 +298,34 @@ describe('LockElection (fake clock, fake store)', () => {
     await cluster.stopAll();
   });
 
+  it('campaigns with every lock started in one turn at once, though the loop took over a TICK', async () => {
+    const cluster = new FakeCluster({...TIMINGS, initDelay: 100});
+    const first = cluster.add('A', {}, {lockName: 'J1'});
+    const second = cluster.add('A2', {}, {lockName: 'J2'});
+    first.election.begin();
+    cluster.clock.jump(15); // starting the first lock took 15 ms
+    second.election.begin();
+    await cluster.clock.tick(100 - 15);
+    expect(first.store.calls[0]).to.equal('read');
+    expect(second.store.calls[0]).to.equal('read'); // not at 120
+    await cluster.stopAll();
+  });
+
+  it('renews within H of a slow acquisition instead of waiting for the grid point', async () => {
+    const cluster = new FakeCluster(); // L 500, H 100: deadline at 400
+    const a = cluster.add('A');
+    a.store.latencies = [0, 320]; // the read, then a create that takes 320 ms
+    a.store.latency = 30;
+    a.election.begin();
+    await cluster.run(1000);
+    // At the grid point (400) the deadline would have passed: 'expired'.
+    expect(cluster.events.filter(e => e.kind === 'stop')).to.eql([]);
+    expect(a.election.isMaster).to.be.true();
+    const firstRenewal = cluster.db.writes.find(w => w.op === 'renew')!;
+    expect(firstRenewal.at).to.be.lessThan(400);
+    await cluster.stopAll();
+  });
+
   it('leaves no timer behind after stop', async () => {
     const cluster = new FakeCluster();
     const a = cluster.add('A');
