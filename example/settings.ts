@@ -52,7 +52,6 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
 
 function checkCronPattern(pattern: string): void {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const {CronTime} = require('cron');
     new CronTime(pattern);
   } catch (err) {

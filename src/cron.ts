@@ -29,7 +29,6 @@ export abstract class MasterCronJob implements MasterJob {
   abstract onTick(ctx: MasterJobContext): void | Promise<void>;
 
   start(ctx: MasterJobContext): void {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const {CronJob} = require('cron') as {CronJob: new (...args: unknown[]) => CronJobLike};
     const tick = async () => {
       if (ctx.signal.aborted) return;

@@ -15,7 +15,6 @@ const PREFIX = 'master_job_executor_';
 
 function loadPromClient(): PromClient | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('prom-client');
   } catch {
     return undefined;

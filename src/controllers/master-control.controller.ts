@@ -233,7 +233,6 @@ export function defineMasterControlController(
   }
 
   if (options.authenticate?.length) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const {authenticate} = require('@loopback/authentication');
     authenticate(...options.authenticate)(MasterControlController);
   }
