@@ -15,6 +15,9 @@ export interface LockRecord {
   acquiredAt: Date;
 }
 
+/** What a release leaves on the row of a free lock: enough for a takeover's compare-and-set. */
+export type FreedLock = Pick<LockRecord, 'fencingToken' | 'renewalId'>;
+
 export interface LockObservation {
   /** Undefined when no replica has ever held the lock. */
   lock?: LockRecord;

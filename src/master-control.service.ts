@@ -65,7 +65,7 @@ export class MasterControlService {
   private announce(outcome: ControlResult): void {
     if (!outcome.changed) return;
     this.executor.wake(outcome.lockName);
-    this.notifier?.publish([outcome.lockName]);
+    this.notifier?.publish([{lockName: outcome.lockName}]);
   }
 
   private async writeDisable(

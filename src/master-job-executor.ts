@@ -7,7 +7,7 @@ import {Clock} from './clock';
 import {resolveTimings, TIMING_ENV_VARIABLES, TimingSource, timingsFromEnv} from './config';
 import {LockElection, Master} from './election';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
-import {LockStore} from './lock-store';
+import {FreedLock, LockStore} from './lock-store';
 import {LockNotifier} from './notifier';
 import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptions} from './types';
 
@@ -53,7 +53,9 @@ export class MasterJobExecutor extends EventEmitter {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     super();
-    this.unsubscribe = notifier?.subscribe(lockName => this.wake(lockName));
+    this.unsubscribe = notifier?.subscribe(change =>
+      change ? this.wake(change.lockName, change.freed) : this.wake(),
+    );
     const section = appConfig?.[APP_CONFIG_SECTION] ?? {};
     const fromEnv = timingsFromEnv(env); // a bad variable fails the start, naming it
     this.sources = [
@@ -123,10 +125,13 @@ export class MasterJobExecutor extends EventEmitter {
     return this.masters.get(lockName);
   }
 
-  /** Re-check one lock (or all) at once, e.g. after a disable or enable. */
-  wake(lockName?: string): void {
+  /**
+   * Re-check one lock (or all) at once, e.g. after a disable or enable; after
+   * a release, `freed` lets a replica try the takeover without a read first.
+   */
+  wake(lockName?: string, freed?: FreedLock): void {
     if (lockName === undefined) this.masters.forEach(m => m.wake());
-    else this.masters.get(lockName)?.wake();
+    else this.masters.get(lockName)?.wake(freed);
   }
 
   async stopMaster(lockName: string): Promise<boolean> {

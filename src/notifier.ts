@@ -9,17 +9,28 @@ import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {MasterJobExecutorBindings} from './keys';
+import {FreedLock} from './lock-store';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
 export const NOTIFY_CHANNEL = 'master_job_executor';
 
+/**
+ * A lock that changed. `freed`, when a release freed it: the token and
+ * renewalId the row was left with, so a replica can take it over at once,
+ * without reading it first (a forged or stale one only fails the takeover).
+ */
+export interface LockChange {
+  lockName: string;
+  freed?: FreedLock;
+}
+
 /** Called with the lock that changed, or undefined when any may have (after a reconnect). */
-export type ChangeListener = (lockName: string | undefined) => void;
+export type ChangeListener = (change: LockChange | undefined) => void;
 
 export interface LockNotifier {
   /** Tell every replica that these locks changed; never throws. */
-  publish(lockNames: string[]): void;
+  publish(changes: LockChange[]): void;
   subscribe(listener: ChangeListener): () => void;
   close(): Promise<void>;
 }
@@ -39,9 +50,9 @@ export class LocalNotifier implements LockNotifier {
     this.channel = channel;
   }
 
-  publish(lockNames: string[]): void {
+  publish(changes: LockChange[]): void {
     // After the caller's turn, like a notification from the database would.
-    setImmediate(() => lockNames.forEach(name => this.channel.emit('change', name)));
+    setImmediate(() => changes.forEach(change => this.channel.emit('change', change)));
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -70,15 +81,41 @@ const MAX_PAYLOAD = 7900;
 /** The payload that wakes every lock: too many names to list. */
 const ANY_LOCK = '*';
 
-/** A JSON array of lock names; undefined (wake all) for anything else. */
-function parsePayload(payload: string | undefined): string[] | undefined {
+/** The payload: a JSON array of lock names, or [name, fencingToken, renewalId] for a freed lock. */
+export function encodePayload(changes: LockChange[]): string {
+  const payload = JSON.stringify(
+    changes.map(c => (c.freed ? [c.lockName, c.freed.fencingToken, c.freed.renewalId] : c.lockName)),
+  );
+  return Buffer.byteLength(payload) < MAX_PAYLOAD ? payload : ANY_LOCK;
+}
+
+/** The changes of a payload; undefined (wake every lock) for anything else. */
+export function parsePayload(payload: string | undefined): LockChange[] | undefined {
+  let entries: unknown;
   try {
-    const names: unknown = JSON.parse(payload ?? '');
-    if (Array.isArray(names) && names.every(n => typeof n === 'string')) return names;
+    entries = JSON.parse(payload ?? '');
   } catch {
-    // ANY_LOCK, or a payload from something else on our channel
+    return undefined; // ANY_LOCK, or a payload from something else on our channel
   }
-  return undefined;
+  if (!Array.isArray(entries)) return undefined;
+  const changes = entries.map(toChange);
+  return changes.every(c => c !== undefined) ? (changes as LockChange[]) : undefined;
+}
+
+function toChange(entry: unknown): LockChange | undefined {
+  if (typeof entry === 'string') return {lockName: entry};
+  if (!Array.isArray(entry) || entry.length !== 3) return undefined;
+  const [lockName, fencingToken, renewalId] = entry as unknown[];
+  if (
+    typeof lockName !== 'string' ||
+    !Number.isSafeInteger(fencingToken) ||
+    (fencingToken as number) < 1 ||
+    typeof renewalId !== 'string' ||
+    !renewalId
+  ) {
+    return undefined;
+  }
+  return {lockName, freed: {fencingToken: fencingToken as number, renewalId}};
 }
 
 /**
@@ -96,9 +133,8 @@ export class PostgresNotifier implements LockNotifier {
     void this.listen();
   }
 
-  publish(lockNames: string[]): void {
-    let payload = JSON.stringify(lockNames);
-    if (Buffer.byteLength(payload) >= MAX_PAYLOAD) payload = ANY_LOCK;
+  publish(changes: LockChange[]): void {
+    const payload = encodePayload(changes);
     this.dataSource
       .execute('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload])
       .catch((err: Error) => debug('NOTIFY %s failed: %s', payload, err.message));
@@ -107,6 +143,11 @@ export class PostgresNotifier implements LockNotifier {
   subscribe(listener: ChangeListener): () => void {
     this.events.on('change', listener);
     return () => this.events.off('change', listener);
+  }
+
+  /** Whether notifications arrive now (false while connecting or reconnecting). */
+  get listening(): boolean {
+    return this.client !== undefined;
   }
 
   async close(): Promise<void> {
@@ -138,8 +179,8 @@ export class PostgresNotifier implements LockNotifier {
     client.on('end', () => fail(new Error('connection ended')));
     client.on('notification', (msg: {channel: string; payload?: string}) => {
       if (msg.channel !== NOTIFY_CHANNEL) return;
-      const names = parsePayload(msg.payload);
-      if (names) names.forEach(name => this.events.emit('change', name));
+      const changes = parsePayload(msg.payload);
+      if (changes) changes.forEach(change => this.events.emit('change', change));
       else this.events.emit('change', undefined);
     });
     try {

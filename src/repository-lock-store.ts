@@ -71,9 +71,12 @@ export class RepositoryLockStore implements LockStore {
   private readonly releases = new Batcher<string, boolean>(async keys => {
     const held = keys.map(key => JSON.parse(key) as Condition);
     const landed = await this.writeWhereHeld(held, {instanceId: '', hostname: ''});
-    const released = held.filter((h, i) => landed.renewalId[i]).map(h => h.lockName);
-    // The others take over now, not at their next poll.
-    if (released.length) this.notifier?.publish(released);
+    // The others take over now, not at their next poll, and without a read.
+    const freed = held.flatMap((h, i) => {
+      const renewalId = landed.renewalId[i];
+      return renewalId ? [{lockName: h.lockName, freed: {fencingToken: +h.fencingToken, renewalId}}] : [];
+    });
+    if (freed.length) this.notifier?.publish(freed);
     return landed.renewalId.map(Boolean);
   });
 

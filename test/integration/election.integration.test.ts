@@ -10,6 +10,7 @@ import {
   openTestDatabase,
   TestDatabase,
 } from '../fixtures/databases';
+import {MasterJobExecutorBindings, PostgresNotifier} from '../../src';
 import {Cluster, FAST, holdsFor, now, Replica, sleep, waitFor} from '../fixtures/cluster';
 
 const L = FAST.leaseDuration;
@@ -207,6 +208,50 @@ function electionSuite(backend: BackendName): void {
       const handover = second.startedAt - stopCalledAt;
       expect(handover).to.be.below(timings.leaseDuration / 2);
       await holdsFor('one master', () => cluster.masters(LOCK).length === 1, 3 * timings.heartbeatInterval);
+      log().expectNoOverlap();
+      expectNoErrors(replicas);
+    });
+  }
+
+  // Across datasources only PostgreSQL delivers the release (LISTEN/NOTIFY);
+  // other connectors wake only executors sharing one datasource.
+  if (backend === 'postgresql') {
+    it('wakes the other app on a release through NOTIFY, which takes the lock over without reading it', async () => {
+      // Poll and lease expiry far away: only the notification can explain a quick takeover.
+      const timings = {heartbeatInterval: 200, leaseDuration: 20000, checkMasterInterval: 60000};
+      const replicas = await cluster.addReplicas(2, {crashable: true});
+      for (const r of replicas) r.startMaster(LOCK, timings);
+      const old = await cluster.waitForSoleMaster(LOCK, 5000);
+      const other = replicas.find(r => r !== old)!;
+      const notifier = (await other.app.get(MasterJobExecutorBindings.NOTIFIER)) as PostgresNotifier;
+      expect(notifier).to.be.instanceOf(PostgresNotifier);
+      await waitFor('the other replica listens', () => notifier.listening, 3000);
+      await waitFor(
+        'the other replica sees the master',
+        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
+        3000,
+      );
+      // Its re-check of every lock once listening (notifications may have been missed) is over.
+      const calls = other.store!.calls;
+      await waitFor(
+        'the other replica quiet for 200 ms',
+        async () => {
+          const before = calls.length;
+          await sleep(200);
+          return calls.length === before;
+        },
+        3000,
+      );
+      const callsBefore = calls.length;
+      const stopCalledAt = now();
+      await old.handles.get(LOCK)!.stop();
+      await cluster.waitForSoleMaster(LOCK, 3000, [other]);
+      expect(now() - stopCalledAt).to.be.below(1000);
+      const ops = calls.slice(callsBefore).map(c => c.op);
+      expect(ops.slice(0, 2)).to.deepEqual(['takeOver', 'isDisabled']);
+      const [first, second] = log().of(LOCK);
+      expect(second.instanceId).to.equal(other.instanceId);
+      expect(second.fencingToken).to.equal(first.fencingToken + 1);
       log().expectNoOverlap();
       expectNoErrors(replicas);
     });

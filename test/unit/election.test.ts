@@ -442,6 +442,43 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
+    it('takes over a freed lock without reading it first, given what the release left', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
+      const a = cluster.add('A');
+      const b = cluster.add('B');
+      a.election.begin();
+      await cluster.run(20);
+      b.election.begin();
+      await cluster.run(20);
+      await a.election.stop();
+      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      b.store.calls.length = 0;
+      b.election.wake({fencingToken, renewalId});
+      await cluster.until(() => b.election.isMaster, 10);
+      expect(b.store.calls).to.eql(['takeOver', 'isDisabled']);
+      expect(b.election.fencingToken).to.equal(fencingToken + 1);
+      await cluster.stopAll();
+    });
+
+    it('falls back to a read when the freed lock it was told of has changed since', async () => {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
+      const a = cluster.add('A');
+      const b = cluster.add('B');
+      a.election.begin();
+      await cluster.run(20);
+      b.election.begin();
+      await cluster.run(20);
+      b.store.calls.length = 0;
+      // A stale or forged notification: A still holds the lock.
+      b.election.wake({fencingToken: 1, renewalId: 'not-the-current-one'});
+      await cluster.run(20);
+      expect(b.store.calls).to.eql(['takeOver', 'read']);
+      expect(cluster.masters()).to.eql(['A']);
+      expect(b.election.status().observedHolder).to.equal('A');
+      cluster.assertNoOverlap();
+      await cluster.stopAll();
+    });
+
     it('never shortens the wait for a lease to expire', async () => {
       const cluster = new FakeCluster({
         ...TIMINGS,

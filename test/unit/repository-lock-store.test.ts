@@ -4,6 +4,7 @@
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {
+  LockChange,
   LockNotifier,
   LockRecord,
   MasterControlRepository,
@@ -15,7 +16,7 @@ describe('RepositoryLockStore batching (memory)', () => {
   let locks: MasterLockRepository;
   let store: RepositoryLockStore;
   let calls: string[];
-  let published: string[][];
+  let published: LockChange[][];
 
   beforeEach(() => {
     const ds = new juggler.DataSource({name: 'db', connector: 'memory'});
@@ -34,7 +35,7 @@ describe('RepositoryLockStore batching (memory)', () => {
     }
     published = [];
     const notifier: LockNotifier = {
-      publish: names => published.push(names),
+      publish: changes => published.push(changes),
       subscribe: () => () => {},
       close: async () => {},
     };
@@ -89,7 +90,7 @@ describe('RepositoryLockStore batching (memory)', () => {
     ]);
   });
 
-  it('renews and releases the locks of one turn in one UPDATE each; one NOTIFY names the released', async () => {
+  it('renews and releases the locks of one turn in one UPDATE each; one NOTIFY names the freed rows', async () => {
     await Promise.all(names.map(n => store.create(record(n))));
     calls.length = 0;
     const renewed = await Promise.all(names.map(n => store.renew(n, 'me', 1)));
@@ -99,7 +100,12 @@ describe('RepositoryLockStore batching (memory)', () => {
     calls.length = 0;
     const released = await Promise.all([...names.map(n => store.release(n, 'me', 1)), store.release('A', 'me', 7)]);
     expect(released).to.deepEqual([true, true, true, false]);
-    expect(published).to.deepEqual([names]);
+    // One notification, with what the release left on each row: enough to take it over unread.
+    const rows = await locks.find({order: ['lockName ASC']});
+    expect(published).to.deepEqual([
+      rows.map(r => ({lockName: r.lockName, freed: {fencingToken: 1, renewalId: r.renewalId}})),
+    ]);
+    expect(rows.map(r => r.instanceId)).to.deepEqual(['', '', '']);
   });
 
   it('fails only the call with a missing compare-and-set value, not the batch', async () => {

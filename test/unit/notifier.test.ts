@@ -1,0 +1,60 @@
+import {expect} from '@loopback/testlab';
+import {encodePayload, LocalNotifier, LockChange, parsePayload} from '../../src';
+
+describe('notifier payload', () => {
+  it('carries names, and the token and renewalId of freed locks, through a round trip', () => {
+    const changes: LockChange[] = [
+      {lockName: 'A'},
+      {lockName: 'B', freed: {fencingToken: 7, renewalId: 'r-7'}},
+    ];
+    const payload = encodePayload(changes);
+    expect(payload).to.equal('["A",["B",7,"r-7"]]');
+    expect(parsePayload(payload)).to.deepEqual(changes);
+  });
+
+  it('wakes every lock (undefined) for a payload it cannot trust whole', () => {
+    for (const payload of [
+      '*',
+      undefined,
+      'not json',
+      '{"A":1}',
+      '["A", 3]',
+      '[["B", 0, "r"]]',
+      '[["B", 1.5, "r"]]',
+      '[["B", 1, ""]]',
+      '[["B", 1]]',
+      '[[1, 1, "r"]]',
+    ]) {
+      expect(parsePayload(payload)).to.be.undefined();
+    }
+  });
+
+  it('says "any lock" rather than exceed the 8000 bytes PostgreSQL allows', () => {
+    const many = Array.from({length: 300}, (_, i) => ({
+      lockName: `LOCK-${i}`,
+      freed: {fencingToken: i + 1, renewalId: '0b5d2c4e-6a0e-4a55-9d8e-0f1d2b3c4d5e'},
+    }));
+    expect(encodePayload(many)).to.equal('*');
+    expect(parsePayload(encodePayload(many))).to.be.undefined();
+  });
+});
+
+describe('LocalNotifier', () => {
+  it('delivers to the subscribers sharing the datasource, after the publishing turn', async () => {
+    const dataSource = {};
+    const heard: (LockChange | undefined)[] = [];
+    const other: (LockChange | undefined)[] = [];
+    const unsubscribe = new LocalNotifier(dataSource).subscribe(c => heard.push(c));
+    new LocalNotifier({}).subscribe(c => other.push(c));
+    const change = {lockName: 'A', freed: {fencingToken: 2, renewalId: 'r'}};
+    new LocalNotifier(dataSource).publish([change]);
+    expect(heard).to.deepEqual([]);
+    await new Promise(resolve => setImmediate(resolve));
+    expect(heard).to.deepEqual([change]);
+    expect(other).to.deepEqual([]);
+    unsubscribe();
+    new LocalNotifier(dataSource).publish([change]);
+    await new Promise(resolve => setImmediate(resolve));
+    expect(heard).to.have.length(1);
+  });
+});
