@@ -22,9 +22,9 @@
 //     all locks of the process (when C is a multiple of H the two coincide), so
 //     that the database work of one tick is one statement of each kind whatever
 //     the number of locks (the store batches calls made in one turn; shared
-//     timers keep them in one turn). Still, a renewal is never sent later
-//     than H after the last write was sent: a write that took long (a starved
-//     CPU, a big batch) would push the next grid point close to the deadline.
+//     timers keep them in one turn). But when the last write took so long
+//     (a starved CPU, a big batch) that the next grid point is over H after
+//     its send, the renewal goes at once, not that close to the deadline.
 //     A failed renewal is retried every (L - M - H) / (R + 1); after R failed
 //     retries, or at the deadline, the master resigns with reason 'expired'.
 //     Configurations with H >= L - M are rejected in config.ts.
@@ -305,13 +305,16 @@ export class LockElection extends EventEmitter implements Master {
     this.scheduleAt(time, () => this.campaign());
   }
 
-  /** Next renewal (now if 0): on the heartbeat grid, but within H of the last write (inv. 4). */
+  /** Next renewal (now if 0): on the heartbeat grid, or now if that is over H after the last write (inv. 4). */
   private scheduleRenewal(m: Mastership, delay?: 0): void {
-    const {heartbeatInterval} = this.timings;
-    const latest = roundUp(m.renewedAt + heartbeatInterval);
-    this.scheduleAt(Math.min(this.nextStep(heartbeatInterval, delay), latest), () =>
-      this.renew(m),
-    );
+    const t = this.timings;
+    let time = this.nextStep(t.heartbeatInterval, delay);
+    // Judged from the deadline, rounded, not from each lock's own send time:
+    // the locks of one batch must agree, or their renewals split into several
+    // instants. On time, the next grid point is within H of the send.
+    const sentAt = m.deadline - (t.leaseDuration - safetyMargin(t));
+    if (time > sentAt + t.heartbeatInterval + TICK) time = this.clock.now();
+    this.scheduleAt(time, () => this.renew(m));
   }
 
   /** Create the first record, or take over `expected` (free or expired). */
