@@ -17,18 +17,21 @@ describe('RepositoryLockStore batching (memory)', () => {
   let store: RepositoryLockStore;
   let calls: string[];
   let published: LockChange[][];
+  let updateWheres: unknown[];
 
   beforeEach(() => {
     const ds = new juggler.DataSource({name: 'db', connector: 'memory'});
     locks = new MasterLockRepository(ds);
     const controls = new MasterControlRepository(ds);
     calls = [];
+    updateWheres = [];
     for (const [name, repo] of [['lock', locks], ['control', controls]] as const) {
       const r = repo as unknown as Record<string, Function>;
       for (const method of ['find', 'updateAll', 'createAll', 'create']) {
         const original = r[method];
         r[method] = function (this: unknown, ...args: unknown[]) {
           calls.push(`${name}.${method}`);
+          if (name === 'lock' && method === 'updateAll') updateWheres.push(args[1]);
           return original.apply(this, args);
         };
       }
@@ -106,6 +109,25 @@ describe('RepositoryLockStore batching (memory)', () => {
       rows.map(r => ({lockName: r.lockName, freed: {fencingToken: 1, renewalId: r.renewalId}})),
     ]);
     expect(rows.map(r => r.instanceId)).to.deepEqual(['', '', '']);
+  });
+
+  it('matches the rows of one holder and token with one IN list, not an OR per lock', async () => {
+    await Promise.all([...names.map(n => store.create(record(n))), store.create(record('D', 2))]);
+    updateWheres.length = 0;
+    const renewed = await Promise.all([...names, 'D'].map(n => store.renew(n, 'me', n === 'D' ? 2 : 1)));
+    expect(renewed.map(r => r.renewed)).to.deepEqual([true, true, true, true]);
+    expect(updateWheres).to.deepEqual([
+      {
+        or: [
+          {instanceId: 'me', fencingToken: 1, lockName: {inq: names}},
+          {instanceId: 'me', fencingToken: 2, lockName: 'D'},
+        ],
+      },
+    ]);
+    // A lock whose token moved on is left alone by the same statement.
+    await locks.updateAll({fencingToken: 5}, {lockName: 'B'});
+    const again = await Promise.all(names.map(n => store.renew(n, 'me', 1)));
+    expect(again.map(r => r.renewed)).to.deepEqual([true, false, true]);
   });
 
   it('fails only the call with a missing compare-and-set value, not the batch', async () => {
