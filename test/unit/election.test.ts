@@ -453,19 +453,20 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   describe('wake()', () => {
-    it('makes a slave check at once after a release instead of at the next poll', async () => {
-      const cluster = new FakeCluster({
-        ...TIMINGS,
-        checkMasterInterval: 60000,
-        leaseDuration: 50000,
-        heartbeatInterval: 100,
-      });
+    /** A master and a watcher of it, with the poll and the lease's expiry far away. */
+    async function masterAndWatcher() {
+      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
       const a = cluster.add('A');
       const b = cluster.add('B');
       a.election.begin();
       await cluster.run(20);
       b.election.begin();
       await cluster.run(20);
+      return {cluster, a, b};
+    }
+
+    it('makes a slave check at once after a release instead of at the next poll', async () => {
+      const {cluster, a, b} = await masterAndWatcher();
       await a.election.stop();
       const releasedAt = cluster.clock.now();
       b.election.wake();
@@ -475,13 +476,7 @@ describe('LockElection (fake clock, fake store)', () => {
     });
 
     it('takes over a freed lock without reading it first, given what the release left', async () => {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
-      const a = cluster.add('A');
-      const b = cluster.add('B');
-      a.election.begin();
-      await cluster.run(20);
-      b.election.begin();
-      await cluster.run(20);
+      const {cluster, a, b} = await masterAndWatcher();
       await a.election.stop();
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       b.store.calls.length = 0;
@@ -493,13 +488,7 @@ describe('LockElection (fake clock, fake store)', () => {
     });
 
     it('falls back to a read when the freed lock it was told of has changed since', async () => {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
-      const a = cluster.add('A');
-      const b = cluster.add('B');
-      a.election.begin();
-      await cluster.run(20);
-      b.election.begin();
-      await cluster.run(20);
+      const {cluster, a, b} = await masterAndWatcher();
       b.store.calls.length = 0;
       // A stale or forged notification: A still holds the lock.
       b.election.wake({fencingToken: 1, renewalId: 'not-the-current-one'});
