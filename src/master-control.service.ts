@@ -50,58 +50,26 @@ export class MasterControlService {
   ) {}
 
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
-    const outcome = await this.writeDisable(lockName, reason, updatedBy);
-    this.announce(outcome);
-    return outcome;
+    const change = {enabled: false, reason, updatedAt: new Date(), updatedBy};
+    const changed = await this.writeDisable(lockName, change);
+    // Announced as soon as it landed: the master's stop must not wait for our reply.
+    if (changed) this.announce(lockName);
+    const row = await this.controls.findById(lockName);
+    return result(
+      row,
+      changed,
+      changed
+        ? `${lockName} disabled: its master stops within one heartbeat interval, and no replica starts it until it is enabled`
+        : `${lockName} was already disabled; nothing changed`,
+    );
   }
 
   async enable(lockName: string, updatedBy?: string): Promise<ControlResult> {
-    const outcome = await this.writeEnable(lockName, updatedBy);
-    this.announce(outcome);
-    return outcome;
-  }
-
-  /** Every replica re-checks the lock now instead of at its next tick. */
-  private announce(outcome: ControlResult): void {
-    if (!outcome.changed) return;
-    this.executor.wake(outcome.lockName);
-    this.notifier?.publish([{lockName: outcome.lockName}]);
-  }
-
-  private async writeDisable(
-    lockName: string,
-    reason: string,
-    updatedBy?: string,
-  ): Promise<ControlResult> {
-    const updatedAt = new Date();
-    const change = {enabled: false, reason, updatedAt, updatedBy};
-    // One row per lock, by its id: concurrent disables cannot duplicate it.
-    try {
-      const created = await this.controls.create({lockName, ...change});
-      return result(
-        created,
-        true,
-        `${lockName} disabled: no replica will start it until it is enabled`,
-      );
-    } catch (err) {
-      if (!isDuplicate(err)) throw err;
-    }
-    const {count} = await this.controls.updateAll(change, {
-      lockName,
-      enabled: true,
-    });
-    const row = await this.controls.findById(lockName);
-    return count === 1
-      ? result(row, true, `${lockName} disabled: its master stops within one heartbeat interval`)
-      : result(row, false, `${lockName} was already disabled; nothing changed`);
-  }
-
-  private async writeEnable(lockName: string, updatedBy?: string): Promise<ControlResult> {
-    const updatedAt = new Date();
     const {count} = await this.controls.updateAll(
-      {enabled: true, reason: '', updatedAt, updatedBy},
+      {enabled: true, reason: '', updatedAt: new Date(), updatedBy},
       {lockName, enabled: false},
     );
+    if (count === 1) this.announce(lockName);
     const row = await this.controls.findOne({where: {lockName}});
     if (count === 1 && row) {
       return result(
@@ -118,6 +86,29 @@ export class MasterControlService {
           changed: false,
           message: `${lockName} was already enabled (never disabled); nothing changed`,
         };
+  }
+
+  /** Every replica re-checks the lock now instead of at its next tick. */
+  private announce(lockName: string): void {
+    this.executor.wake(lockName);
+    this.notifier?.publish([{lockName}]);
+  }
+
+  /** Whether this call disabled the lock (false if it already was). */
+  private async writeDisable(lockName: string, change: Partial<MasterControl>): Promise<boolean> {
+    // Usually the row exists (disabled and enabled before): flip it in one statement.
+    const flip = async () =>
+      (await this.controls.updateAll(change, {lockName, enabled: true})).count === 1;
+    if (await flip()) return true;
+    // One row per lock, by its id: concurrent disables cannot duplicate it.
+    try {
+      await this.controls.create({lockName, ...change});
+      return true;
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+    }
+    // Created meanwhile: by a concurrent disable, or since enabled again.
+    return flip();
   }
 
   health() {

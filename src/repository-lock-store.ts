@@ -9,7 +9,13 @@ import {randomUUID} from 'crypto';
 import {LockObservation, LockRecord, LockStore, RenewResult} from './lock-store';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterLock} from './models';
-import {LockNotifier} from './notifier';
+import {
+  encodePayload,
+  LockChange,
+  LockNotifier,
+  NOTIFY_CHANNEL,
+  PostgresNotifier,
+} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 
 /** Locks per statement at most: bounds the parameters (PostgreSQL allows 65535). */
@@ -54,7 +60,14 @@ export class RepositoryLockStore implements LockStore {
     const {instanceId, hostname, heartbeatAt, acquiredAt} = batch[0].next;
     const landed = await this.writeWhereHeld(
       batch.map(t => t.expected),
-      {instanceId, hostname, fencingToken, heartbeatAt, acquiredAt},
+      {
+        instanceId,
+        hostname,
+        fencingToken,
+        heartbeatAt,
+        acquiredAt,
+        renewalId: randomUUID(),
+      },
     );
     return batch.map((t, i) =>
       landed.renewalId[i] ? {...t.next, fencingToken, renewalId: landed.renewalId[i]!} : undefined,
@@ -64,20 +77,28 @@ export class RepositoryLockStore implements LockStore {
   // Keyed by holderKey(): JSON, so that equal calls share a key.
   private readonly renewals = new Batcher<string, boolean>(async keys => {
     const held = keys.map(key => JSON.parse(key) as Condition);
-    const landed = await this.writeWhereHeld(held, {heartbeatAt: new Date()});
+    const landed = await this.writeWhereHeld(held, {
+      heartbeatAt: new Date(),
+      renewalId: randomUUID(),
+    });
     return landed.renewalId.map(Boolean);
   });
 
   private readonly releases = new Batcher<string, boolean>(async keys => {
     const held = keys.map(key => JSON.parse(key) as Condition);
-    const landed = await this.writeWhereHeld(held, {instanceId: '', hostname: ''});
+    const data = {instanceId: '', hostname: '', renewalId: randomUUID()};
     // The others take over now, not at their next poll, and without a read.
-    const freed = held.flatMap((h, i) => {
-      const renewalId = landed.renewalId[i];
-      return renewalId ? [{lockName: h.lockName, freed: {fencingToken: +h.fencingToken, renewalId}}] : [];
-    });
-    if (freed.length) this.notifier?.publish(freed);
-    return landed.renewalId.map(Boolean);
+    const freed = held.map(h => ({
+      lockName: h.lockName,
+      freed: {fencingToken: +h.fencingToken, renewalId: data.renewalId},
+    }));
+    if (this.notifier instanceof PostgresNotifier && this.postgres) {
+      return this.releaseNotifying(this.postgres, held, data, freed);
+    }
+    const landed = await this.writeWhereHeld(held, data);
+    const released = landed.renewalId.map(Boolean);
+    if (released.some(Boolean)) this.notifier?.publish(freed.filter((_, i) => released[i]));
+    return released;
   });
 
   constructor(
@@ -129,18 +150,16 @@ export class RepositoryLockStore implements LockStore {
   }
 
   /**
-   * Writes `data` and a new renewalId to every row that matches one of the
+   * Writes `data` (with a new renewalId) to every row that matches one of the
    * compare-and-set conditions, in one statement. Resolves, per condition, to
    * the renewalId written, or undefined where the row had changed.
    */
   private async writeWhereHeld(
     conditions: Condition[],
-    data: Partial<MasterLock>,
+    data: Partial<MasterLock> & {renewalId: string},
   ): Promise<{renewalId: (string | undefined)[]}> {
-    const renewalId = randomUUID();
-    const {count} = await retryDeadlock(() =>
-      this.lockRepo.updateAll({...data, renewalId}, anyOf(conditions)),
-    );
+    const {renewalId} = data;
+    const {count} = await retryDeadlock(() => this.lockRepo.updateAll(data, anyOf(conditions)));
     if (count === conditions.length) return {renewalId: conditions.map(() => renewalId)};
     if (count === 0) return {renewalId: conditions.map(() => undefined)};
     // Some rows changed hands: read which ones carry this write. Where the
@@ -156,6 +175,64 @@ export class RepositoryLockStore implements LockStore {
       ),
     };
   }
+
+  /** The connector, when it is PostgreSQL's (it builds the SQL of our statements). */
+  private get postgres(): PostgresConnector | undefined {
+    const connector = this.lockRepo.dataSource.connector as PostgresConnector | undefined;
+    return connector?.name === 'postgresql' && typeof connector.buildUpdate === 'function'
+      ? connector
+      : undefined;
+  }
+
+  /**
+   * PostgreSQL: the release and its NOTIFY in one statement, so the others are
+   * woken as the release commits, not a round trip later. The NOTIFY names the
+   * whole batch and goes only if every row was released; otherwise the rows
+   * that were are published after. Resolves, per condition, whether it was.
+   */
+  private async releaseNotifying(
+    connector: PostgresConnector,
+    held: Condition[],
+    data: Partial<MasterLock>,
+    freed: LockChange[],
+  ): Promise<boolean[]> {
+    const model = this.lockRepo.modelClass.modelName;
+    const column = (property: keyof MasterLock) => connector.columnEscaped(model, property);
+    const update = connector.buildUpdate(model, anyOf(held), data);
+    const n = update.params.length;
+    const sql =
+      `WITH released AS (${update.sql} ` +
+      `RETURNING ${column('lockName')} AS name, ${column('fencingToken')} AS token) ` +
+      `SELECT array_agg(name) AS names, array_agg(token) AS tokens, ` +
+      `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, $${n + 3}) END AS notified ` +
+      `FROM released`;
+    const params = [...update.params, held.length, NOTIFY_CHANNEL, encodePayload(freed)];
+    const rows = (await retryDeadlock(() => this.lockRepo.dataSource.execute(sql, params))) as {
+      names: string[] | null;
+      tokens: number[] | null;
+    }[];
+    const names = rows[0]?.names ?? [];
+    const tokens = rows[0]?.tokens ?? [];
+    // A release keeps the token: it tells apart two conditions on one row.
+    const released = held.map(h =>
+      names.some((name, i) => name === h.lockName && Number(tokens[i]) === Number(h.fencingToken)),
+    );
+    if (names.length > 0 && names.length < held.length) {
+      this.notifier?.publish(freed.filter((_, i) => released[i]));
+    }
+    return released;
+  }
+}
+
+/** What we use of loopback-connector-postgresql (a loopback-connector SQLConnector). */
+interface PostgresConnector {
+  name: string;
+  buildUpdate(
+    model: string,
+    where: Where<MasterLock>,
+    data: object,
+  ): {sql: string; params: unknown[]};
+  columnEscaped(model: string, property: string): string;
 }
 
 interface Takeover {

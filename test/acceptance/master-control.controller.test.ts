@@ -109,6 +109,33 @@ describe('MasterControlController (memory)', () => {
     expect(await controls.count({lockName: 'RACE'})).to.eql({count: 1});
   });
 
+  it('tells the other replicas as soon as the control row changed, before reading it back to reply', async () => {
+    const order: string[] = [];
+    app.bind(MasterJobExecutorBindings.NOTIFIER).to({
+      publish: changes => order.push(`publish ${changes.map(c => c.lockName).join()}`),
+      subscribe: () => () => {},
+      close: async () => {},
+    });
+    const proto = MasterControlRepository.prototype as unknown as Record<string, Function>;
+    for (const method of ['findById', 'findOne']) {
+      const original = proto[method];
+      proto[method] = function (this: unknown, ...args: unknown[]) {
+        order.push('read');
+        return original.apply(this, args);
+      };
+    }
+    try {
+      const disable = {lockName: 'JOB', reason: 'x'};
+      await client.post('/api/MasterControls/disable').send(disable).expect(200);
+      await client.post('/api/MasterControls/disable').send(disable).expect(200); // a repeat
+      await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(200);
+    } finally {
+      delete proto.findById;
+      delete proto.findOne;
+    }
+    expect(order).to.eql(['publish JOB', 'read', 'read', 'publish JOB', 'read']);
+  });
+
   it('stops the local master at once on disable and starts it again on enable', async () => {
     const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
     const events: string[] = [];

@@ -1,0 +1,127 @@
+// RepositoryLockStore on the real databases: a release batch and the
+// notification that tells the other replicas which locks it freed.
+
+import {juggler} from '@loopback/repository';
+import {expect} from '@loopback/testlab';
+import {randomBytes} from 'crypto';
+import {
+  createNotifier,
+  LockChange,
+  LockNotifier,
+  LockRecord,
+  MasterControl,
+  MasterControlRepository,
+  MasterLock,
+  MasterLockRepository,
+  PostgresNotifier,
+  RepositoryLockStore,
+} from '../../src';
+import {waitFor} from '../fixtures/cluster';
+import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
+
+for (const backend of SQL_BACKENDS) {
+  describe(`RepositoryLockStore on ${backend} (integration)`, () => {
+    let db: TestDatabase;
+    let ds: juggler.DataSource;
+    let locks: MasterLockRepository;
+    let store: RepositoryLockStore;
+    let notifier: LockNotifier;
+    let listener: LockNotifier;
+    let heard: LockChange[];
+    let statements: string[] = [];
+    const prefix = `S${randomBytes(3).toString('hex')}-`;
+    const names = ['A', 'B', 'C'].map(n => prefix + n);
+
+    before(async function () {
+      this.timeout(20000);
+      db = await openTestDatabase(this, backend, 'mje_store');
+      ds = db.createDataSource();
+      locks = new MasterLockRepository(ds);
+      const controls = new MasterControlRepository(ds);
+      await ds.autoupdate([MasterLock.modelName, MasterControl.modelName]);
+      notifier = createNotifier(ds);
+      // Another replica's ear: its own connection on PostgreSQL.
+      listener = createNotifier(backend === 'postgresql' ? db.createDataSource() : ds);
+      listener.subscribe(change => change && heard.push(change));
+      if (listener instanceof PostgresNotifier) {
+        const l = listener;
+        await waitFor('LISTEN', () => l.listening, 5000);
+      }
+      store = new RepositoryLockStore(locks, controls, notifier);
+      // Every statement the connector runs, as SQL.
+      const connector = ds.connector as unknown as {execute: (...args: unknown[]) => unknown};
+      const execute = connector.execute;
+      connector.execute = function (this: unknown, ...args: unknown[]) {
+        statements.push(String(args[0]));
+        return execute.apply(this, args);
+      };
+    });
+
+    after(async () => {
+      await notifier?.close();
+      await listener?.close();
+      await db?.close();
+    });
+
+    beforeEach(async () => {
+      await locks.deleteAll({lockName: {inq: names}});
+      await Promise.all(names.map(n => store.create(record(n))));
+      heard = [];
+      statements = [];
+    });
+
+    const record = (lockName: string): LockRecord => ({
+      lockName,
+      instanceId: 'me',
+      hostname: 'host',
+      fencingToken: 1,
+      renewalId: `r-${lockName}`,
+      heartbeatAt: new Date(),
+      acquiredAt: new Date(),
+    });
+
+    /** The freed-lock entries every replica should hear: what the rows were left with. */
+    async function freedRows(): Promise<LockChange[]> {
+      const rows = await locks.find({where: {lockName: {inq: names}}, order: ['lockName ASC']});
+      expect(rows.map(r => r.instanceId)).to.deepEqual(['', '', '']);
+      return rows.map(r => ({
+        lockName: r.lockName,
+        freed: {fencingToken: Number(r.fencingToken), renewalId: r.renewalId},
+      }));
+    }
+
+    it('releases the locks of one turn in one statement, and the others hear each freed lock', async () => {
+      const released = await Promise.all(names.map(n => store.release(n, 'me', 1)));
+      expect(released).to.deepEqual([true, true, true]);
+      await waitFor('three freed locks heard', () => heard.length === 3, 3000);
+      const sent = [...statements];
+      expect(heard).to.deepEqual(await freedRows());
+      expect(sent).to.have.length(1);
+      // PostgreSQL: the NOTIFY rides in the release, delivered as it commits.
+      expect(sent[0]).to.match(
+        backend === 'postgresql' ? /^WITH released AS \(UPDATE .* pg_notify\(/s : /^UPDATE /,
+      );
+    });
+
+    it('announces only the locks a batch freed, when one of its releases is stale', async () => {
+      const released = await Promise.all([
+        ...names.map(n => store.release(n, 'me', 1)),
+        store.release(names[0], 'me', 7), // a token it no longer holds
+      ]);
+      expect(released).to.deepEqual([true, true, true, false]);
+      await waitFor('three freed locks heard', () => heard.length >= 3, 3000);
+      // Nothing more arrives: the stale release is announced nowhere.
+      await new Promise(resolve => setTimeout(resolve, 200));
+      expect(heard).to.deepEqual(await freedRows());
+    });
+
+    it('announces nothing when no lock of the batch was still held', async () => {
+      const released = await Promise.all(names.map(n => store.release(n, 'someone-else', 1)));
+      expect(released).to.deepEqual([false, false, false]);
+      await new Promise(resolve => setTimeout(resolve, 300));
+      expect(heard).to.deepEqual([]);
+      const rows = await locks.find({where: {lockName: {inq: names}}});
+      expect(rows.map(r => r.instanceId)).to.deepEqual(['me', 'me', 'me']);
+    });
+  });
+}
