@@ -209,9 +209,9 @@ export class LockElection extends EventEmitter implements Master {
       return;
     }
     const m = this.mastership;
-    if (m) this.scheduleRenewal(m, 0);
-    else if (freed && !this.disabled) this.takeOverFreed(freed);
-    else this.scheduleCheck(0);
+    if (m) this.runNow(() => this.renew(m));
+    else if (freed && !this.disabled) this.runNow(() => this.takeOverFreed(freed));
+    else this.runNow(() => this.campaign());
   }
 
   // ---- campaigning (not master) ----
@@ -271,8 +271,9 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   /** Takes over a lock just released, as a read would have found it. */
-  private takeOverFreed(freed: FreedLock): void {
-    const lock: LockRecord = {
+  private takeOverFreed(freed: FreedLock): Promise<void> {
+    this.leaderlessSince ??= this.clock.now();
+    return this.acquire(this.epoch, {
       lockName: this.lockName,
       instanceId: '',
       hostname: '',
@@ -280,10 +281,6 @@ export class LockElection extends EventEmitter implements Master {
       renewalId: freed.renewalId,
       heartbeatAt: new Date(0),
       acquiredAt: new Date(0),
-    };
-    this.scheduleAt(this.clock.now(), () => {
-      this.leaderlessSince ??= this.clock.now();
-      return this.acquire(this.epoch, lock);
     });
   }
 
@@ -305,10 +302,10 @@ export class LockElection extends EventEmitter implements Master {
     this.scheduleAt(time, () => this.campaign());
   }
 
-  /** Next renewal (now if 0): on the heartbeat grid, or now if that is over H after the last write (inv. 4). */
-  private scheduleRenewal(m: Mastership, delay?: 0): void {
+  /** Next renewal: on the heartbeat grid, or now if that is over H after the last write (inv. 4). */
+  private scheduleRenewal(m: Mastership): void {
     const t = this.timings;
-    let time = this.nextStep(t.heartbeatInterval, delay);
+    let time = this.nextStep(t.heartbeatInterval);
     // Judged from the deadline, rounded, not from each lock's own send time:
     // the locks of one batch must agree, or their renewals split into several
     // instants. On time, the next grid point is within H of the send.
@@ -594,6 +591,13 @@ export class LockElection extends EventEmitter implements Master {
 
   private call<T>(work: () => Promise<T>, timeoutMs: number, what: string): Promise<T> {
     return withTimeout(this.clock, work, timeoutMs, `${this.lockName}: ${what}`);
+  }
+
+  /** Runs `step` now, in place of the step the timer held: a wake need not wait for a timer turn. */
+  private runNow(step: () => Promise<void>): void {
+    if (this.timer !== undefined) this.timers.cancel(this.timer);
+    this.timer = undefined;
+    this.track(step());
   }
 
   private schedule(delay: number, step: () => Promise<void> | void): void {

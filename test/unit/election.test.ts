@@ -481,6 +481,7 @@ describe('LockElection (fake clock, fake store)', () => {
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       b.store.calls.length = 0;
       b.election.wake({fencingToken, renewalId});
+      expect(b.store.calls).to.eql(['takeOver']); // at once, not on a timer's turn
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver', 'isDisabled']);
       expect(b.election.fencingToken).to.equal(fencingToken + 1);
@@ -488,7 +489,7 @@ describe('LockElection (fake clock, fake store)', () => {
     });
 
     it('falls back to a read when the freed lock it was told of has changed since', async () => {
-      const {cluster, a, b} = await masterAndWatcher();
+      const {cluster, b} = await masterAndWatcher();
       b.store.calls.length = 0;
       // A stale or forged notification: A still holds the lock.
       b.election.wake({fencingToken: 1, renewalId: 'not-the-current-one'});
