@@ -36,8 +36,9 @@
 //     expire together. Deadlines are rounded down to TICK for the same reason:
 //     later takeovers and earlier stops are both on the safe side.
 //  7. Disable: after winning the lock the replica reads the control before it
-//     calls start(); a master reads it with every renewal. So a disable is
-//     seen either before start() or by the next renewal (within H).
+//     calls start(); a master reads it with every renewal, and at once when
+//     woken (a notified disable). So a disable is seen either before start()
+//     or by the next renewal (within H).
 //  8. start() runs at most once per mastership and never while a previous
 //     start() of this replica is still running; stop() runs only after a
 //     start() that resolved, bounded by stopTimeout.
@@ -199,7 +200,8 @@ export class LockElection extends EventEmitter implements Master {
    * release anywhere in the cluster. Never shortens the wait for a lease to
    * expire (expiry is judged from the observation, which a re-read keeps), nor
    * the back-off after a failed start(). With `freed` (what a release left on
-   * the row), a non-master tries the takeover at once, without reading first.
+   * the row), a non-master tries the takeover at once, without reading first;
+   * a master reads the control only.
    */
   wake(freed?: FreedLock): void {
     if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil)
@@ -209,7 +211,7 @@ export class LockElection extends EventEmitter implements Master {
       return;
     }
     const m = this.mastership;
-    if (m) this.runNow(() => this.renew(m));
+    if (m) this.track(this.recheckControl(m)); // the renewal keeps its time
     else if (freed && !this.disabled) this.runNow(() => this.takeOverFreed(freed));
     else this.runNow(() => this.campaign());
   }
@@ -461,6 +463,23 @@ export class LockElection extends EventEmitter implements Master {
     this.disabled = result.disabled;
     if (result.disabled) return this.resign(m, 'disabled');
     this.scheduleRenewal(m);
+  }
+
+  /** A woken master reads the control only: what concerns it is a disable. */
+  private async recheckControl(m: Mastership): Promise<void> {
+    let disabled: boolean;
+    try {
+      disabled = await this.call(
+        () => this.store.isDisabled(this.lockName),
+        m.deadline - this.clock.now(),
+        'read control',
+      );
+    } catch (err) {
+      return this.report(err, 'control re-check failed, the next renewal reads it');
+    }
+    if (this.mastership !== m || !disabled) return;
+    this.disabled = true;
+    return this.resign(m, 'disabled');
   }
 
   /** Stop acting as master: abort, stop the job, release, campaign again. */

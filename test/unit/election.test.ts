@@ -525,6 +525,23 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
+    it('makes a woken master read the control only, and stop at once when disabled', async () => {
+      const {cluster, a} = await masterAndWatcher();
+      a.store.calls.length = 0;
+      a.election.wake(); // nothing changed: the renewals keep their grid
+      await cluster.run(1);
+      expect(a.store.calls).to.eql(['isDisabled']);
+      expect(a.election.isMaster).to.be.true();
+      cluster.db.disabled.add('JOB');
+      const disabledAt = cluster.clock.now();
+      a.election.wake();
+      await cluster.until(() => !a.election.isMaster, 10);
+      expect(cluster.clock.now() - disabledAt).to.be.lessThanOrEqual(1);
+      const stop = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!;
+      expect(stop.reason).to.equal('disabled');
+      await cluster.stopAll();
+    });
+
     it('re-checks right after a step that was running when woken', async () => {
       const cluster = new FakeCluster({
         ...TIMINGS,
