@@ -50,6 +50,7 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {Clock, SharedTimer, SharedTimers, sharedTimersOf, withTimeout} from './clock';
 import {FreedLock, LockRecord, LockStore} from './lock-store';
+import {LockChange} from './notifier';
 import {
   ElectionTimings,
   MasterJob,
@@ -201,11 +202,15 @@ export class LockElection extends EventEmitter implements Master {
    * expire (expiry is judged from the observation, which a re-read keeps), nor
    * the back-off after a failed start(). With `freed` (what a release left on
    * the row), a non-master tries the takeover at once, without reading first;
-   * a master reads the control only.
+   * a master reads the control only. A disable wakes only a master, an enable
+   * only a non-master.
    */
-  wake(freed?: FreedLock): void {
+  wake(change?: Omit<LockChange, 'lockName'>): void {
     if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil)
       return;
+    // A disable concerns the master only, an enable the others only.
+    if (change?.control === (this.mastership ? 'enabled' : 'disabled')) return;
+    const freed = change?.freed;
     if (this.inflight.size > 0 || this.timer === undefined) {
       this.wakePending = true; // the running step reschedules at once
       return;
@@ -373,7 +378,7 @@ export class LockElection extends EventEmitter implements Master {
     }
     if (this.disabled) {
       debug('%s: won the lock but it is disabled, releasing', this.lockName);
-      await this.release(won);
+      await this.release(won, false);
       return this.scheduleCheck();
     }
     if (this.clock.now() >= deadline) {
@@ -493,7 +498,7 @@ export class LockElection extends EventEmitter implements Master {
     this.setState('slave', reason);
     if (reason !== 'startFailed') await this.stopJob(m, reason);
     // Released only after stop() finished, so the next master starts after it.
-    if (reason !== 'lost') await this.release(m.lock);
+    if (reason !== 'lost') await this.release(m.lock, reason !== 'disabled');
     if (this.stopping) return;
     if (reason === 'startFailed') {
       this.backoffUntil = this.clock.now() + this.timings.checkMasterInterval;
@@ -555,11 +560,14 @@ export class LockElection extends EventEmitter implements Master {
 
   // ---- helpers ----
 
-  /** Frees the lock if it is still ours; failures only delay the handover. */
-  private async release(lock: LockRecord): Promise<void> {
+  /**
+   * Frees the lock if it is still ours; failures only delay the handover.
+   * Not handed over (nobody is woken to take it) when it is disabled.
+   */
+  private async release(lock: LockRecord, handOver = true): Promise<void> {
     try {
       const released = await this.call(
-        () => this.store.release(this.lockName, this.instanceId, lock.fencingToken),
+        () => this.store.release(this.lockName, this.instanceId, lock.fencingToken, handOver),
         // Not master any more: no deadline to keep; past a lease it has expired anyway.
         this.timings.leaseDuration,
         'release',

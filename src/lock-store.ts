@@ -49,6 +49,15 @@ export interface LockStore {
   takeOver(expected: LockRecord, next: LockRecord): Promise<LockRecord | undefined>;
   /** Writes a new renewalId if the row still has this holder and token. */
   renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult>;
-  /** Frees the lock (and changes its renewalId) if the row still has this holder and token. */
-  release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean>;
+  /**
+   * Frees the lock (and changes its renewalId) if the row still has this
+   * holder and token. `handOver` (default true): tell the other replicas to
+   * take it over at once; false when the lock is disabled, so they need not.
+   */
+  release(
+    lockName: string,
+    instanceId: string,
+    fencingToken: number,
+    handOver?: boolean,
+  ): Promise<boolean>;
 }

@@ -3,7 +3,7 @@ import {repository} from '@loopback/repository';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {MasterControl} from './models';
-import {LockNotifier} from './notifier';
+import {LockChange, LockNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 import {isDuplicate} from './repository-lock-store';
 import {MasterStatus} from './types';
@@ -53,7 +53,7 @@ export class MasterControlService {
     const change = {enabled: false, reason, updatedAt: new Date(), updatedBy};
     const changed = await this.writeDisable(lockName, change);
     // Announced as soon as it landed: the master's stop must not wait for our reply.
-    if (changed) this.announce(lockName);
+    if (changed) this.announce({lockName, control: 'disabled'});
     const row = await this.controls.findById(lockName);
     return result(
       row,
@@ -69,7 +69,7 @@ export class MasterControlService {
       {enabled: true, reason: '', updatedAt: new Date(), updatedBy},
       {lockName, enabled: false},
     );
-    if (count === 1) this.announce(lockName);
+    if (count === 1) this.announce({lockName, control: 'enabled'});
     const row = await this.controls.findOne({where: {lockName}});
     if (count === 1 && row) {
       return result(
@@ -88,10 +88,10 @@ export class MasterControlService {
         };
   }
 
-  /** Every replica re-checks the lock now instead of at its next tick. */
-  private announce(lockName: string): void {
-    this.executor.wake(lockName);
-    this.notifier?.publish([{lockName}]);
+  /** Every replica concerned re-checks the lock now instead of at its next tick. */
+  private announce(change: LockChange): void {
+    this.executor.wake(change);
+    this.notifier?.publish([change]);
   }
 
   /** Whether this call disabled the lock (false if it already was). */

@@ -7,8 +7,8 @@ import {Clock} from './clock';
 import {resolveTimings, TIMING_ENV_VARIABLES, TimingSource, timingsFromEnv} from './config';
 import {LockElection, Master} from './election';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
-import {FreedLock, LockStore} from './lock-store';
-import {LockNotifier} from './notifier';
+import {LockStore} from './lock-store';
+import {LockChange, LockNotifier} from './notifier';
 import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptions} from './types';
 
 const debug = debugFactory('loopback:master-job-executor:executor');
@@ -53,9 +53,7 @@ export class MasterJobExecutor extends EventEmitter {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     super();
-    this.unsubscribe = notifier?.subscribe(change =>
-      change ? this.wake(change.lockName, change.freed) : this.wake(),
-    );
+    this.unsubscribe = notifier?.subscribe(change => this.wake(change));
     const section = appConfig?.[APP_CONFIG_SECTION] ?? {};
     const fromEnv = timingsFromEnv(env); // a bad variable fails the start, naming it
     this.sources = [
@@ -126,12 +124,13 @@ export class MasterJobExecutor extends EventEmitter {
   }
 
   /**
-   * Re-check one lock (or all) at once, e.g. after a disable or enable; after
-   * a release, `freed` lets a replica try the takeover without a read first.
+   * Re-check the lock that changed at once (every lock if undefined), e.g.
+   * after a disable or enable; after a release, `freed` lets a replica try the
+   * takeover without a read first.
    */
-  wake(lockName?: string, freed?: FreedLock): void {
-    if (lockName === undefined) this.masters.forEach(m => m.wake());
-    else this.masters.get(lockName)?.wake(freed);
+  wake(change?: LockChange): void {
+    if (change === undefined) this.masters.forEach(m => m.wake());
+    else this.masters.get(change.lockName)?.wake(change);
   }
 
   async stopMaster(lockName: string): Promise<boolean> {

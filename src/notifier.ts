@@ -19,11 +19,16 @@ export const NOTIFY_CHANNEL = 'master_job_executor';
  * A lock that changed. `freed`, when a release freed it: the token and
  * renewalId the row was left with, so a replica can take it over at once,
  * without reading it first (a forged or stale one only fails the takeover).
+ * `control`, when an operator disabled or enabled it: only its master has
+ * anything to do on a disable, only the others on an enable.
  */
 export interface LockChange {
   lockName: string;
   freed?: FreedLock;
+  control?: ControlChange;
 }
+
+export type ControlChange = 'disabled' | 'enabled';
 
 /** Called with the lock that changed, or undefined when any may have (after a reconnect). */
 export type ChangeListener = (change: LockChange | undefined) => void;
@@ -81,10 +86,20 @@ const MAX_PAYLOAD = 7900;
 /** The payload that wakes every lock: too many names to list. */
 const ANY_LOCK = '*';
 
-/** The payload: a JSON array of lock names, or [name, fencingToken, renewalId] for a freed lock. */
+/**
+ * The payload: a JSON array with an entry per lock: its name, or
+ * [name, fencingToken, renewalId] for a freed lock, or [name, "disabled" |
+ * "enabled"] for an operator's change.
+ */
 export function encodePayload(changes: LockChange[]): string {
   const payload = JSON.stringify(
-    changes.map(c => (c.freed ? [c.lockName, c.freed.fencingToken, c.freed.renewalId] : c.lockName)),
+    changes.map(c =>
+      c.freed
+        ? [c.lockName, c.freed.fencingToken, c.freed.renewalId]
+        : c.control
+          ? [c.lockName, c.control]
+          : c.lockName,
+    ),
   );
   return Buffer.byteLength(payload) < MAX_PAYLOAD ? payload : ANY_LOCK;
 }
@@ -104,7 +119,14 @@ export function parsePayload(payload: string | undefined): LockChange[] | undefi
 
 function toChange(entry: unknown): LockChange | undefined {
   if (typeof entry === 'string') return {lockName: entry};
-  if (!Array.isArray(entry) || entry.length !== 3) return undefined;
+  if (!Array.isArray(entry)) return undefined;
+  if (entry.length === 2) {
+    const [lockName, control] = entry as unknown[];
+    return typeof lockName === 'string' && (control === 'disabled' || control === 'enabled')
+      ? {lockName, control}
+      : undefined;
+  }
+  if (entry.length !== 3) return undefined;
   const [lockName, fencingToken, renewalId] = entry as unknown[];
   if (
     typeof lockName !== 'string' ||

@@ -84,6 +84,13 @@ export class RepositoryLockStore implements LockStore {
     return landed.renewalId.map(Boolean);
   });
 
+  /** Releases of disabled locks: nobody is to take them over, so nobody is told. */
+  private readonly quietReleases = new Batcher<string, boolean>(async keys => {
+    const held = keys.map(key => JSON.parse(key) as Condition);
+    const data = {instanceId: '', hostname: '', renewalId: randomUUID()};
+    return (await this.writeWhereHeld(held, data)).renewalId.map(Boolean);
+  });
+
   private readonly releases = new Batcher<string, boolean>(async keys => {
     const held = keys.map(key => JSON.parse(key) as Condition);
     const data = {instanceId: '', hostname: '', renewalId: randomUUID()};
@@ -145,8 +152,14 @@ export class RepositoryLockStore implements LockStore {
     return {renewed, disabled};
   }
 
-  async release(lockName: string, instanceId: string, fencingToken: number): Promise<boolean> {
-    return this.releases.load(holderKey({lockName, instanceId, fencingToken}));
+  async release(
+    lockName: string,
+    instanceId: string,
+    fencingToken: number,
+    handOver = true,
+  ): Promise<boolean> {
+    const key = holderKey({lockName, instanceId, fencingToken});
+    return (handOver ? this.releases : this.quietReleases).load(key);
   }
 
   /**

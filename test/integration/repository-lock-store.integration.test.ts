@@ -115,6 +115,17 @@ for (const backend of SQL_BACKENDS) {
       expect(heard).to.deepEqual(await freedRows());
     });
 
+    it('announces nothing of a release that hands nothing over (a disabled lock)', async () => {
+      const released = await Promise.all(names.map(n => store.release(n, 'me', 1, false)));
+      expect(released).to.deepEqual([true, true, true]);
+      const sent = [...statements];
+      await new Promise(resolve => setTimeout(resolve, 300));
+      expect(heard).to.deepEqual([]);
+      await freedRows();
+      expect(sent).to.have.length(1);
+      expect(sent[0]).to.match(/^UPDATE /);
+    });
+
     it('announces nothing when no lock of the batch was still held', async () => {
       const released = await Promise.all(names.map(n => store.release(n, 'someone-else', 1)));
       expect(released).to.deepEqual([false, false, false]);

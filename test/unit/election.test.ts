@@ -480,7 +480,7 @@ describe('LockElection (fake clock, fake store)', () => {
       await a.election.stop();
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       b.store.calls.length = 0;
-      b.election.wake({fencingToken, renewalId});
+      b.election.wake({freed: {fencingToken, renewalId}});
       expect(b.store.calls).to.eql(['takeOver']); // at once, not on a timer's turn
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver', 'isDisabled']);
@@ -492,7 +492,7 @@ describe('LockElection (fake clock, fake store)', () => {
       const {cluster, b} = await masterAndWatcher();
       b.store.calls.length = 0;
       // A stale or forged notification: A still holds the lock.
-      b.election.wake({fencingToken: 1, renewalId: 'not-the-current-one'});
+      b.election.wake({freed: {fencingToken: 1, renewalId: 'not-the-current-one'}});
       await cluster.run(20);
       expect(b.store.calls).to.eql(['takeOver', 'read']);
       expect(cluster.masters()).to.eql(['A']);
@@ -527,6 +527,12 @@ describe('LockElection (fake clock, fake store)', () => {
 
     it('makes a woken master read the control only, and stop at once when disabled', async () => {
       const {cluster, a} = await masterAndWatcher();
+      const handOvers: unknown[] = [];
+      const release = a.store.release.bind(a.store);
+      a.store.release = (lockName: string, instanceId: string, token: number, handOver?: boolean) => {
+        handOvers.push(handOver);
+        return release(lockName, instanceId, token);
+      };
       a.store.calls.length = 0;
       a.election.wake(); // nothing changed: the renewals keep their grid
       await cluster.run(1);
@@ -539,6 +545,24 @@ describe('LockElection (fake clock, fake store)', () => {
       expect(cluster.clock.now() - disabledAt).to.be.lessThanOrEqual(1);
       const stop = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!;
       expect(stop.reason).to.equal('disabled');
+      // Released, but nobody is woken to take over a disabled lock.
+      await cluster.until(() => handOvers.length === 1, 10);
+      expect(handOvers).to.eql([false]);
+      await cluster.stopAll();
+    });
+
+    it('wakes only the master on a disable, only the others on an enable', async () => {
+      const {cluster, a, b} = await masterAndWatcher();
+      a.store.calls.length = 0;
+      b.store.calls.length = 0;
+      a.election.wake({control: 'enabled'});
+      b.election.wake({control: 'disabled'});
+      await cluster.run(1);
+      expect([a.store.calls, b.store.calls]).to.eql([[], []]);
+      a.election.wake({control: 'disabled'});
+      b.election.wake({control: 'enabled'});
+      await cluster.run(1);
+      expect([a.store.calls, b.store.calls]).to.eql([['isDisabled'], ['read']]);
       await cluster.stopAll();
     });
 

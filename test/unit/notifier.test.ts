@@ -12,6 +12,16 @@ describe('notifier payload', () => {
     expect(parsePayload(payload)).to.deepEqual(changes);
   });
 
+  it("carries an operator's disable or enable", () => {
+    const changes: LockChange[] = [
+      {lockName: 'A', control: 'disabled'},
+      {lockName: 'B', control: 'enabled'},
+    ];
+    const payload = encodePayload(changes);
+    expect(payload).to.equal('[["A","disabled"],["B","enabled"]]');
+    expect(parsePayload(payload)).to.deepEqual(changes);
+  });
+
   it('wakes every lock (undefined) for a payload it cannot trust whole', () => {
     for (const payload of [
       '*',
@@ -23,6 +33,8 @@ describe('notifier payload', () => {
       '[["B", 1.5, "r"]]',
       '[["B", 1, ""]]',
       '[["B", 1]]',
+      '[["B", "paused"]]',
+      '[[1, "disabled"]]',
       '[[1, 1, "r"]]',
     ]) {
       expect(parsePayload(payload)).to.be.undefined();
