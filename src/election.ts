@@ -208,14 +208,16 @@ export class LockElection extends EventEmitter implements Master {
   wake(change?: Omit<LockChange, 'lockName'>): void {
     if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil)
       return;
-    // A disable concerns the master only, an enable the others only.
-    if (change?.control === (this.mastership ? 'enabled' : 'disabled')) return;
-    const freed = change?.freed;
     if (this.inflight.size > 0 || this.timer === undefined) {
-      this.wakePending = true; // the running step reschedules at once
+      // The running step reschedules at once: an acquisition that wins
+      // renews (and reads the control) at once, in case this was a disable.
+      this.wakePending = true;
       return;
     }
     const m = this.mastership;
+    // A disable concerns the master only, an enable the others only.
+    if (change?.control === (m ? 'enabled' : 'disabled')) return;
+    const freed = change?.freed;
     if (m) this.track(this.recheckControl(m)); // the renewal keeps its time
     else if (freed && !this.disabled) this.runNow(() => this.takeOverFreed(freed));
     else this.runNow(() => this.campaign());

@@ -551,6 +551,25 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
+    it('stops at once a replica that a disable reached while it was acquiring', async () => {
+      const {cluster, a, b} = await masterAndWatcher();
+      await a.election.stop();
+      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      await cluster.run(95 - (cluster.clock.now() % 100)); // so it wins just after a grid point
+      b.store.replyDelay = 20;
+      b.election.wake({freed: {fencingToken, renewalId}});
+      await cluster.run(30); // won; its read of the control (enabled) is on its way back
+      cluster.db.disabled.add('JOB');
+      const disabledAt = cluster.clock.now();
+      b.election.wake({control: 'disabled'});
+      const stopOfB = () => cluster.events.find(e => e.replica === 'B' && e.kind === 'stop');
+      await cluster.until(() => stopOfB() !== undefined, 200);
+      // It renews (and reads the control) as soon as it is master, not at the next grid point.
+      expect(stopOfB()!.reason).to.equal('disabled');
+      expect(stopOfB()!.at - disabledAt).to.be.lessThanOrEqual(2 * 20 + 1);
+      await cluster.stopAll();
+    });
+
     it('wakes only the master on a disable, only the others on an enable', async () => {
       const {cluster, a, b} = await masterAndWatcher();
       a.store.calls.length = 0;
