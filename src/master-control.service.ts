@@ -3,7 +3,7 @@ import {repository} from '@loopback/repository';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {MasterControl} from './models';
-import {LockChange, LockNotifier} from './notifier';
+import {ControlChange, LockChange, LockNotifier, PostgresNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 import {isDuplicate} from './repository-lock-store';
 import {MasterStatus} from './types';
@@ -52,8 +52,6 @@ export class MasterControlService {
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
     const change = {enabled: false, reason, updatedAt: new Date(), updatedBy};
     const changed = await this.writeDisable(lockName, change);
-    // Announced as soon as it landed: the master's stop must not wait for our reply.
-    if (changed) this.announce({lockName, control: 'disabled'});
     const row = await this.controls.findById(lockName);
     return result(
       row,
@@ -65,13 +63,13 @@ export class MasterControlService {
   }
 
   async enable(lockName: string, updatedBy?: string): Promise<ControlResult> {
-    const {count} = await this.controls.updateAll(
+    const changed = await this.flip(
+      lockName,
       {enabled: true, reason: '', updatedAt: new Date(), updatedBy},
-      {lockName, enabled: false},
+      'enabled',
     );
-    if (count === 1) this.announce({lockName, control: 'enabled'});
     const row = await this.controls.findOne({where: {lockName}});
-    if (count === 1 && row) {
+    if (changed && row) {
       return result(
         row,
         true,
@@ -88,27 +86,55 @@ export class MasterControlService {
         };
   }
 
-  /** Every replica concerned re-checks the lock now instead of at its next tick. */
-  private announce(change: LockChange): void {
-    this.executor.wake(change);
-    this.notifier?.publish([change]);
-  }
-
   /** Whether this call disabled the lock (false if it already was). */
   private async writeDisable(lockName: string, change: Partial<MasterControl>): Promise<boolean> {
     // Usually the row exists (disabled and enabled before): flip it in one statement.
-    const flip = async () =>
-      (await this.controls.updateAll(change, {lockName, enabled: true})).count === 1;
-    if (await flip()) return true;
+    if (await this.flip(lockName, change, 'disabled')) return true;
     // One row per lock, by its id: concurrent disables cannot duplicate it.
     try {
       await this.controls.create({lockName, ...change});
-      return true;
     } catch (err) {
       if (!isDuplicate(err)) throw err;
+      // Created meanwhile: by a concurrent disable, or since enabled again.
+      return this.flip(lockName, change, 'disabled');
     }
-    // Created meanwhile: by a concurrent disable, or since enabled again.
-    return flip();
+    this.announce({lockName, control: 'disabled'});
+    return true;
+  }
+
+  /**
+   * Sets `change` on the control row if it is not `to` already; if it was,
+   * every replica concerned re-checks the lock now instead of at its next
+   * tick. Announced as soon as it landed, before we reply: on PostgreSQL the
+   * NOTIFY is part of the UPDATE.
+   */
+  private async flip(
+    lockName: string,
+    change: Partial<MasterControl>,
+    to: ControlChange,
+  ): Promise<boolean> {
+    const where = {lockName, enabled: to === 'disabled'};
+    const announced: LockChange = {lockName, control: to};
+    if (this.notifier instanceof PostgresNotifier) {
+      const rows = await this.notifier.updateAndPublish<MasterControl>(
+        this.controls.modelClass.modelName,
+        where,
+        change,
+        ['lockName'],
+        1,
+        [announced],
+      );
+      if (rows.length) this.executor.wake(announced);
+      return rows.length === 1;
+    }
+    const {count} = await this.controls.updateAll(change, where);
+    if (count) this.announce(announced);
+    return count === 1;
+  }
+
+  private announce(change: LockChange): void {
+    this.executor.wake(change);
+    this.notifier?.publish([change]);
   }
 
   health() {

@@ -5,7 +5,7 @@
 //  - Any other connector: in-process only (executors sharing one datasource).
 
 import {BindingScope, inject, injectable, Provider} from '@loopback/core';
-import {juggler} from '@loopback/repository';
+import {juggler, Where} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {MasterJobExecutorBindings} from './keys';
@@ -66,6 +66,12 @@ export class LocalNotifier implements LockNotifier {
   }
 
   async close(): Promise<void> {}
+}
+
+/** What we use of loopback-connector-postgresql's SQL building (loopback-connector). */
+interface SqlBuilder {
+  buildUpdate(model: string, where: object, data: object): {sql: string; params: unknown[]};
+  columnEscaped(model: string, property: string): string;
 }
 
 interface PgClient extends EventEmitter {
@@ -165,6 +171,34 @@ export class PostgresNotifier implements LockNotifier {
   subscribe(listener: ChangeListener): () => void {
     this.events.on('change', listener);
     return () => this.events.off('change', listener);
+  }
+
+  /**
+   * `UPDATE model SET data WHERE where` and, in the same statement, the NOTIFY
+   * of `changes` if it updated `expected` rows: the others are woken as the
+   * update commits, not a round trip later. Resolves to the `returning`
+   * properties of the rows it updated.
+   */
+  async updateAndPublish<T extends object>(
+    model: string,
+    where: Where<T>,
+    data: Partial<T>,
+    returning: (keyof T & string)[],
+    expected: number,
+    changes: LockChange[],
+  ): Promise<Partial<T>[]> {
+    const connector = this.dataSource.connector as unknown as SqlBuilder;
+    const update = connector.buildUpdate(model, where, data);
+    const columns = returning.map(p => `${connector.columnEscaped(model, p)} AS "${p}"`);
+    const n = update.params.length;
+    const sql =
+      `WITH updated AS (${update.sql} RETURNING ${columns.join(', ')}) ` +
+      `SELECT coalesce(json_agg(updated), '[]') AS rows, ` +
+      `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, $${n + 3}) END AS notified ` +
+      `FROM updated`;
+    const params = [...update.params, expected, NOTIFY_CHANNEL, encodePayload(changes)];
+    const result = (await this.dataSource.execute(sql, params)) as {rows: Partial<T>[]}[];
+    return result[0]?.rows ?? [];
   }
 
   /** Whether notifications arrive now (false while connecting or reconnecting). */

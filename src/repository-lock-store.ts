@@ -9,13 +9,7 @@ import {randomUUID} from 'crypto';
 import {LockObservation, LockRecord, LockStore, RenewResult} from './lock-store';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterLock} from './models';
-import {
-  encodePayload,
-  LockChange,
-  LockNotifier,
-  NOTIFY_CHANNEL,
-  PostgresNotifier,
-} from './notifier';
+import {LockChange, LockNotifier, PostgresNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 
 /** Locks per statement at most: bounds the parameters (PostgreSQL allows 65535). */
@@ -99,8 +93,8 @@ export class RepositoryLockStore implements LockStore {
       lockName: h.lockName,
       freed: {fencingToken: +h.fencingToken, renewalId: data.renewalId},
     }));
-    if (this.notifier instanceof PostgresNotifier && this.postgres) {
-      return this.releaseNotifying(this.postgres, held, data, freed);
+    if (this.notifier instanceof PostgresNotifier) {
+      return this.releaseNotifying(this.notifier, held, data, freed);
     }
     const landed = await this.writeWhereHeld(held, data);
     const released = landed.renewalId.map(Boolean);
@@ -189,63 +183,38 @@ export class RepositoryLockStore implements LockStore {
     };
   }
 
-  /** The connector, when it is PostgreSQL's (it builds the SQL of our statements). */
-  private get postgres(): PostgresConnector | undefined {
-    const connector = this.lockRepo.dataSource.connector as PostgresConnector | undefined;
-    return connector?.name === 'postgresql' && typeof connector.buildUpdate === 'function'
-      ? connector
-      : undefined;
-  }
-
   /**
-   * PostgreSQL: the release and its NOTIFY in one statement, so the others are
-   * woken as the release commits, not a round trip later. The NOTIFY names the
-   * whole batch and goes only if every row was released; otherwise the rows
-   * that were are published after. Resolves, per condition, whether it was.
+   * PostgreSQL: the release and its NOTIFY in one statement. The NOTIFY names
+   * the whole batch and goes only if every row was released; otherwise the
+   * rows that were are published after. Resolves, per condition, whether it was.
    */
   private async releaseNotifying(
-    connector: PostgresConnector,
+    notifier: PostgresNotifier,
     held: Condition[],
     data: Partial<MasterLock>,
     freed: LockChange[],
   ): Promise<boolean[]> {
-    const model = this.lockRepo.modelClass.modelName;
-    const column = (property: keyof MasterLock) => connector.columnEscaped(model, property);
-    const update = connector.buildUpdate(model, anyOf(held), data);
-    const n = update.params.length;
-    const sql =
-      `WITH released AS (${update.sql} ` +
-      `RETURNING ${column('lockName')} AS name, ${column('fencingToken')} AS token) ` +
-      `SELECT array_agg(name) AS names, array_agg(token) AS tokens, ` +
-      `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, $${n + 3}) END AS notified ` +
-      `FROM released`;
-    const params = [...update.params, held.length, NOTIFY_CHANNEL, encodePayload(freed)];
-    const rows = (await retryDeadlock(() => this.lockRepo.dataSource.execute(sql, params))) as {
-      names: string[] | null;
-      tokens: number[] | null;
-    }[];
-    const names = rows[0]?.names ?? [];
-    const tokens = rows[0]?.tokens ?? [];
+    const rows = await retryDeadlock(() =>
+      notifier.updateAndPublish<MasterLock>(
+        this.lockRepo.modelClass.modelName,
+        anyOf(held),
+        data,
+        ['lockName', 'fencingToken'],
+        held.length,
+        freed,
+      ),
+    );
     // A release keeps the token: it tells apart two conditions on one row.
     const released = held.map(h =>
-      names.some((name, i) => name === h.lockName && Number(tokens[i]) === Number(h.fencingToken)),
+      rows.some(
+        r => r.lockName === h.lockName && Number(r.fencingToken) === Number(h.fencingToken),
+      ),
     );
-    if (names.length > 0 && names.length < held.length) {
-      this.notifier?.publish(freed.filter((_, i) => released[i]));
+    if (rows.length > 0 && rows.length < held.length) {
+      notifier.publish(freed.filter((_, i) => released[i]));
     }
     return released;
   }
-}
-
-/** What we use of loopback-connector-postgresql (a loopback-connector SQLConnector). */
-interface PostgresConnector {
-  name: string;
-  buildUpdate(
-    model: string,
-    where: Where<MasterLock>,
-    data: object,
-  ): {sql: string; params: unknown[]};
-  columnEscaped(model: string, property: string): string;
 }
 
 interface Takeover {

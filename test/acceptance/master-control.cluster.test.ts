@@ -1,7 +1,7 @@
 // The REST control across replicas: several REST apps in this process, each
 // with its own datasource (own pool) on the same SQL database.
 
-import {RepositoryMixin} from '@loopback/repository';
+import {juggler, RepositoryMixin} from '@loopback/repository';
 import {RestApplication} from '@loopback/rest';
 import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {
@@ -94,6 +94,40 @@ for (const backend of SQL_BACKENDS) {
     async function soleMaster(): Promise<Replica> {
       await waitFor('one master', () => masters().length === 1, 5000);
       return masters()[0];
+    }
+
+    if (backend === 'postgresql') {
+      it('writes a disable or enable and its NOTIFY in one statement', async () => {
+        startAll();
+        const master = await soleMaster();
+        const other = replicas.find(r => r !== master)!;
+        const ds = await other.app.get<juggler.DataSource>('datasources.db');
+        const connector = ds.connector as unknown as {execute: (...args: unknown[]) => unknown};
+        const execute = connector.execute;
+        const sql: string[] = [];
+        connector.execute = function (this: unknown, ...args: unknown[]) {
+          sql.push(String(args[0]));
+          return execute.apply(this, args);
+        };
+        try {
+          // The first disable of a lock creates its row (INSERT, then NOTIFY); later ones flip it.
+          for (const round of [1, 2]) {
+            sql.length = 0;
+            await soleMaster();
+            await other.client.post('/api/MasterControls/disable').send({lockName, reason: 'x'});
+            await waitFor(`the master stopped (${round})`, () => masters().length === 0, H);
+            await other.client.post('/api/MasterControls/enable').send({lockName}).expect(200);
+          }
+        } finally {
+          connector.execute = execute;
+        }
+        const controlWrites = sql.filter(q => /mastercontrol/.test(q) && !/^SELECT/.test(q));
+        expect(controlWrites).to.have.length(2);
+        for (const q of controlWrites) {
+          expect(q).to.match(/^WITH updated AS \(UPDATE "public"."mastercontrol" .*pg_notify\(/s);
+        }
+        expect(sql.filter(q => /^SELECT pg_notify/.test(q))).to.eql([]);
+      });
     }
 
     it('disable on a non-master replica stops the master within one heartbeat; enable elsewhere restarts it', async () => {

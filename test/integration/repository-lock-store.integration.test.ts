@@ -99,7 +99,7 @@ for (const backend of SQL_BACKENDS) {
       expect(sent).to.have.length(1);
       // PostgreSQL: the NOTIFY rides in the release, delivered as it commits.
       expect(sent[0]).to.match(
-        backend === 'postgresql' ? /^WITH released AS \(UPDATE .* pg_notify\(/s : /^UPDATE /,
+        backend === 'postgresql' ? /^WITH updated AS \(UPDATE .* pg_notify\(/s : /^UPDATE /,
       );
     });
 
