@@ -78,29 +78,11 @@ export class RepositoryLockStore implements LockStore {
     return landed.renewalId.map(Boolean);
   });
 
+  private readonly releases = new Batcher<string, boolean>(keys => this.releaseAll(keys, true));
   /** Releases of disabled locks: nobody is to take them over, so nobody is told. */
-  private readonly quietReleases = new Batcher<string, boolean>(async keys => {
-    const held = keys.map(key => JSON.parse(key) as Condition);
-    const data = {instanceId: '', hostname: '', renewalId: randomUUID()};
-    return (await this.writeWhereHeld(held, data)).renewalId.map(Boolean);
-  });
-
-  private readonly releases = new Batcher<string, boolean>(async keys => {
-    const held = keys.map(key => JSON.parse(key) as Condition);
-    const data = {instanceId: '', hostname: '', renewalId: randomUUID()};
-    // The others take over now, not at their next poll, and without a read.
-    const freed = held.map(h => ({
-      lockName: h.lockName,
-      freed: {fencingToken: +h.fencingToken, renewalId: data.renewalId},
-    }));
-    if (this.notifier instanceof PostgresNotifier) {
-      return this.releaseNotifying(this.notifier, held, data, freed);
-    }
-    const landed = await this.writeWhereHeld(held, data);
-    const released = landed.renewalId.map(Boolean);
-    if (released.some(Boolean)) this.notifier?.publish(freed.filter((_, i) => released[i]));
-    return released;
-  });
+  private readonly quietReleases = new Batcher<string, boolean>(keys =>
+    this.releaseAll(keys, false),
+  );
 
   constructor(
     @repository(MasterLockRepository)
@@ -154,6 +136,25 @@ export class RepositoryLockStore implements LockStore {
   ): Promise<boolean> {
     const key = holderKey({lockName, instanceId, fencingToken});
     return (handOver ? this.releases : this.quietReleases).load(key);
+  }
+
+  /** Frees the rows still held as the keys say; with `handOver`, tells the others which. */
+  private async releaseAll(keys: string[], handOver: boolean): Promise<boolean[]> {
+    const held = keys.map(key => JSON.parse(key) as Condition);
+    const data = {instanceId: '', hostname: '', renewalId: randomUUID()};
+    if (!handOver) return (await this.writeWhereHeld(held, data)).renewalId.map(Boolean);
+    // The others take over now, not at their next poll, and without a read.
+    const freed = held.map(h => ({
+      lockName: h.lockName,
+      freed: {fencingToken: +h.fencingToken, renewalId: data.renewalId},
+    }));
+    if (this.notifier instanceof PostgresNotifier) {
+      return this.releaseNotifying(this.notifier, held, data, freed);
+    }
+    const landed = await this.writeWhereHeld(held, data);
+    const released = landed.renewalId.map(Boolean);
+    if (released.some(Boolean)) this.notifier?.publish(freed.filter((_, i) => released[i]));
+    return released;
   }
 
   /**
