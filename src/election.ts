@@ -37,7 +37,7 @@
 //     later takeovers and earlier stops are both on the safe side.
 //  7. Disable: after winning the lock the replica reads the control before it
 //     calls start(); a master reads it with every renewal, and at once when
-//     woken (a notified disable). So a disable is seen either before start()
+//     told of a disable. So a disable is seen either before start()
 //     or by the next renewal (within H).
 //  8. start() runs at most once per mastership and never while a previous
 //     start() of this replica is still running; stop() runs only after a
@@ -201,9 +201,9 @@ export class LockElection extends EventEmitter implements Master {
    * release anywhere in the cluster. Never shortens the wait for a lease to
    * expire (expiry is judged from the observation, which a re-read keeps), nor
    * the back-off after a failed start(). With `freed` (what a release left on
-   * the row), a non-master tries the takeover at once, without reading first;
-   * a master reads the control only. A disable wakes only a master, an enable
-   * only a non-master.
+   * the row), a non-master tries the takeover at once, without reading first.
+   * A disable wakes only a master, which reads the control only; an enable
+   * only a non-master; anything else makes a master renew at once.
    */
   wake(change?: Omit<LockChange, 'lockName'>): void {
     if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil)
@@ -218,7 +218,10 @@ export class LockElection extends EventEmitter implements Master {
     // A disable concerns the master only, an enable the others only.
     if (change?.control === (m ? 'enabled' : 'disabled')) return;
     const freed = change?.freed;
-    if (m) this.track(this.recheckControl(m)); // the renewal keeps its time
+    // A notified disable needs only the control read; anything else (a
+    // reconnect: something may have been missed) a renewal, now.
+    if (m && change?.control === 'disabled') this.track(this.recheckControl(m));
+    else if (m) this.runNow(() => this.renew(m));
     else if (freed && !this.disabled) this.runNow(() => this.takeOverFreed(freed));
     else this.runNow(() => this.campaign());
   }
@@ -472,7 +475,7 @@ export class LockElection extends EventEmitter implements Master {
     this.scheduleRenewal(m);
   }
 
-  /** A woken master reads the control only: what concerns it is a disable. */
+  /** A master told of a disable reads the control only; its renewals keep their grid. */
   private async recheckControl(m: Mastership): Promise<void> {
     let disabled: boolean;
     try {

@@ -525,7 +525,7 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
-    it('makes a woken master read the control only, and stop at once when disabled', async () => {
+    it('makes a master told of a disable read the control only, and stop at once when disabled', async () => {
       const {cluster, a} = await masterAndWatcher();
       const handOvers: unknown[] = [];
       const release = a.store.release.bind(a.store);
@@ -534,13 +534,13 @@ describe('LockElection (fake clock, fake store)', () => {
         return release(lockName, instanceId, token);
       };
       a.store.calls.length = 0;
-      a.election.wake(); // nothing changed: the renewals keep their grid
+      a.election.wake({control: 'disabled'}); // not really: the renewals keep their grid
       await cluster.run(1);
       expect(a.store.calls).to.eql(['isDisabled']);
       expect(a.election.isMaster).to.be.true();
       cluster.db.disabled.add('JOB');
       const disabledAt = cluster.clock.now();
-      a.election.wake();
+      a.election.wake({control: 'disabled'});
       await cluster.until(() => !a.election.isMaster, 10);
       expect(cluster.clock.now() - disabledAt).to.be.lessThanOrEqual(1);
       const stop = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!;
@@ -548,6 +548,16 @@ describe('LockElection (fake clock, fake store)', () => {
       // Released, but nobody is woken to take over a disabled lock.
       await cluster.until(() => handOvers.length === 1, 10);
       expect(handOvers).to.eql([false]);
+      await cluster.stopAll();
+    });
+
+    it('makes a master woken for anything else (a reconnect) renew at once', async () => {
+      const {cluster, a} = await masterAndWatcher();
+      a.store.calls.length = 0;
+      a.election.wake();
+      await cluster.run(1);
+      expect(a.store.calls).to.eql(['renew']);
+      expect(a.election.isMaster).to.be.true();
       await cluster.stopAll();
     });
 
