@@ -35,10 +35,12 @@
 //     the next poll; rounded up to TICK, so that the locks seen in one read
 //     expire together. Deadlines are rounded down to TICK for the same reason:
 //     later takeovers and earlier stops are both on the safe side.
-//  7. Disable: after winning the lock the replica reads the control before it
-//     calls start(); a master reads it with every renewal, and at once when
-//     told of a disable. So a disable is seen either before start()
-//     or by the next renewal (within H).
+//  7. Disable: a replica that wins the lock reads the control before it calls
+//     start(): after the win, or in the statement of the win where the store
+//     can (PostgreSQL). A master reads it with every renewal, and at once when
+//     told of a disable; told while it acquires, it renews at once after the
+//     win. So a disable that committed before that read is seen before
+//     start(), a later one at once (notified) or by the next renewal (within H).
 //  8. start() runs at most once per mastership and never while a previous
 //     start() of this replica is still running; stop() runs only after a
 //     start() that resolved, bounded by stopTimeout.
@@ -49,7 +51,7 @@ import {randomUUID} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {Clock, SharedTimer, SharedTimers, sharedTimersOf, withTimeout} from './clock';
-import {FreedLock, LockRecord, LockStore} from './lock-store';
+import {Acquired, FreedLock, LockRecord, LockStore} from './lock-store';
 import {LockChange} from './notifier';
 import {
   ElectionTimings,
@@ -346,10 +348,11 @@ export class LockElection extends EventEmitter implements Master {
     };
     const sentAt = this.clock.now();
     const deadline = this.deadlineFor(sentAt);
-    let won: LockRecord | undefined;
+    let acquired: Acquired | undefined;
     try {
-      won = await this.call(
-        () => (expected ? this.store.takeOver(expected, next) : this.store.create(next)),
+      acquired = await this.call(
+        async () =>
+          expected ? this.store.takeOver(expected, next) : wrap(await this.store.create(next)),
         deadline - sentAt,
         'acquire',
       );
@@ -357,9 +360,10 @@ export class LockElection extends EventEmitter implements Master {
       // If the write landed anyway, the next read finds our record and frees it.
       return this.retryAfterError(epoch, err);
     }
-    if (won && epoch === this.epoch) {
-      // Read the control only now, after winning: a disable that landed before
-      // this read is seen here, one that lands after it is seen by the renewal.
+    const won = acquired?.lock;
+    if (acquired?.disabled !== undefined) this.disabled = acquired.disabled;
+    else if (won && epoch === this.epoch) {
+      // Read the control only now, after winning (see invariant 7).
       try {
         this.disabled = await this.call(
           () => this.store.isDisabled(this.lockName),
@@ -680,6 +684,10 @@ export class LockElection extends EventEmitter implements Master {
     debug('%s: %s: %s', this.lockName, what, error.message);
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
+}
+
+function wrap(lock: LockRecord | undefined): Acquired | undefined {
+  return lock && {lock};
 }
 
 function roundUp(time: number): number {

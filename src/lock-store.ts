@@ -25,6 +25,15 @@ export interface LockObservation {
   disabled: boolean;
 }
 
+export interface Acquired {
+  lock: LockRecord;
+  /**
+   * The control, where the store read it in the statement that won the lock
+   * (PostgreSQL); undefined where the election must read it after the win.
+   */
+  disabled?: boolean;
+}
+
 export interface RenewResult {
   /** False when the row no longer names this holder and token. */
   renewed: boolean;
@@ -46,7 +55,7 @@ export interface LockStore {
    * token than next's (to take over many locks in one statement), never a
    * lower one.
    */
-  takeOver(expected: LockRecord, next: LockRecord): Promise<LockRecord | undefined>;
+  takeOver(expected: LockRecord, next: LockRecord): Promise<Acquired | undefined>;
   /** Writes a new renewalId if the row still has this holder and token. */
   renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult>;
   /**

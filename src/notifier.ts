@@ -10,6 +10,7 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {MasterJobExecutorBindings} from './keys';
 import {FreedLock} from './lock-store';
+import {isPostgres, updateReturning} from './postgres';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
@@ -66,12 +67,6 @@ export class LocalNotifier implements LockNotifier {
   }
 
   async close(): Promise<void> {}
-}
-
-/** What we use of loopback-connector-postgresql's SQL building (loopback-connector). */
-interface SqlBuilder {
-  buildUpdate(model: string, where: object, data: object): {sql: string; params: unknown[]};
-  columnEscaped(model: string, property: string): string;
 }
 
 interface PgClient extends EventEmitter {
@@ -187,12 +182,10 @@ export class PostgresNotifier implements LockNotifier {
     expected: number,
     changes: LockChange[],
   ): Promise<Partial<T>[]> {
-    const connector = this.dataSource.connector as unknown as SqlBuilder;
-    const update = connector.buildUpdate(model, where, data);
-    const columns = returning.map(p => `${connector.columnEscaped(model, p)} AS "${p}"`);
+    const update = updateReturning(this.dataSource, model, where, data, returning);
     const n = update.params.length;
     const sql =
-      `WITH updated AS (${update.sql} RETURNING ${columns.join(', ')}) ` +
+      `WITH updated AS (${update.sql}) ` +
       `SELECT coalesce(json_agg(updated), '[]') AS rows, ` +
       `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, $${n + 3}) END AS notified ` +
       `FROM updated`;
@@ -272,7 +265,7 @@ export class PostgresNotifier implements LockNotifier {
 }
 
 export function createNotifier(dataSource: juggler.DataSource): LockNotifier {
-  return dataSource.connector?.name === 'postgresql'
+  return isPostgres(dataSource)
     ? new PostgresNotifier(dataSource)
     : new LocalNotifier(dataSource);
 }

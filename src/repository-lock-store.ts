@@ -6,10 +6,11 @@
 import {BindingScope, inject, injectable} from '@loopback/core';
 import {repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
-import {LockObservation, LockRecord, LockStore, RenewResult} from './lock-store';
+import {Acquired, LockObservation, LockRecord, LockStore, RenewResult} from './lock-store';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterLock} from './models';
 import {LockChange, LockNotifier, PostgresNotifier} from './notifier';
+import {isPostgres, sqlBuilder, updateReturning} from './postgres';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 
 /** Locks per statement at most: bounds the parameters (PostgreSQL allows 65535). */
@@ -48,24 +49,23 @@ export class RepositoryLockStore implements LockStore {
     );
   });
 
-  private readonly takeovers = new Batcher<Takeover, LockRecord | undefined>(async batch => {
+  private readonly takeovers = new Batcher<Takeover, Acquired | undefined>(async batch => {
     // One statement for all: one new token for every row, above each row's own.
     const fencingToken = Math.max(...batch.map(t => t.next.fencingToken));
     const {instanceId, hostname, heartbeatAt, acquiredAt} = batch[0].next;
-    const landed = await this.writeWhereHeld(
-      batch.map(t => t.expected),
-      {
-        instanceId,
-        hostname,
-        fencingToken,
-        heartbeatAt,
-        acquiredAt,
-        renewalId: randomUUID(),
-      },
-    );
-    return batch.map((t, i) =>
-      landed.renewalId[i] ? {...t.next, fencingToken, renewalId: landed.renewalId[i]!} : undefined,
-    );
+    const data = {instanceId, hostname, fencingToken, heartbeatAt, acquiredAt, renewalId: randomUUID()};
+    const conditions = batch.map(t => t.expected);
+    const won = (t: Takeover) => ({...t.next, fencingToken, renewalId: data.renewalId});
+    if (isPostgres(this.lockRepo.dataSource)) {
+      const result = await this.takeOverReadingControl(conditions, data);
+      return batch.map(t =>
+        result.won.has(t.expected.lockName)
+          ? {lock: won(t), disabled: result.disabled.has(t.expected.lockName)}
+          : undefined,
+      );
+    }
+    const landed = await this.writeWhereHeld(conditions, data);
+    return batch.map((t, i) => (landed.renewalId[i] ? {lock: won(t)} : undefined));
   });
 
   // Keyed by holderKey(): JSON, so that equal calls share a key.
@@ -109,7 +109,7 @@ export class RepositoryLockStore implements LockStore {
     return this.creates.load({...lock});
   }
 
-  async takeOver(expected: LockRecord, next: LockRecord): Promise<LockRecord | undefined> {
+  async takeOver(expected: LockRecord, next: LockRecord): Promise<Acquired | undefined> {
     const condition = compareAndSet({
       lockName: expected.lockName,
       instanceId: expected.instanceId,
@@ -182,6 +182,41 @@ export class RepositoryLockStore implements LockStore {
           : undefined,
       ),
     };
+  }
+
+  /**
+   * PostgreSQL: the takeovers and the read of their control in one statement,
+   * so a replica that wins can start without another round trip. The read
+   * sees the control as of the statement's start: a disable that commits
+   * later is one the election hears of as master, or while acquiring (it
+   * renews, and so reads the control, at once after winning).
+   */
+  private async takeOverReadingControl(
+    conditions: Condition[],
+    data: Partial<MasterLock>,
+  ): Promise<{won: Set<string>; disabled: Set<string>}> {
+    const dataSource = this.lockRepo.dataSource;
+    const update = updateReturning<MasterLock>(
+      dataSource,
+      this.lockRepo.modelClass.modelName,
+      anyOf(conditions),
+      data,
+      ['lockName'],
+    );
+    const sql = sqlBuilder(dataSource);
+    const control = this.controlRepo.modelClass.modelName;
+    const name = sql.columnEscaped(control, 'lockName');
+    const enabled = sql.columnEscaped(control, 'enabled');
+    const statement =
+      `WITH updated AS (${update.sql}) ` +
+      `SELECT coalesce((SELECT json_agg("lockName") FROM updated), '[]') AS won, ` +
+      `coalesce((SELECT json_agg(${name}) FROM ${sql.tableEscaped(control)} ` +
+      `WHERE ${enabled} = false AND ${name} IN (SELECT "lockName" FROM updated)), '[]') AS disabled`;
+    const rows = (await retryDeadlock(() => dataSource.execute(statement, update.params))) as {
+      won: string[];
+      disabled: string[];
+    }[];
+    return {won: new Set(rows[0]?.won), disabled: new Set(rows[0]?.disabled)};
   }
 
   /**

@@ -1,5 +1,6 @@
 // RepositoryLockStore on the real databases: a release batch and the
-// notification that tells the other replicas which locks it freed.
+// notification that tells the other replicas which locks it freed; a
+// takeover batch and the control it reads on PostgreSQL.
 
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
@@ -24,6 +25,7 @@ for (const backend of SQL_BACKENDS) {
     let db: TestDatabase;
     let ds: juggler.DataSource;
     let locks: MasterLockRepository;
+    let controls: MasterControlRepository;
     let store: RepositoryLockStore;
     let notifier: LockNotifier;
     let listener: LockNotifier;
@@ -37,7 +39,7 @@ for (const backend of SQL_BACKENDS) {
       db = await openTestDatabase(this, backend, 'mje_store');
       ds = db.createDataSource();
       locks = new MasterLockRepository(ds);
-      const controls = new MasterControlRepository(ds);
+      controls = new MasterControlRepository(ds);
       await ds.autoupdate([MasterLock.modelName, MasterControl.modelName]);
       notifier = createNotifier(ds);
       // Another replica's ear: its own connection on PostgreSQL.
@@ -65,6 +67,7 @@ for (const backend of SQL_BACKENDS) {
 
     beforeEach(async () => {
       await locks.deleteAll({lockName: {inq: names}});
+      await controls.deleteAll({lockName: {inq: names}});
       await Promise.all(names.map(n => store.create(record(n))));
       heard = [];
       statements = [];
@@ -124,6 +127,33 @@ for (const backend of SQL_BACKENDS) {
       await freedRows();
       expect(sent).to.have.length(1);
       expect(sent[0]).to.match(/^UPDATE /);
+    });
+
+    it('takes over the locks of one turn in one statement; on PostgreSQL, it reads their control too', async () => {
+      await Promise.all(names.map(n => store.release(n, 'me', 1, false)));
+      const free = await locks.find({where: {lockName: {inq: names}}, order: ['lockName ASC']});
+      const [a, b, c] = free.map(row => ({...row}) as LockRecord);
+      await controls.create({lockName: b.lockName, enabled: false, reason: 'test'});
+      // C changed since it was read: its compare-and-set must fail.
+      await locks.updateAll({renewalId: 'moved on'}, {lockName: c.lockName});
+      statements = [];
+      const next = (r: LockRecord) => ({...r, instanceId: 'you', fencingToken: 2, renewalId: 'x'});
+      const won = await Promise.all([a, b, c].map(r => store.takeOver(r, next(r))));
+      const sent = [...statements];
+      expect(won.map(w => w?.lock.instanceId)).to.deepEqual(['you', 'you', undefined]);
+      expect(won.map(w => w?.lock.fencingToken)).to.deepEqual([2, 2, undefined]);
+      const rows = await locks.find({where: {lockName: {inq: names}}, order: ['lockName ASC']});
+      expect(rows.map(r => r.instanceId)).to.deepEqual(['you', 'you', '']);
+      expect(won[0]!.lock.renewalId).to.equal(rows[0].renewalId);
+      if (backend === 'postgresql') {
+        expect(won.map(w => w?.disabled)).to.deepEqual([false, true, undefined]);
+        expect(sent).to.have.length(1);
+        expect(sent[0]).to.match(/^WITH updated AS \(UPDATE .*mastercontrol.*enabled/s);
+      } else {
+        // The election reads the control after the win.
+        expect(won.map(w => w?.disabled)).to.deepEqual([undefined, undefined, undefined]);
+        expect(sent[0]).to.match(/^UPDATE /);
+      }
     });
 
     it('announces nothing when no lock of the batch was still held', async () => {

@@ -353,7 +353,10 @@ describe('LockElection (fake clock, fake store)', () => {
       expect(sent.length).to.be.greaterThanOrEqual(200 * 8);
       // One per heartbeat, and at most one more right after a slow acquisition.
       const heartbeats = Math.ceil(1000 / TIMINGS.heartbeatInterval);
-      expect({offset, bursts: Math.min(bursts.length, heartbeats + 1)}).to.eql({offset, bursts: bursts.length});
+      expect({offset, bursts: Math.min(bursts.length, heartbeats + 1)}).to.eql({
+        offset,
+        bursts: bursts.length,
+      });
       await cluster.stopAll();
     }
   });
@@ -455,7 +458,11 @@ describe('LockElection (fake clock, fake store)', () => {
   describe('wake()', () => {
     /** A master and a watcher of it, with the poll and the lease's expiry far away. */
     async function masterAndWatcher() {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000});
+      const cluster = new FakeCluster({
+        ...TIMINGS,
+        checkMasterInterval: 60000,
+        leaseDuration: 50000,
+      });
       const a = cluster.add('A');
       const b = cluster.add('B');
       a.election.begin();
@@ -485,6 +492,34 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver', 'isDisabled']);
       expect(b.election.fencingToken).to.equal(fencingToken + 1);
+      await cluster.stopAll();
+    });
+
+    it('starts without a read after a takeover that read the control in its statement', async () => {
+      const {cluster, a, b} = await masterAndWatcher();
+      await a.election.stop();
+      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      b.store.takeOverReadsControl = true;
+      b.store.calls.length = 0;
+      b.election.wake({freed: {fencingToken, renewalId}});
+      await cluster.until(() => b.election.isMaster, 10);
+      expect(b.store.calls).to.eql(['takeOver']);
+      await cluster.stopAll();
+    });
+
+    it('releases, without start(), a lock whose takeover read it disabled', async () => {
+      const {cluster, a, b} = await masterAndWatcher();
+      await a.election.stop();
+      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      cluster.db.disabled.add('JOB');
+      b.store.takeOverReadsControl = true;
+      b.store.calls.length = 0;
+      b.election.wake({freed: {fencingToken, renewalId}});
+      await cluster.run(50);
+      expect(b.store.calls).to.eql(['takeOver', 'release']);
+      expect(cluster.events.filter(e => e.replica === 'B')).to.eql([]);
+      expect(cluster.db.locks.get('JOB')!.instanceId).to.equal('');
+      expect(b.election.status().disabled).to.be.true();
       await cluster.stopAll();
     });
 
@@ -529,7 +564,12 @@ describe('LockElection (fake clock, fake store)', () => {
       const {cluster, a} = await masterAndWatcher();
       const handOvers: unknown[] = [];
       const release = a.store.release.bind(a.store);
-      a.store.release = (lockName: string, instanceId: string, token: number, handOver?: boolean) => {
+      a.store.release = (
+        lockName: string,
+        instanceId: string,
+        token: number,
+        handOver?: boolean,
+      ) => {
         handOvers.push(handOver);
         return release(lockName, instanceId, token);
       };
@@ -561,24 +601,28 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
-    it('stops at once a replica that a disable reached while it was acquiring', async () => {
-      const {cluster, a, b} = await masterAndWatcher();
-      await a.election.stop();
-      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
-      await cluster.run(95 - (cluster.clock.now() % 100)); // so it wins just after a grid point
-      b.store.replyDelay = 20;
-      b.election.wake({freed: {fencingToken, renewalId}});
-      await cluster.run(30); // won; its read of the control (enabled) is on its way back
-      cluster.db.disabled.add('JOB');
-      const disabledAt = cluster.clock.now();
-      b.election.wake({control: 'disabled'});
-      const stopOfB = () => cluster.events.find(e => e.replica === 'B' && e.kind === 'stop');
-      await cluster.until(() => stopOfB() !== undefined, 200);
-      // It renews (and reads the control) as soon as it is master, not at the next grid point.
-      expect(stopOfB()!.reason).to.equal('disabled');
-      expect(stopOfB()!.at - disabledAt).to.be.lessThanOrEqual(2 * 20 + 1);
-      await cluster.stopAll();
-    });
+    for (const readsControl of [false, true])
+      it(`stops at once a replica that a disable reached while it was acquiring${readsControl ? ' (control read in the takeover)' : ''}`, async () => {
+        const {cluster, a, b} = await masterAndWatcher();
+        b.store.takeOverReadsControl = readsControl;
+        await a.election.stop();
+        const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+        await cluster.run(95 - (cluster.clock.now() % 100)); // so it wins just after a grid point
+        b.store.replyDelay = 20;
+        b.election.wake({freed: {fencingToken, renewalId}});
+        // Won; the control it read (enabled) is on its way back, after the
+        // win or (read in the takeover) with it.
+        await cluster.run(readsControl ? 10 : 30);
+        cluster.db.disabled.add('JOB');
+        const disabledAt = cluster.clock.now();
+        b.election.wake({control: 'disabled'});
+        const stopOfB = () => cluster.events.find(e => e.replica === 'B' && e.kind === 'stop');
+        await cluster.until(() => stopOfB() !== undefined, 200);
+        // It renews (and reads the control) as soon as it is master, not at the next grid point.
+        expect(stopOfB()!.reason).to.equal('disabled');
+        expect(stopOfB()!.at - disabledAt).to.be.lessThanOrEqual(2 * 20 + 1);
+        await cluster.stopAll();
+      });
 
     it('wakes only the master on a disable, only the others on an enable', async () => {
       const {cluster, a, b} = await masterAndWatcher();
@@ -642,6 +686,9 @@ describe('LockElection (fake clock, fake store)', () => {
     const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 300});
     const names = ['A', 'B', 'C', 'D'];
     for (const n of names) cluster.add(n);
+    // Half of them read the control in the takeover's statement, as on PostgreSQL.
+    cluster.get('B').store.takeOverReadsControl = cluster.get('D').store.takeOverReadsControl =
+      true;
     cluster.startAll();
     let seed = 42;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;

@@ -83,7 +83,8 @@ describe('RepositoryLockStore batching (memory)', () => {
     const won = await Promise.all(
       names.map(n => store.takeOver(expected(n), {...expected(n), instanceId: 'me', fencingToken: expected(n).fencingToken + 1})),
     );
-    expect(won.map(r => r?.fencingToken)).to.deepEqual([10, 10, undefined]);
+    expect(won.map(r => r?.lock.fencingToken)).to.deepEqual([10, 10, undefined]);
+    expect(won.map(r => r?.disabled)).to.deepEqual([undefined, undefined, undefined]); // read after, by the election
     expect(calls).to.deepEqual(['lock.updateAll', 'lock.find']); // the find: which landed
     const after = await locks.find({order: ['lockName ASC']});
     expect(after.map(r => [r.instanceId, r.fencingToken])).to.deepEqual([
