@@ -203,7 +203,8 @@ export class LockElection extends EventEmitter implements Master {
    * release anywhere in the cluster. Never shortens the wait for a lease to
    * expire (expiry is judged from the observation, which a re-read keeps), nor
    * the back-off after a failed start(). With `freed` (what a release left on
-   * the row), a non-master tries the takeover at once, without reading first.
+   * the row, told with the release or an enable), a non-master tries the
+   * takeover at once, without reading first.
    * A disable wakes only a master, which reads the control only; an enable
    * only a non-master; anything else makes a master renew at once.
    */
@@ -224,7 +225,8 @@ export class LockElection extends EventEmitter implements Master {
     // reconnect: something may have been missed) a renewal, now.
     if (m && change?.control === 'disabled') this.track(this.recheckControl(m));
     else if (m) this.runNow(() => this.renew(m));
-    else if (freed && !this.disabled) this.runNow(() => this.takeOverFreed(freed));
+    else if (freed && (!this.disabled || change?.control === 'enabled'))
+      this.runNow(() => this.takeOverFreed(freed));
     else this.runNow(() => this.campaign());
   }
 

@@ -116,15 +116,18 @@ export class MasterControlService {
     const where = {lockName, enabled: to === 'disabled'};
     const announced: LockChange = {lockName, control: to};
     if (this.notifier instanceof PostgresNotifier) {
-      const rows = await this.notifier.updateAndPublish<MasterControl>(
+      const {rows, published} = await this.notifier.updateAndPublish<MasterControl>(
         this.controls.modelClass.modelName,
         where,
         change,
         ['lockName'],
         1,
         [announced],
+        // An enable tells the others what the disabled master left on the
+        // lock's row, so they take it over without reading it first.
+        to === 'enabled' ? this.locks.modelClass.modelName : undefined,
       );
-      if (rows.length) this.executor.wake(announced);
+      if (rows.length) (published ?? [announced]).forEach(c => this.executor.wake(c));
       return rows.length === 1;
     }
     const {count} = await this.controls.updateAll(change, where);

@@ -10,7 +10,7 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {MasterJobExecutorBindings} from './keys';
 import {FreedLock} from './lock-store';
-import {isPostgres, updateReturning} from './postgres';
+import {isPostgres, sqlBuilder, updateReturning} from './postgres';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
@@ -90,17 +90,16 @@ const ANY_LOCK = '*';
 /**
  * The payload: a JSON array with an entry per lock: its name, or
  * [name, fencingToken, renewalId] for a freed lock, or [name, "disabled" |
- * "enabled"] for an operator's change.
+ * "enabled"] for an operator's change, followed by fencingToken and
+ * renewalId when the lock was free (an enable: take it over unread).
  */
 export function encodePayload(changes: LockChange[]): string {
   const payload = JSON.stringify(
-    changes.map(c =>
-      c.freed
-        ? [c.lockName, c.freed.fencingToken, c.freed.renewalId]
-        : c.control
-          ? [c.lockName, c.control]
-          : c.lockName,
-    ),
+    changes.map(c => {
+      const freed = c.freed ? [c.freed.fencingToken, c.freed.renewalId] : [];
+      if (c.control) return [c.lockName, c.control, ...freed];
+      return c.freed ? [c.lockName, ...freed] : c.lockName;
+    }),
   );
   return Buffer.byteLength(payload) < MAX_PAYLOAD ? payload : ANY_LOCK;
 }
@@ -120,25 +119,25 @@ export function parsePayload(payload: string | undefined): LockChange[] | undefi
 
 function toChange(entry: unknown): LockChange | undefined {
   if (typeof entry === 'string') return {lockName: entry};
-  if (!Array.isArray(entry)) return undefined;
-  if (entry.length === 2) {
-    const [lockName, control] = entry as unknown[];
-    return typeof lockName === 'string' && (control === 'disabled' || control === 'enabled')
-      ? {lockName, control}
-      : undefined;
-  }
-  if (entry.length !== 3) return undefined;
-  const [lockName, fencingToken, renewalId] = entry as unknown[];
-  if (
-    typeof lockName !== 'string' ||
-    !Number.isSafeInteger(fencingToken) ||
-    (fencingToken as number) < 1 ||
-    typeof renewalId !== 'string' ||
-    !renewalId
-  ) {
-    return undefined;
-  }
-  return {lockName, freed: {fencingToken: fencingToken as number, renewalId}};
+  if (!Array.isArray(entry) || typeof entry[0] !== 'string') return undefined;
+  const [lockName, ...rest] = entry as [string, ...unknown[]];
+  const control = rest[0] === 'disabled' || rest[0] === 'enabled' ? rest[0] : undefined;
+  if (control) rest.shift();
+  if (rest.length === 0) return control ? {lockName, control} : undefined;
+  const freed = toFreed(rest);
+  if (!freed) return undefined;
+  return control ? {lockName, control, freed} : {lockName, freed};
+}
+
+function toFreed(entry: unknown[]): FreedLock | undefined {
+  const [fencingToken, renewalId] = entry;
+  return entry.length === 2 &&
+    Number.isSafeInteger(fencingToken) &&
+    (fencingToken as number) >= 1 &&
+    typeof renewalId === 'string' &&
+    renewalId !== ''
+    ? {fencingToken: fencingToken as number, renewalId}
+    : undefined;
 }
 
 /**
@@ -172,7 +171,10 @@ export class PostgresNotifier implements LockNotifier {
    * `UPDATE model SET data WHERE where` and, in the same statement, the NOTIFY
    * of `changes` if it updated `expected` rows: the others are woken as the
    * update commits, not a round trip later. Resolves to the `returning`
-   * properties of the rows it updated.
+   * properties of the rows it updated, and the changes it published.
+   * With `freedOf` (the lock model), the one change, an enable, also carries
+   * what the lock's row was left with if it is free, as the statement sees
+   * it: the others take it over unread.
    */
   async updateAndPublish<T extends object>(
     model: string,
@@ -181,17 +183,34 @@ export class PostgresNotifier implements LockNotifier {
     returning: (keyof T & string)[],
     expected: number,
     changes: LockChange[],
-  ): Promise<Partial<T>[]> {
+    freedOf?: string,
+  ): Promise<{rows: Partial<T>[]; published?: LockChange[]}> {
     const update = updateReturning(this.dataSource, model, where, data, returning);
     const n = update.params.length;
-    const sql =
-      `WITH updated AS (${update.sql}) ` +
-      `SELECT coalesce(json_agg(updated), '[]') AS rows, ` +
-      `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, $${n + 3}) END AS notified ` +
-      `FROM updated`;
     const params = [...update.params, expected, NOTIFY_CHANNEL, encodePayload(changes)];
-    const result = (await this.dataSource.execute(sql, params)) as {rows: Partial<T>[]}[];
-    return result[0]?.rows ?? [];
+    let payload = `$${n + 3}::text`;
+    if (freedOf && changes.length === 1 && changes[0].control) {
+      const sql = sqlBuilder(this.dataSource);
+      const column = (p: string) => sql.columnEscaped(freedOf, p);
+      const entry =
+        `json_build_array(${column('lockName')}, $${n + 4}::text, ` +
+        `${column('fencingToken')}, ${column('renewalId')})`;
+      payload =
+        `coalesce((SELECT json_build_array(${entry})::text FROM ${sql.tableEscaped(freedOf)} ` +
+        `WHERE ${column('lockName')} = $${n + 5} AND ${column('instanceId')} = ''), ${payload})`;
+      params.push(changes[0].control, changes[0].lockName);
+    }
+    const sql =
+      `WITH updated AS (${update.sql}), payload AS (SELECT ${payload} AS text) ` +
+      `SELECT coalesce(json_agg(updated), '[]') AS rows, (SELECT text FROM payload) AS payload, ` +
+      `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, (SELECT text FROM payload)) END AS notified ` +
+      `FROM updated`;
+    const result = (await this.dataSource.execute(sql, params)) as {
+      rows: Partial<T>[];
+      payload: string;
+    }[];
+    const rows = result[0]?.rows ?? [];
+    return {rows, published: rows.length === expected ? parsePayload(result[0].payload) : undefined};
   }
 
   /** Whether notifications arrive now (false while connecting or reconnecting). */

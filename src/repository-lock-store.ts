@@ -230,7 +230,7 @@ export class RepositoryLockStore implements LockStore {
     data: Partial<MasterLock>,
     freed: LockChange[],
   ): Promise<boolean[]> {
-    const rows = await retryDeadlock(() =>
+    const {rows} = await retryDeadlock(() =>
       notifier.updateAndPublish<MasterLock>(
         this.lockRepo.modelClass.modelName,
         anyOf(held),

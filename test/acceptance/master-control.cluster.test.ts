@@ -5,7 +5,11 @@ import {juggler, RepositoryMixin} from '@loopback/repository';
 import {RestApplication} from '@loopback/rest';
 import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {
+  createNotifier,
+  LockChange,
   MasterControlRepository,
+  MasterLockRepository,
+  PostgresNotifier,
   MasterJobContext,
   MasterJobExecutor,
   MasterJobExecutorBindings,
@@ -121,12 +125,51 @@ for (const backend of SQL_BACKENDS) {
         } finally {
           connector.execute = execute;
         }
-        const controlWrites = sql.filter(q => /mastercontrol/.test(q) && !/^SELECT/.test(q));
+        // (A takeover's statement reads the control: not a write of it.)
+        const controlWrites = sql.filter(q =>
+          /^(WITH updated AS \()?(UPDATE|INSERT INTO) "public"."mastercontrol"/.test(q),
+        );
         expect(controlWrites).to.have.length(2);
         for (const q of controlWrites) {
           expect(q).to.match(/^WITH updated AS \(UPDATE "public"."mastercontrol" .*pg_notify\(/s);
         }
         expect(sql.filter(q => /^SELECT pg_notify/.test(q))).to.eql([]);
+      });
+    }
+
+    if (backend === 'postgresql') {
+      it('tells, with an enable, what the disabled master left on the lock for a takeover unread', async () => {
+        startAll();
+        const master = await soleMaster();
+        const other = replicas.find(r => r !== master)!;
+        await other.client.post('/api/MasterControls/disable').send({lockName, reason: 'x'});
+        const locks = await other.app.getRepository(MasterLockRepository);
+        const freeRow = async () => {
+          const row = await locks.findById(lockName);
+          return row.instanceId === '' ? row : undefined;
+        };
+        await waitFor('the disabled master released', async () => !!(await freeRow()), 2000);
+        const row = (await freeRow())!;
+        // Another replica's ear.
+        const listener = createNotifier(db.createDataSource());
+        const heard: LockChange[] = [];
+        listener.subscribe(change => change?.lockName === lockName && heard.push(change));
+        try {
+          await waitFor('LISTEN', () => (listener as PostgresNotifier).listening, 5000);
+          await other.client.post('/api/MasterControls/enable').send({lockName}).expect(200);
+          await waitFor('the enable heard', () => heard.length > 0, 2000);
+          expect(heard).to.deepEqual([
+            {
+              lockName,
+              control: 'enabled',
+              freed: {fencingToken: Number(row.fencingToken), renewalId: row.renewalId},
+            },
+          ]);
+          const next = await soleMaster();
+          expect(next.executor.getMaster(lockName)!.fencingToken).to.equal(Number(row.fencingToken) + 1);
+        } finally {
+          await listener.close();
+        }
       });
     }
 

@@ -639,6 +639,23 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
+    it('takes over unread a lock that an enable says is free, though it saw it disabled', async () => {
+      const {cluster, a, b} = await masterAndWatcher();
+      cluster.db.disabled.add('JOB');
+      a.election.wake({control: 'disabled'});
+      await cluster.until(() => cluster.db.locks.get('JOB')!.instanceId === '', 50);
+      b.election.wake(); // it reads: disabled
+      await cluster.run(5);
+      expect(b.election.status().disabled).to.be.true();
+      cluster.db.disabled.delete('JOB');
+      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      b.store.calls.length = 0;
+      b.election.wake({control: 'enabled', freed: {fencingToken, renewalId}});
+      await cluster.until(() => b.election.isMaster, 10);
+      expect(b.store.calls).to.eql(['takeOver', 'isDisabled']);
+      await cluster.stopAll();
+    });
+
     it('re-checks right after a step that was running when woken', async () => {
       const cluster = new FakeCluster({
         ...TIMINGS,

@@ -22,6 +22,17 @@ describe('notifier payload', () => {
     expect(parsePayload(payload)).to.deepEqual(changes);
   });
 
+  it('carries, with an enable, what the lock was left with when it was free', () => {
+    const changes: LockChange[] = [
+      {lockName: 'A', control: 'enabled', freed: {fencingToken: 3, renewalId: 'r-3'}},
+    ];
+    const payload = encodePayload(changes);
+    expect(payload).to.equal('[["A","enabled",3,"r-3"]]');
+    expect(parsePayload(payload)).to.deepEqual(changes);
+    // As PostgreSQL's json_build_array writes it.
+    expect(parsePayload('[["A", "enabled", 3, "r-3"]]')).to.deepEqual(changes);
+  });
+
   it('wakes every lock (undefined) for a payload it cannot trust whole', () => {
     for (const payload of [
       '*',
@@ -36,6 +47,10 @@ describe('notifier payload', () => {
       '[["B", "paused"]]',
       '[[1, "disabled"]]',
       '[[1, 1, "r"]]',
+      '[["B", "enabled", 0, "r"]]',
+      '[["B", "enabled", 1]]',
+      '[["B", "enabled", 1, "r", 2]]',
+      '[["B", "enabled", "r", 1]]',
     ]) {
       expect(parsePayload(payload)).to.be.undefined();
     }
