@@ -35,12 +35,13 @@
 //     the next poll; rounded up to TICK, so that the locks seen in one read
 //     expire together. Deadlines are rounded down to TICK for the same reason:
 //     later takeovers and earlier stops are both on the safe side.
-//  7. Disable: a replica that wins the lock reads the control before it calls
-//     start(): after the win, or in the statement of the win where the store
-//     can (PostgreSQL). A master reads it with every renewal, and at once when
-//     told of a disable; told while it acquires, it renews at once after the
-//     win. So a disable that committed before that read is seen before
-//     start(), a later one at once (notified) or by the next renewal (within H).
+//  7. Disable: a replica that wins the lock reads the control after the win
+//     and before it calls start() (on PostgreSQL in the statement of the win,
+//     locking the control row, so a disable cannot commit between the two).
+//     A master reads it with every renewal, and at once when told of a
+//     disable; told while it acquires, it renews at once after the win. So a
+//     disable that committed before that read is seen before start(), a later
+//     one at once (notified) or by the next renewal (within H).
 //  8. start() runs at most once per mastership and never while a previous
 //     start() of this replica is still running; stop() runs only after a
 //     start() that resolved, bounded by stopTimeout.

@@ -186,10 +186,11 @@ export class RepositoryLockStore implements LockStore {
 
   /**
    * PostgreSQL: the takeovers and the read of their control in one statement,
-   * so a replica that wins can start without another round trip. The read
-   * sees the control as of the statement's start: a disable that commits
-   * later is one the election hears of as master, or while acquiring (it
-   * renews, and so reads the control, at once after winning).
+   * so a replica that wins can start without another round trip. The control
+   * rows are read FOR SHARE, after the win: that read returns their latest
+   * committed version (waiting for a disable in progress), and a disable that
+   * comes later waits for this takeover to commit, so the winner hears of it
+   * as master. As if the control were read after the win.
    */
   private async takeOverReadingControl(
     conditions: Condition[],
@@ -208,10 +209,11 @@ export class RepositoryLockStore implements LockStore {
     const name = sql.columnEscaped(control, 'lockName');
     const enabled = sql.columnEscaped(control, 'enabled');
     const statement =
-      `WITH updated AS (${update.sql}) ` +
+      `WITH updated AS (${update.sql}), ` +
+      `control AS (SELECT ${name} AS "lockName", ${enabled} AS enabled FROM ${sql.tableEscaped(control)} ` +
+      `WHERE ${name} IN (SELECT "lockName" FROM updated) FOR SHARE) ` +
       `SELECT coalesce((SELECT json_agg("lockName") FROM updated), '[]') AS won, ` +
-      `coalesce((SELECT json_agg(${name}) FROM ${sql.tableEscaped(control)} ` +
-      `WHERE ${enabled} = false AND ${name} IN (SELECT "lockName" FROM updated)), '[]') AS disabled`;
+      `coalesce((SELECT json_agg("lockName") FROM control WHERE NOT enabled), '[]') AS disabled`;
     const rows = (await retryDeadlock(() => dataSource.execute(statement, update.params))) as {
       won: string[];
       disabled: string[];

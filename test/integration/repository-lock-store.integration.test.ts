@@ -20,6 +20,11 @@ import {
 import {waitFor} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
+interface PgClient {
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+  release(): void;
+}
+
 for (const backend of SQL_BACKENDS) {
   describe(`RepositoryLockStore on ${backend} (integration)`, () => {
     let db: TestDatabase;
@@ -155,6 +160,40 @@ for (const backend of SQL_BACKENDS) {
         expect(sent[0]).to.match(/^UPDATE /);
       }
     });
+
+    if (backend === 'postgresql') {
+      it('reads the control after the win: a takeover waits for a disable in progress, and sees it', async () => {
+        await store.release(names[0], 'me', 1, false);
+        await controls.create({lockName: names[0], enabled: true, reason: ''});
+        const free = {...(await locks.findById(names[0]))} as LockRecord;
+        const pool = (ds.connector as unknown as {pg: {connect(): Promise<PgClient>}}).pg;
+        const disabler = await pool.connect();
+        try {
+          await disabler.query('BEGIN');
+          await disabler.query(
+            'UPDATE "public"."mastercontrol" SET "enabled" = false WHERE "lockname" = $1',
+            [names[0]],
+          );
+          const takeover = store.takeOver(free, {...free, instanceId: 'you', fencingToken: 2});
+          await waitFor(
+            'the takeover waiting for the disable',
+            async () => {
+              const [{n}] = (await ds.execute(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'WITH updated AS%'`,
+              )) as {n: number}[];
+              return n === 1;
+            },
+            5000,
+          );
+          await disabler.query('COMMIT');
+          const won = await takeover;
+          expect(won?.lock.instanceId).to.equal('you');
+          expect(won?.disabled).to.be.true();
+        } finally {
+          disabler.release();
+        }
+      });
+    }
 
     it('announces nothing when no lock of the batch was still held', async () => {
       const released = await Promise.all(names.map(n => store.release(n, 'someone-else', 1)));
