@@ -8,7 +8,6 @@ import {juggler, Where} from '@loopback/repository';
 
 /** What we use of loopback-connector-postgresql's SQL building (loopback-connector). */
 interface SqlBuilder {
-  name: string;
   buildUpdate(model: string, where: object, data: object): {sql: string; params: unknown[]};
   columnEscaped(model: string, property: string): string;
   tableEscaped(model: string): string;

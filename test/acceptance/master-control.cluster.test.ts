@@ -166,7 +166,9 @@ for (const backend of SQL_BACKENDS) {
             },
           ]);
           const next = await soleMaster();
-          expect(next.executor.getMaster(lockName)!.fencingToken).to.equal(Number(row.fencingToken) + 1);
+          expect(next.executor.getMaster(lockName)!.fencingToken).to.equal(
+            Number(row.fencingToken) + 1,
+          );
         } finally {
           await listener.close();
         }
