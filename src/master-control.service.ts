@@ -5,7 +5,7 @@ import {MasterJobExecutor} from './master-job-executor';
 import {MasterControl} from './models';
 import {ControlChange, LockChange, LockNotifier, PostgresNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
-import {isDuplicate} from './repository-lock-store';
+import {isDuplicate, retryDeadlock} from './repository-lock-store';
 import {MasterStatus} from './types';
 
 export interface ControlResult {
@@ -92,7 +92,7 @@ export class MasterControlService {
     if (await this.flip(lockName, change, 'disabled')) return true;
     // One row per lock, by its id: concurrent disables cannot duplicate it.
     try {
-      await this.controls.create({lockName, ...change});
+      await retryDeadlock(() => this.controls.create({lockName, ...change}));
     } catch (err) {
       if (!isDuplicate(err)) throw err;
       // Created meanwhile: by a concurrent disable, or since enabled again.

@@ -35,7 +35,9 @@ export class RepositoryLockStore implements LockStore {
 
   private readonly creates = new Batcher<LockRecord, LockRecord | undefined>(async records => {
     try {
-      await this.lockRepo.createAll(records.map(r => ({...r})));
+      // A deadlock victim's INSERT was rolled back: run it again (InnoDB picks
+      // one when several replicas insert the same first row at once).
+      await retryDeadlock(() => this.lockRepo.createAll(records.map(r => ({...r}))));
       return records;
     } catch (err) {
       if (!isDuplicate(err)) throw err;
@@ -331,10 +333,11 @@ interface ErrorWithCode {
 }
 
 /**
- * InnoDB may pick two concurrent single-row UPDATEs as deadlock victims; the
- * victim's statement was rolled back, so running it again is safe.
+ * InnoDB may pick two concurrent single-row UPDATEs, or INSERTs of one key, as
+ * deadlock victims; the victim's statement was rolled back, so running it
+ * again is safe.
  */
-async function retryDeadlock<T>(statement: () => Promise<T>, attempts = 3): Promise<T> {
+export async function retryDeadlock<T>(statement: () => Promise<T>, attempts = 3): Promise<T> {
   for (let i = 1; ; i++) {
     try {
       return await statement();

@@ -69,6 +69,22 @@ describe('RepositoryLockStore batching (memory)', () => {
     expect(calls).to.deepEqual(['lock.createAll', 'lock.find']);
   });
 
+  it('runs an INSERT again that the database chose as a deadlock victim', async () => {
+    const r = locks as unknown as Record<string, Function>;
+    const createAll = r.createAll;
+    let failures = 1;
+    r.createAll = function (this: unknown, ...args: unknown[]) {
+      if (failures-- > 0) {
+        calls.push('lock.createAll (deadlock)');
+        return Promise.reject(Object.assign(new Error('Deadlock found'), {code: 'ER_LOCK_DEADLOCK'}));
+      }
+      return createAll.apply(this, args);
+    };
+    const created = await store.create(record('A'));
+    expect(created?.lockName).to.equal('A');
+    expect(calls).to.deepEqual(['lock.createAll (deadlock)', 'lock.createAll']);
+  });
+
   it('takes over the locks of one turn in one UPDATE, with one token above every row', async () => {
     await locks.createAll([
       {...record('A', 4), instanceId: 'dead'},
