@@ -1,5 +1,5 @@
 import {MasterJob, MasterJobContext} from '../src';
-import {FencedResourceRepository} from './fenced-resource';
+import {FencedResourceRepository} from './repositories/fenced-resource.repository';
 
 /** CLOCK_MONOTONIC in ms: comparable between processes of one host. */
 const mono = (): number => Number(process.hrtime.bigint()) / 1e6;

@@ -1,27 +1,41 @@
+import {ApplicationConfig} from '@loopback/core';
 import {MasterJobExecutorBindings} from '../src';
 import {ExampleApplication} from './application';
 import {DEMO_CRON_PATTERN, DemoCronJob} from './demo-cron-job';
 import {createDemoJob} from './demo-job';
-import {FencedResourceRepository} from './fenced-resource';
+import {FencedResourceRepository} from './repositories/fenced-resource.repository';
 import {dataSourceConfig, readSettings} from './settings';
 
+export * from './application';
+
+/**
+ * Boots, migrates and starts the app, then starts the DEMO_LOCKS masters.
+ * SIGTERM and SIGINT are LoopBack's to handle (`shutdown` below): app.stop()
+ * stops the jobs and releases their locks, then the datasource disconnects.
+ */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<ExampleApplication> {
   const settings = readSettings(env);
-  const app = new ExampleApplication({
+  const config: ApplicationConfig = {
     rest: {
       port: settings.port,
       host: settings.host,
+      gracePeriodForClose: 5000,
       openApiSpec: {setServersFromRequest: true},
     },
-    dataSource: dataSourceConfig(settings),
+    shutdown: {signals: ['SIGTERM', 'SIGINT']},
     masterJobExecutor: settings.instanceId ? {instanceId: settings.instanceId} : {},
-  });
+  };
+  const app = new ExampleApplication(config);
+  app.bind('datasources.config.db').to(dataSourceConfig(settings));
   if (settings.demoCron) {
     app.bind(DEMO_CRON_PATTERN).to(settings.demoCron);
     app.service(DemoCronJob); // started as master of DEMO-CRON by app.start()
   }
-  await app.migrateSchema(); // creates MasterLock, MasterControl and FencedResource if missing
+  await app.boot();
+  // Every replica migrates at start; concurrent runs are serialised by the component.
+  await app.migrateSchema();
   await app.start();
+
   const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
   const masterJob = createDemoJob({
     fencedResource: await app.getRepository(FencedResourceRepository),
@@ -38,27 +52,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
 }
 
 if (require.main === module) {
-  main().then(
-    app => {
-      let stopping = false;
-      const shutdown = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        console.error(`${signal}: stopping jobs and releasing locks`);
-        app.stop().then(
-          () => process.exit(0),
-          err => {
-            console.error(err);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => shutdown('SIGTERM'));
-      process.on('SIGINT', () => shutdown('SIGINT'));
-    },
-    err => {
-      console.error(`Cannot start the example app: ${err.message}`);
-      process.exit(1);
-    },
-  );
+  main().catch(err => {
+    console.error(`Cannot start the example app: ${err.message}`);
+    process.exit(1);
+  });
 }

@@ -16,3 +16,4 @@ export * from './types';
 export * from './metrics';
 export * from './notifier';
 export * from './pool-errors';
+export {DataSourceStoppedError} from './datasource-guard';

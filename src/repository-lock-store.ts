@@ -7,6 +7,7 @@ import {BindingScope, inject, injectable} from '@loopback/core';
 import {repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
 import {Acquired, LockObservation, LockRecord, LockStore, RenewResult} from './lock-store';
+import {assertOpen} from './datasource-guard';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterLock} from './models';
 import {LockChange, LockNotifier, PostgresNotifier} from './notifier';
@@ -96,6 +97,7 @@ export class RepositoryLockStore implements LockStore {
   ) {}
 
   async read(lockName: string): Promise<LockObservation> {
+    assertOpen(this.lockRepo.dataSource);
     const [lock, disabled] = await Promise.all([
       this.locks.load(lockName),
       this.disabled.load(lockName),
@@ -103,15 +105,18 @@ export class RepositoryLockStore implements LockStore {
     return {lock, disabled};
   }
 
-  isDisabled(lockName: string): Promise<boolean> {
+  async isDisabled(lockName: string): Promise<boolean> {
+    assertOpen(this.lockRepo.dataSource);
     return this.disabled.load(lockName);
   }
 
-  create(lock: LockRecord): Promise<LockRecord | undefined> {
+  async create(lock: LockRecord): Promise<LockRecord | undefined> {
+    assertOpen(this.lockRepo.dataSource);
     return this.creates.load({...lock});
   }
 
   async takeOver(expected: LockRecord, next: LockRecord): Promise<Acquired | undefined> {
+    assertOpen(this.lockRepo.dataSource);
     const condition = compareAndSet({
       lockName: expected.lockName,
       instanceId: expected.instanceId,
@@ -122,6 +127,7 @@ export class RepositoryLockStore implements LockStore {
   }
 
   async renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult> {
+    assertOpen(this.lockRepo.dataSource);
     const key = holderKey({lockName, instanceId, fencingToken});
     const [renewed, disabled] = await Promise.all([
       this.renewals.load(key),
@@ -136,6 +142,7 @@ export class RepositoryLockStore implements LockStore {
     fencingToken: number,
     handOver = true,
   ): Promise<boolean> {
+    assertOpen(this.lockRepo.dataSource);
     const key = holderKey({lockName, instanceId, fencingToken});
     return (handOver ? this.releases : this.quietReleases).load(key);
   }

@@ -1,7 +1,7 @@
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository, juggler} from '@loopback/repository';
 import {MasterJobExecutorBindings} from '../keys';
-import {guardPoolErrors} from '../pool-errors';
+import {guardDataSource} from '../datasource-guard';
 import {MasterControl} from '../models';
 
 export class MasterControlRepository extends DefaultCrudRepository<
@@ -13,6 +13,6 @@ export class MasterControlRepository extends DefaultCrudRepository<
     dataSource: juggler.DataSource,
   ) {
     super(MasterControl, dataSource);
-    guardPoolErrors(dataSource);
+    guardDataSource(dataSource);
   }
 }

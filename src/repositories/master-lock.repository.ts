@@ -1,7 +1,7 @@
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository, juggler} from '@loopback/repository';
 import {MasterJobExecutorBindings} from '../keys';
-import {guardPoolErrors} from '../pool-errors';
+import {guardDataSource} from '../datasource-guard';
 import {MasterLock} from '../models';
 
 export class MasterLockRepository extends DefaultCrudRepository<
@@ -13,6 +13,6 @@ export class MasterLockRepository extends DefaultCrudRepository<
     dataSource: juggler.DataSource,
   ) {
     super(MasterLock, dataSource);
-    guardPoolErrors(dataSource);
+    guardDataSource(dataSource);
   }
 }

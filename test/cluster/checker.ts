@@ -315,7 +315,9 @@ export function checkCluster(log: ClusterLog, options: CheckOptions): CheckRepor
       violations.push(
         `${exit.instanceId} exited (code ${exit.code}, signal ${exit.signal}) at ${fmt(exit.at)}`,
       );
-    } else if (exit.causedBy === 'SIGTERM' && exit.code !== 0) {
+    } else if (exit.causedBy === 'SIGTERM' && exit.code !== 0 && exit.signal !== 'SIGTERM') {
+      // LoopBack's shutdown stops the app, then kills the process with the
+      // signal it got: a clean exit after SIGTERM is code 0 or that signal.
       violations.push(
         `${exit.instanceId} exited with code ${exit.code} (signal ${exit.signal}) after SIGTERM`,
       );

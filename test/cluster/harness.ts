@@ -4,11 +4,10 @@
 // into one ClusterLog, timed on CLOCK_MONOTONIC like the replicas' lines, for
 // the checker.
 
-import {ChildProcess, execFile, spawn} from 'child_process';
+import {ChildProcess, spawn} from 'child_process';
 import {EventEmitter} from 'events';
 import path from 'path';
 import readline from 'readline';
-import {promisify} from 'util';
 import {
   checkCluster,
   CheckReport,
@@ -139,12 +138,8 @@ export class ProcessCluster {
     return this.timings.leaseDuration + this.timings.checkMasterInterval + 1000;
   }
 
-  /** Creates the tables once (replicas migrating at once could race), spawns the replicas. */
+  /** Spawns the replicas at once; each migrates at start, as the example app does. */
   async start(): Promise<void> {
-    await promisify(execFile)(process.execPath, [path.join(EXAMPLE_DIR, 'migrate.js')], {
-      env: {...process.env, DATABASE_URL: this.server.url},
-      timeout: 30000,
-    });
     await Promise.all(Array.from({length: this.options.replicas}, () => this.spawnReplica()));
   }
 

@@ -3,41 +3,16 @@
 // paused and woke up with an old token cannot overwrite a newer master's work.
 
 import {inject} from '@loopback/core';
-import {DefaultCrudRepository, Entity, juggler, model, property} from '@loopback/repository';
-import {isDuplicate, MasterJobContext} from '../src';
-
-/** One row per lock: the last write and the token it was made with. */
-@model({name: 'FencedResource', settings: {strict: true}})
-export class FencedResource extends Entity {
-  @property({
-    type: 'string',
-    id: true,
-    generated: false,
-    required: true,
-    mysql: {dataType: 'varchar', dataLength: 255},
-    postgresql: {dataType: 'varchar', dataLength: 255},
-  })
-  lockName: string;
-
-  @property({type: 'number', required: true})
-  fencingToken: number;
-
-  @property({type: 'string', required: true})
-  writer: string;
-
-  @property({type: 'date', mysql: {dataType: 'datetime', dataPrecision: 3}})
-  updatedAt?: Date;
-
-  constructor(data?: Partial<FencedResource>) {
-    super(data);
-  }
-}
+import {DefaultCrudRepository} from '@loopback/repository';
+import {isDuplicate, MasterJobContext} from '../../src';
+import {DbDataSource} from '../datasources/db.datasource';
+import {FencedResource} from '../models/fenced-resource.model';
 
 export class FencedResourceRepository extends DefaultCrudRepository<
   FencedResource,
   typeof FencedResource.prototype.lockName
 > {
-  constructor(@inject('datasources.db') dataSource: juggler.DataSource) {
+  constructor(@inject('datasources.db') dataSource: DbDataSource) {
     super(FencedResource, dataSource);
   }
 

@@ -1,0 +1,203 @@
+// What the component adds to the datasource it uses, once per datasource
+// instance, from its repositories' constructors (so before any migration or
+// call): pool error listeners, a fast failure once the app has stopped the
+// datasource, and schema migrations serialised on the database's own lock.
+
+import {juggler} from '@loopback/repository';
+import debugFactory from 'debug';
+import {EventEmitter} from 'events';
+import {guardPoolErrors} from './pool-errors';
+
+const debug = debugFactory('loopback:master-job-executor:datasource');
+
+const guarded = new WeakSet<juggler.DataSource>();
+const everConnected = new WeakSet<juggler.DataSource>();
+
+export function guardDataSource(dataSource: juggler.DataSource): void {
+  if (guarded.has(dataSource)) return;
+  guarded.add(dataSource);
+  guardPoolErrors(dataSource);
+  if (dataSource.connected) everConnected.add(dataSource);
+  dataSource.on('connected', () => {
+    everConnected.add(dataSource);
+    guardPoolErrors(dataSource); // a reconnect may bring a new pool
+  });
+  serializeMigrations(dataSource);
+}
+
+/** The error of a call made after the app stopped (disconnected) the datasource. */
+export class DataSourceStoppedError extends Error {
+  readonly code = 'DATASOURCE_STOPPED';
+  constructor(dataSource: juggler.DataSource) {
+    super(`datasource ${dataSource.name} is disconnected (the app stopped it)`);
+  }
+}
+
+/**
+ * Throws once the datasource was connected and then disconnected (juggler
+ * sets `connected` false only in `disconnect()`). Juggler would queue the
+ * call and try to reconnect a stopped datasource, which on PostgreSQL never
+ * finishes: a release on `app.stop()` would wait out its timeout instead of
+ * failing at once.
+ */
+export function assertOpen(dataSource: juggler.DataSource): void {
+  if (everConnected.has(dataSource) && !dataSource.connected) {
+    throw new DataSourceStoppedError(dataSource);
+  }
+}
+
+/** For `app.start()` after `app.stop()`: the datasource was disconnected, connect it again. */
+export async function reopen(dataSource: juggler.DataSource): Promise<void> {
+  if (!everConnected.has(dataSource) || dataSource.connected) return;
+  debug('reconnecting datasource %s, disconnected by a previous stop', dataSource.name);
+  await dataSource.connect();
+}
+
+type Callback = ((err?: unknown) => void) & {[UNDER_LOCK]?: true};
+type Migrate = (models?: string | string[] | Callback, cb?: Callback) => Promise<void>;
+const UNDER_LOCK = Symbol('under the migration lock');
+
+/**
+ * Replicas that migrate at once (each one's deploy step, or at start) race on
+ * CREATE TABLE: "relation already exists", or a duplicate in pg_type. So every
+ * automigrate/autoupdate of this datasource (whatever models it migrates) runs
+ * while holding a lock of the database itself, on a connection of its own:
+ * the others wait, then find the tables made. The lock ends with its session,
+ * so a replica that dies while migrating does not block the others.
+ */
+function serializeMigrations(dataSource: juggler.DataSource): void {
+  for (const operation of ['automigrate', 'autoupdate'] as const) {
+    const original = (dataSource as unknown as Record<string, Migrate>)[operation];
+    if (typeof original !== 'function') continue;
+    const serialized: Migrate = function (models, cb) {
+      if (typeof models === 'function') {
+        cb = models;
+        models = undefined;
+      }
+      // Juggler calls the method again once connected, with the callback we
+      // gave it: that call runs under the lock already.
+      if (cb?.[UNDER_LOCK]) return original.call(dataSource, models, cb);
+      const done = withMigrationLock(
+        dataSource,
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const underLock: Callback = err => (err ? reject(err) : resolve());
+            underLock[UNDER_LOCK] = true;
+            void original.call(dataSource, models, underLock);
+          }),
+      );
+      if (cb) done.then(() => cb!(), cb);
+      return done;
+    };
+    Object.defineProperty(dataSource, operation, {
+      value: serialized,
+      configurable: true,
+      writable: true,
+    });
+  }
+}
+
+/** Same name on every database and every version of this package. */
+const LOCK_NAME = 'loopback4-master-job-executor:migrate';
+/** pg_advisory_lock takes a bigint: a fixed one derived from LOCK_NAME. */
+const PG_LOCK_KEY = '7450915263341048217';
+/** How long a replica waits for another's migration (the connection's own timeouts would be too short). */
+const LOCK_WAIT_SECONDS = 600;
+
+async function withMigrationLock<T>(
+  dataSource: juggler.DataSource,
+  migrate: () => Promise<T>,
+): Promise<T> {
+  switch (dataSource.connector?.name) {
+    case 'postgresql':
+      return withPostgresLock(dataSource, migrate);
+    case 'mysql':
+      return withMysqlLock(dataSource, migrate);
+    default:
+      return migrate(); // memory and others: nothing shared to race on, or no lock to take
+  }
+}
+
+interface PgClient extends EventEmitter {
+  connect(): Promise<void>;
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+async function withPostgresLock<T>(
+  dataSource: juggler.DataSource,
+  migrate: () => Promise<T>,
+): Promise<T> {
+  const pool = (
+    dataSource.connector as {pg?: {Client: new (o: object) => PgClient; options: object}}
+  ).pg;
+  if (!pool?.Client) return migrate();
+  // Not a pool client: the migration needs the pool, which may have one connection.
+  const wait = LOCK_WAIT_SECONDS * 1000;
+  // pg's own option names: the connection's timeouts would cut the wait short
+  // eslint-disable-next-line @typescript-eslint/naming-convention
+  const client = new pool.Client({...pool.options, query_timeout: wait, statement_timeout: wait});
+  client.on('error', (err: Error) => debug('migration lock connection: %s', err.message));
+  await client.connect();
+  try {
+    debug('waiting for the migration lock');
+    await client.query('SELECT pg_advisory_lock($1::bigint)', [PG_LOCK_KEY]);
+    debug('migrating under the lock');
+    return await migrate();
+  } finally {
+    await client.end().catch(() => {}); // ending the session frees the lock
+  }
+}
+
+interface MysqlConnection {
+  query(sql: string, params: unknown[], cb: (err: Error | null, rows?: unknown) => void): void;
+  release(): void;
+}
+
+async function withMysqlLock<T>(
+  dataSource: juggler.DataSource,
+  migrate: () => Promise<T>,
+): Promise<T> {
+  await dataSource.connect(); // the connector makes its pool on connect
+  const pool = (
+    dataSource.connector as {
+      client?: {
+        getConnection(cb: (err: Error | null, c?: MysqlConnection) => void): void;
+        config?: {connectionLimit?: number};
+      };
+    }
+  ).client;
+  if (!pool) return migrate();
+  if ((pool.config?.connectionLimit ?? 10) < 2) {
+    // The lock's connection would leave the migration none: it would wait forever.
+    debug('connectionLimit below 2: migrating without the lock');
+    return migrate();
+  }
+  const connection = await new Promise<MysqlConnection>((resolve, reject) =>
+    pool.getConnection((err, c) => (err || !c ? reject(err) : resolve(c))),
+  );
+  const query = (sql: string, params: unknown[]) =>
+    new Promise<unknown>((resolve, reject) =>
+      connection.query(sql, params, (err, rows) => (err ? reject(err) : resolve(rows))),
+    );
+  try {
+    debug('waiting for the migration lock');
+    const rows = (await query('SELECT GET_LOCK(?, ?) AS got', [LOCK_NAME, LOCK_WAIT_SECONDS])) as {
+      got: number | null;
+    }[];
+    if (rows[0]?.got !== 1) {
+      throw new Error(
+        `another replica has been migrating the schema of datasource ${dataSource.name} ` +
+          `for ${LOCK_WAIT_SECONDS} s (lock ${LOCK_NAME} not granted)`,
+      );
+    }
+    try {
+      debug('migrating under the lock');
+      return await migrate();
+    } finally {
+      await query('SELECT RELEASE_LOCK(?)', [LOCK_NAME]).catch(() => {});
+    }
+  } finally {
+    connection.release();
+  }
+}

@@ -1,0 +1,126 @@
+// In an app shaped as `lb4 app` + `lb4 datasource` make it, the datasource is
+// a lifecycle observer of group `datasource`. The component must start after
+// it and stop before it, with no configuration, so that app.stop() (and
+// LoopBack's SIGTERM handling) releases the locks while the datasource is up.
+
+import {
+  CoreBindings,
+  inject,
+  lifeCycleObserver,
+  LifeCycleObserver,
+  LifeCycleObserverOptions,
+} from '@loopback/core';
+import {juggler, RepositoryMixin} from '@loopback/repository';
+import {RestApplication} from '@loopback/rest';
+import {expect} from '@loopback/testlab';
+import {
+  MASTER_JOB_EXECUTOR_OBSERVER_GROUP,
+  MasterJobExecutorBindings,
+  MasterJobExecutorComponent,
+  placeAfterDataSources,
+  RepositoryLockStore,
+} from '../../src';
+import {waitFor} from '../fixtures/cluster';
+
+const EVENTS = 'test.lifecycleEvents';
+
+@lifeCycleObserver('datasource')
+class DbDataSource extends juggler.DataSource implements LifeCycleObserver {
+  static dataSourceName = 'db';
+  constructor(@inject(EVENTS) private readonly events: string[]) {
+    super({name: 'db', connector: 'memory'});
+  }
+  start() {
+    this.events.push('datasource start');
+  }
+  stop() {
+    this.events.push('datasource stop');
+    return this.disconnect();
+  }
+}
+
+/** The real store, recording when a release has landed. */
+class RecordingLockStore extends RepositoryLockStore {
+  @inject(EVENTS) events: string[];
+  async release(lockName: string, instanceId: string, token: number, handOver?: boolean) {
+    const released = await super.release(lockName, instanceId, token, handOver);
+    this.events.push(`released ${released}`);
+    return released;
+  }
+}
+
+class CliShapedApp extends RepositoryMixin(RestApplication) {}
+
+async function runApp(orderedGroups?: string[]): Promise<string[]> {
+  const events: string[] = [];
+  const app = new CliShapedApp({rest: {port: 0, host: '127.0.0.1'}});
+  app.bind(EVENTS).to(events);
+  if (orderedGroups) {
+    app
+      .bind(CoreBindings.LIFE_CYCLE_OBSERVER_OPTIONS)
+      .to({orderedGroups, parallel: true} as LifeCycleObserverOptions);
+  }
+  app.dataSource(DbDataSource);
+  app.configure(MasterJobExecutorBindings.COMPONENT).to({
+    initDelay: 0,
+    checkMasterInterval: 100,
+    heartbeatInterval: 50,
+    leaseDuration: 300,
+  });
+  app.component(MasterJobExecutorComponent);
+  app.bind(MasterJobExecutorBindings.LOCK_STORE).toClass(RecordingLockStore);
+  await app.migrateSchema();
+  await app.start();
+  const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
+  const master = executor.startMaster({
+    lockName: 'LIFECYCLE',
+    masterJob: {
+      start: () => {
+        events.push('job start');
+      },
+      stop: () => {
+        events.push('job stop');
+      },
+    },
+  });
+  await waitFor('mastership', () => master.isMaster, 3000);
+  const registry = await app.get(CoreBindings.LIFE_CYCLE_OBSERVER_REGISTRY);
+  const groups = registry.getObserverGroupsByOrder().map(g => g.group);
+  events.push(`started in order: ${groups.filter(g => g !== '').join(', ')}`);
+  await app.stop();
+  return events;
+}
+
+describe('lifecycle order in a CLI-shaped app', () => {
+  const expected = [
+    'datasource start',
+    'job start',
+    `started in order: ${['server', 'datasource', MASTER_JOB_EXECUTOR_OBSERVER_GROUP].join(', ')}`,
+    'job stop',
+    'released true',
+    'datasource stop',
+  ];
+
+  it('starts after the datasource and releases before it disconnects, with no configuration', async () => {
+    expect(await runApp()).to.deepEqual(expected);
+  });
+
+  it('does so when the app orders the datasource group itself', async () => {
+    expect(await runApp(['datasource', 'server'])).to.deepEqual(expected);
+  });
+
+  it('places its group after datasource only where datasource is ordered', () => {
+    const group = MASTER_JOB_EXECUTOR_OBSERVER_GROUP;
+    const unordered = ['server'];
+    expect(placeAfterDataSources(unordered)).to.equal(unordered);
+    expect(placeAfterDataSources(['datasource', 'server'])).to.deepEqual([
+      'datasource',
+      group,
+      'server',
+    ]);
+    const already = ['datasource', group, 'server'];
+    expect(placeAfterDataSources(already)).to.equal(already);
+    // unordered, LoopBack sorts groups by name: ours must come after `datasource`
+    expect(group > 'datasource').to.be.true();
+  });
+});
