@@ -6,6 +6,7 @@
 
 import {formatSummary, runChaos} from '../test/cluster/chaos';
 import {DatabaseServer} from '../test/cluster/database-server';
+import {PrivateServer} from '../test/cluster/private-server';
 import {ProcessCluster} from '../test/cluster/harness';
 
 function parseArgs(argv: string[]): {
@@ -36,7 +37,9 @@ function parseArgs(argv: string[]): {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
-  const server = new DatabaseServer(args.mysql ? 'mysql' : 'postgresql', 'mje_chaos');
+  // A server of its own: the chaos stops and restarts it.
+  const own = await PrivateServer.create(args.mysql ? 'mysql' : 'postgresql');
+  const server = new DatabaseServer(own.backend, 'mje_chaos', own);
   await server.ensureDatabase();
   const cluster = new ProcessCluster({
     server,
@@ -63,7 +66,7 @@ async function main(): Promise<number> {
     return summary.report.violations.length ? 1 : 0;
   } finally {
     await cluster.shutdown();
-    await server.ensureRunning();
+    await own.destroy();
   }
 }
 

@@ -1,15 +1,12 @@
 // The database server under a process cluster, seen from an admin connection:
-// create the test database, kill client connections, stop and restart the
-// server itself. Used by the cluster tests and by `npm run chaos`.
+// create the test database, kill client connections, and, only for a server
+// of the tests' own (PrivateServer), stop and restart it. Used by the cluster
+// tests and by `npm run chaos`.
 
-import {execFile} from 'child_process';
-import {readdirSync} from 'fs';
 import mysql from 'mysql2/promise';
-import {promisify} from 'util';
 import {serverAddress, ServerAddress} from '../fixtures/databases';
 import {mono} from './checker';
-
-const run = promisify(execFile);
+import type {PrivateServer} from './private-server';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 // `pg` comes with loopback-connector-postgresql and has no types installed.
@@ -21,12 +18,14 @@ export type SqlBackend = 'postgresql' | 'mysql';
 export class DatabaseServer {
   readonly address: ServerAddress;
 
+  /** `own`: a server made by the tests, which they may stop; else the machine's shared one. */
   constructor(
     readonly backend: SqlBackend,
     readonly database: string,
+    private readonly own?: PrivateServer,
   ) {
     if (!/^[a-z_][a-z0-9_]*$/.test(database)) throw new Error(`bad database name ${database}`);
-    this.address = serverAddress(backend);
+    this.address = own?.address ?? serverAddress(backend);
   }
 
   /** DATABASE_URL for the example app. */
@@ -37,9 +36,9 @@ export class DatabaseServer {
     return `${scheme}://${auth}@${host}:${port}/${this.database}`;
   }
 
-  /** Only a server on this machine can be stopped and started by the tests. */
+  /** Only a server of the tests' own is ever stopped and started. */
   get canRestart(): boolean {
-    return ['127.0.0.1', 'localhost', '::1'].includes(this.address.host);
+    return this.own !== undefined;
   }
 
   async ensureDatabase(): Promise<void> {
@@ -92,52 +91,20 @@ export class DatabaseServer {
 
   /** Stops the server (fast: clients are disconnected at once). */
   async stop(): Promise<void> {
-    this.assertLocal();
-    if (this.backend === 'postgresql') {
-      await run(
-        'pg_ctlcluster',
-        ['--skip-systemctl-redirect', pgVersion(), 'main', 'stop', '-m', 'fast'],
-        {
-          timeout: 30000,
-        },
-      );
-    } else {
-      // Waits until the server has exited (it reads the pid file's path from the server).
-      await run('mariadb-admin', ['-uroot', '-h127.0.0.1', `-P${this.address.port}`, 'shutdown'], {
-        timeout: 30000,
-      });
-    }
+    await this.ownServer().stop();
   }
 
   /** Starts the server; resolves with the (monotonic) time it first answered. */
   async start(timeout = 30000): Promise<number> {
-    this.assertLocal();
-    const command =
-      this.backend === 'postgresql'
-        ? run('pg_ctlcluster', ['--skip-systemctl-redirect', pgVersion(), 'main', 'start'], {
-            timeout,
-          })
-        : run(
-            'start-stop-daemon',
-            ['--start', '--oknodo', '--background', '--exec', '/usr/sbin/mariadbd'],
-            {
-              timeout,
-            },
-          );
-    // pg_ctlcluster returns some time after the server accepts connections: poll meanwhile.
-    const failed = command.then(
+    const starting = this.ownServer().start(timeout);
+    // pg_ctl returns some time after the server accepts connections: poll meanwhile.
+    const failed = starting.then(
       () => new Promise<never>(() => {}),
       (err: Error) => Promise.reject(err),
     );
     const answeredAt = await Promise.race([this.waitUntilAnswering(timeout), failed]);
-    await command;
+    await starting;
     return answeredAt;
-  }
-
-  /** For after hooks: starts the server if a test left it stopped. */
-  async ensureRunning(): Promise<void> {
-    if (!this.canRestart || (await this.isAnswering())) return;
-    await this.start();
   }
 
   async isAnswering(): Promise<boolean> {
@@ -184,8 +151,9 @@ export class DatabaseServer {
     });
   }
 
-  private assertLocal(): void {
-    if (!this.canRestart) throw new Error(`cannot restart ${this.backend} on ${this.address.host}`);
+  private ownServer(): PrivateServer {
+    if (!this.own) throw new Error(`the shared ${this.backend} server is never stopped by a test`);
+    return this.own;
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -219,11 +187,4 @@ export class DatabaseServer {
       await conn.end().catch(() => {});
     }
   }
-}
-
-function pgVersion(): string {
-  const versions = readdirSync('/etc/postgresql');
-  if (versions.length !== 1)
-    throw new Error(`expected one PostgreSQL cluster, found ${versions.join(', ')}`);
-  return versions[0];
 }
