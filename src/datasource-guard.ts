@@ -1,11 +1,13 @@
 // What the component adds to the datasource it uses, once per datasource
 // instance, from its repositories' constructors (so before any migration or
 // call): pool error listeners, a fast failure once the app has stopped the
-// datasource, and schema migrations serialised on the database's own lock.
+// datasource, schema migrations serialised on the database's own lock, and
+// on the memory connector, lock names that are exact keys.
 
 import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
+import {MAX_LOCK_NAME_LENGTH} from './models/limits';
 import {guardPoolErrors} from './pool-errors';
 
 const debug = debugFactory('loopback:master-job-executor:datasource');
@@ -23,6 +25,7 @@ export function guardDataSource(dataSource: juggler.DataSource): void {
     guardPoolErrors(dataSource); // a reconnect may bring a new pool
   });
   serializeMigrations(dataSource);
+  exactMemoryKeys(dataSource);
 }
 
 /** The error of a call made after the app stopped (disconnected) the datasource. */
@@ -77,15 +80,14 @@ function serializeMigrations(dataSource: juggler.DataSource): void {
       // Juggler calls the method again once connected, with the callback we
       // gave it: that call runs under the lock already.
       if (cb?.[UNDER_LOCK]) return original.call(dataSource, models, cb);
-      const done = withMigrationLock(
-        dataSource,
-        () =>
-          new Promise<void>((resolve, reject) => {
-            const underLock: Callback = err => (err ? reject(err) : resolve());
-            underLock[UNDER_LOCK] = true;
-            void original.call(dataSource, models, underLock);
-          }),
-      );
+      const done = withMigrationLock(dataSource, async () => {
+        await new Promise<void>((resolve, reject) => {
+          const underLock: Callback = err => (err ? reject(err) : resolve());
+          underLock[UNDER_LOCK] = true;
+          void original.call(dataSource, models, underLock);
+        });
+        await exactMysqlIdColumns(dataSource);
+      });
       if (cb) done.then(() => cb!(), cb);
       return done;
     };
@@ -94,6 +96,38 @@ function serializeMigrations(dataSource: juggler.DataSource): void {
       configurable: true,
       writable: true,
     });
+  }
+}
+
+interface SqlConnector {
+  name: string;
+  table(model: string): string;
+  column(model: string, property: string): string;
+}
+
+/**
+ * MySQL: tables made by earlier versions compare lock names as VARCHAR in
+ * a case-insensitive collation ('casex' = 'CASEX ', so two locks share a
+ * row). autoupdate leaves id columns alone: make them bytes here.
+ */
+async function exactMysqlIdColumns(dataSource: juggler.DataSource): Promise<void> {
+  const connector = dataSource.connector as unknown as SqlConnector | undefined;
+  if (connector?.name !== 'mysql') return;
+  for (const model of OWN_MODELS) {
+    if (!dataSource.definitions[model]) continue;
+    const table = connector.table(model);
+    const column = connector.column(model, 'lockName');
+    const rows = (await dataSource.execute(
+      'SELECT DATA_TYPE AS type FROM information_schema.COLUMNS ' +
+        'WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = ?',
+      [table, column],
+    )) as {type: string}[];
+    const type = rows[0]?.type?.toLowerCase();
+    if (!type || type === 'varbinary') continue;
+    debug('%s.%s is %s: altering it to VARBINARY for exact lock names', table, column, type);
+    await dataSource.execute(
+      `ALTER TABLE \`${table}\` MODIFY \`${column}\` VARBINARY(${4 * MAX_LOCK_NAME_LENGTH}) NOT NULL`,
+    );
   }
 }
 
@@ -200,4 +234,38 @@ async function withMysqlLock<T>(
   } finally {
     connection.release();
   }
+}
+
+/** The component's models; the memory connector keys their rows by lock name. */
+const OWN_MODELS = new Set(['MasterLock', 'MasterControl']);
+
+interface MemoryConnector {
+  name: string;
+  collection(model: string, value?: Record<string, unknown>): Record<string, unknown>;
+  exists(model: string, id: unknown, options: unknown, cb: (err: null, e: boolean) => void): void;
+}
+
+/**
+ * The memory connector keeps rows in a plain object keyed by id, so a lock
+ * named `__proto__` or `constructor` finds Object.prototype's members: a
+ * create reports a duplicate, a read finds a row that is not there. Our
+ * models' collections get no prototype.
+ */
+function exactMemoryKeys(dataSource: juggler.DataSource): void {
+  const connector = dataSource.connector as unknown as MemoryConnector | undefined;
+  if (connector?.name !== 'memory' || typeof connector.collection !== 'function') return;
+  const collection = connector.collection;
+  connector.collection = function (this: MemoryConnector, model, ...value) {
+    const rows = collection.call(this, model, ...value);
+    if (!OWN_MODELS.has(model) || !rows || Object.getPrototypeOf(rows) === null) return rows;
+    const bare = Object.assign(Object.create(null), rows) as Record<string, unknown>;
+    collection.call(this, model, bare);
+    return bare;
+  };
+  const exists = connector.exists;
+  connector.exists = function (this: MemoryConnector, model, id, options, cb) {
+    if (!OWN_MODELS.has(model)) return exists.call(this, model, id, options, cb);
+    const rows = this.collection(model);
+    process.nextTick(() => cb(null, !!rows && Object.prototype.hasOwnProperty.call(rows, String(id))));
+  };
 }

@@ -47,6 +47,9 @@
 //     start() that resolved, bounded by stopTimeout.
 //  9. Every async continuation checks `epoch`, bumped on each transition, so a
 //     stale timer or reply of an earlier mastership can never act on a newer one.
+// 10. Nothing the database answers makes a loop run hot: errors and lost
+//     races back off (100 ms doubling to C) until a live master is seen or a
+//     renewal lands; only the first lost race re-reads at once.
 
 import {randomUUID} from 'crypto';
 import debugFactory from 'debug';
@@ -139,7 +142,11 @@ export class LockElection extends EventEmitter implements Master {
   private disabled = false;
   /** Since when this replica has seen no live master (lock free or expired). */
   private leaderlessSince: number | undefined;
-  private consecutiveErrors = 0;
+  /**
+   * Failed attempts (errors, lost races) since the last sign of progress (a
+   * live master seen, a renewal): the back-off grows with it.
+   */
+  private setbacks = 0;
   private startRunning = false;
   private wakePending = false;
   /** No campaigning before this time: the back-off after a failed start(). */
@@ -247,7 +254,6 @@ export class LockElection extends EventEmitter implements Master {
       return this.retryAfterError(epoch, err);
     }
     if (epoch !== this.epoch) return;
-    this.consecutiveErrors = 0;
     const receivedAt = this.clock.now();
     const {lock, disabled} = observation;
     this.disabled = disabled;
@@ -280,7 +286,10 @@ export class LockElection extends EventEmitter implements Master {
       return; // unchanged: the lease keeps running from the first sighting
     }
     this.observed = {lock, at};
-    if (lock.instanceId) this.leaderFound();
+    if (lock.instanceId) {
+      this.leaderFound();
+      this.setbacks = 0;
+    }
     if (lock.instanceId && lock.instanceId !== previous?.instanceId) {
       debug('%s: observed master %s (token %d)', this.lockName, lock.instanceId, lock.fencingToken);
       this.emit('newMaster', lock.instanceId, lock.fencingToken);
@@ -383,10 +392,12 @@ export class LockElection extends EventEmitter implements Master {
       return;
     }
     if (!won) {
-      // The record changed under us: observe the winner afresh, at once.
+      // The record changed under us: observe the winner afresh, at once. To
+      // lose again before seeing any winner is the database answering oddly
+      // (a row that never matches): back off.
       debug('%s: lost the race for token %d', this.lockName, next.fencingToken);
       this.observed = undefined;
-      return this.campaign();
+      return ++this.setbacks === 1 ? this.campaign() : this.backOff();
     }
     if (this.disabled) {
       debug('%s: won the lock but it is disabled, releasing', this.lockName);
@@ -472,6 +483,7 @@ export class LockElection extends EventEmitter implements Master {
     if (this.mastership !== m) return;
     if (!result.renewed) return this.resign(m, 'lost');
     m.failures = 0;
+    this.setbacks = 0;
     m.renewedAt = sentAt;
     m.deadline = this.deadlineFor(sentAt);
     renewalDebug('%s: renewed in %d ms', this.lockName, this.clock.now() - sentAt);
@@ -597,12 +609,17 @@ export class LockElection extends EventEmitter implements Master {
 
   private retryAfterError(epoch: number, err: unknown): void {
     if (epoch !== this.epoch) return;
-    this.consecutiveErrors++;
-    this.report(err, `database call failed (${this.consecutiveErrors} in a row)`);
+    this.setbacks++;
+    this.report(err, `database call failed (${this.setbacks} setbacks in a row)`);
+    this.backOff();
+  }
+
+  /** Campaigns again after 100 ms, doubled with every setback, at most C. */
+  private backOff(): void {
     const {checkMasterInterval} = this.timings;
     const base = Math.min(checkMasterInterval, 100);
-    const backoff = base * 2 ** Math.min(this.consecutiveErrors - 1, 16);
-    this.schedule(Math.min(checkMasterInterval, backoff), () => this.campaign());
+    const delay = base * 2 ** Math.min(this.setbacks - 1, 16);
+    this.schedule(Math.min(checkMasterInterval, delay), () => this.campaign());
   }
 
   private campaignTimeout(): number {

@@ -8,13 +8,12 @@ import {resolveTimings, TIMING_ENV_VARIABLES, TimingSource, timingsFromEnv} from
 import {LockElection, Master} from './election';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {LockStore} from './lock-store';
+import {CONTROL_CHARACTERS, MAX_LOCK_NAME_LENGTH} from './models/limits';
 import {LockChange, LockNotifier} from './notifier';
 import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptions} from './types';
 
 const debug = debugFactory('loopback:master-job-executor:executor');
 
-/** Longest lock name; the id columns are VARCHAR(255). */
-export const MAX_LOCK_NAME_LENGTH = 255;
 
 const FORWARDED_EVENTS = [
   'master',
@@ -180,6 +179,11 @@ function validate(options: StartMasterOptions): void {
   if (lockName.length > MAX_LOCK_NAME_LENGTH) {
     throw new TypeError(
       `startMaster(options): lockName must be at most ${MAX_LOCK_NAME_LENGTH} characters`,
+    );
+  }
+  if (CONTROL_CHARACTERS.test(lockName)) {
+    throw new TypeError(
+      'startMaster(options): lockName must not contain control characters (NUL, newline, ...)',
     );
   }
   if (masterJob === null || typeof masterJob !== 'object') {

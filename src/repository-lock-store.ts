@@ -34,29 +34,22 @@ export class RepositoryLockStore implements LockStore {
     return names.map(name => off.has(name));
   });
 
-  private readonly creates = new Batcher<LockRecord, LockRecord | undefined>(async records => {
-    try {
-      // A deadlock victim's INSERT was rolled back: run it again (InnoDB picks
-      // one when several replicas insert the same first row at once).
-      await retryDeadlock(() => this.lockRepo.createAll(records.map(r => ({...r}))));
-      return records;
-    } catch (err) {
-      if (!isDuplicate(err)) throw err;
-    }
-    // Another replica created some first. A single row did not land; of
-    // many, the memory connector may have inserted the ones before the clash.
-    if (records.length === 1) return [undefined];
-    const rows = await this.locks.loadMany(records.map(r => r.lockName));
-    return records.map((r, i) =>
-      rows[i]?.instanceId === r.instanceId && rows[i]?.renewalId === r.renewalId ? r : undefined,
-    );
-  });
+  private readonly creates = new Batcher<LockRecord, LockRecord | undefined>(records =>
+    this.createAll(records),
+  );
 
   private readonly takeovers = new Batcher<Takeover, Acquired | undefined>(async batch => {
     // One statement for all: one new token for every row, above each row's own.
     const fencingToken = Math.max(...batch.map(t => t.next.fencingToken));
     const {instanceId, hostname, heartbeatAt, acquiredAt} = batch[0].next;
-    const data = {instanceId, hostname, fencingToken, heartbeatAt, acquiredAt, renewalId: randomUUID()};
+    const data = {
+      instanceId,
+      hostname,
+      fencingToken,
+      heartbeatAt,
+      acquiredAt,
+      renewalId: randomUUID(),
+    };
     const conditions = batch.map(t => t.expected);
     const won = (t: Takeover) => ({...t.next, fencingToken, renewalId: data.renewalId});
     if (isPostgres(this.lockRepo.dataSource)) {
@@ -145,6 +138,38 @@ export class RepositoryLockStore implements LockStore {
     assertOpen(this.lockRepo.dataSource);
     const key = holderKey({lockName, instanceId, fencingToken});
     return (handOver ? this.releases : this.quietReleases).load(key);
+  }
+
+  /**
+   * Inserts the first rows of these locks in one statement; resolves, per
+   * record, to it where it landed, undefined where another replica's row was
+   * there first.
+   */
+  private async createAll(records: LockRecord[]): Promise<(LockRecord | undefined)[]> {
+    try {
+      // A deadlock victim's INSERT was rolled back: run it again (InnoDB picks
+      // one when several replicas insert the same first row at once).
+      await retryDeadlock(() => this.lockRepo.createAll(records.map(r => ({...r}))));
+      return records;
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+    }
+    if (records.length === 1) return [undefined];
+    // Another replica created some first. SQL rolls the whole INSERT back;
+    // the memory connector keeps the rows before the clash.
+    const rows = await this.locks.loadMany(records.map(r => r.lockName));
+    const result = records.map((r, i) =>
+      rows[i]?.instanceId === r.instanceId && rows[i]?.renewalId === r.renewalId ? r : undefined,
+    );
+    const missing = records.flatMap((r, i) => (rows[i] ? [] : [i]));
+    // Insert again those nobody has: in halves if that is all of them, so
+    // that a clash among them ends up alone and fails only its own lock.
+    const parts = missing.length === records.length ? halves(missing) : [missing];
+    for (const part of parts.filter(p => p.length)) {
+      const landed = await this.createAll(part.map(i => records[i]));
+      part.forEach((i, j) => (result[i] = landed[j]));
+    }
+    return result;
   }
 
   /** Frees the rows still held as the keys say; with `handOver`, tells the others which. */
@@ -366,6 +391,26 @@ export function isDuplicate(err: unknown): boolean {
   );
 }
 
+/**
+ * The database refused a statement for a value of some row, not for being
+ * unreachable: PostgreSQL's data exceptions (class 22: a NUL byte, a value
+ * too long), MySQL's data errors.
+ */
+export function isRowError(err: unknown): boolean {
+  const code = String((err as ErrorWithCode)?.code ?? '');
+  return /^22[0-9A-Z]{3}$/.test(code) || MYSQL_ROW_ERRORS.has(code);
+}
+
+const MYSQL_ROW_ERRORS = new Set([
+  'ER_DATA_TOO_LONG',
+  'ER_TRUNCATED_WRONG_VALUE',
+  'ER_TRUNCATED_WRONG_VALUE_FOR_FIELD',
+  'ER_WARN_DATA_OUT_OF_RANGE',
+  'ER_INVALID_CHARACTER_STRING',
+  'ER_CANNOT_CONVERT_STRING',
+  'WARN_DATA_TRUNCATED',
+]);
+
 /** Turns "no such table" into an error that says what to do. */
 export function explain(err: unknown): unknown {
   const e = (err ?? {}) as ErrorWithCode;
@@ -415,13 +460,38 @@ export class Batcher<K, V> {
     const keys = [...batch.keys()];
     for (let i = 0; i < keys.length; i += MAX_BATCH) {
       const chunk = keys.slice(i, i + MAX_BATCH);
-      this.loadBatch(chunk).then(
-        values => chunk.forEach((key, j) => batch.get(key)!.forEach(w => w.resolve(values[j]))),
-        err => {
-          const error = explain(err);
-          chunk.forEach(key => batch.get(key)!.forEach(w => w.reject(error)));
-        },
+      void this.settle(chunk, (key, outcome) =>
+        batch
+          .get(key)!
+          .forEach(w => ('value' in outcome ? w.resolve(outcome.value) : w.reject(outcome.error))),
       );
     }
   }
+
+  /**
+   * Loads `keys` in one call. If the database refused the statement for what
+   * one row holds, the halves are loaded separately, down to that row alone:
+   * one bad key never fails the others (a few statements per bad key).
+   */
+  private async settle(
+    keys: K[],
+    deliver: (key: K, outcome: {value: V} | {error: unknown}) => void,
+  ): Promise<void> {
+    try {
+      const values = await this.loadBatch(keys);
+      keys.forEach((key, j) => deliver(key, {value: values[j]}));
+    } catch (err) {
+      if (keys.length > 1 && isRowError(err)) {
+        await Promise.all(halves(keys).map(half => this.settle(half, deliver)));
+        return;
+      }
+      const error = explain(err);
+      keys.forEach(key => deliver(key, {error}));
+    }
+  }
+}
+
+function halves<T>(items: T[]): T[][] {
+  const middle = Math.ceil(items.length / 2);
+  return [items.slice(0, middle), items.slice(middle)];
 }

@@ -8,13 +8,11 @@ import {
   RestBindings,
   SchemaObject,
 } from '@loopback/rest';
-import {MAX_LOCK_NAME_LENGTH} from '../master-job-executor';
 import {ControlResult, MasterControlService} from '../master-control.service';
-import {MasterControl} from '../models';
+import {MasterControl, MAX_LOCK_NAME_LENGTH, MAX_REASON_LENGTH} from '../models';
 import {MasterJobExecutorBindings} from '../keys';
 
 export const DEFAULT_CONTROLLER_PATH = '/api/MasterControls';
-export const MAX_REASON_LENGTH = 1000;
 
 /** The authenticated user, when the host app has @loopback/authentication. */
 const CURRENT_USER = 'security.user';

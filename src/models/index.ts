@@ -1,2 +1,3 @@
 export * from './master-control.model';
 export * from './master-lock.model';
+export * from './limits';

@@ -1,16 +1,10 @@
 import {Entity, model, property} from '@loopback/repository';
+import {LOCK_NAME_COLUMN} from './limits';
 
 /** One row per lock: who holds it, and the marker a live master keeps changing. */
 @model({name: 'MasterLock', settings: {strict: true}})
 export class MasterLock extends Entity {
-  @property({
-    type: 'string',
-    id: true,
-    generated: false,
-    required: true,
-    mysql: {dataType: 'varchar', dataLength: 255},
-    postgresql: {dataType: 'varchar', dataLength: 255},
-  })
+  @property({...LOCK_NAME_COLUMN})
   lockName: string;
 
   /** The holder; '' once released. */

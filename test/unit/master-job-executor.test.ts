@@ -26,6 +26,16 @@ describe('MasterJobExecutor', () => {
         /lockName must be a non-empty string/,
       ],
       ['lockName too long', {lockName: 'x'.repeat(256), masterJob: job}, /at most 255 characters/],
+      [
+        'lockName with NUL',
+        {lockName: 'A\u0000B', masterJob: job},
+        /lockName must not contain control/,
+      ],
+      [
+        'lockName with newline',
+        {lockName: 'A\nB', masterJob: job},
+        /lockName must not contain control/,
+      ],
       ['masterJob missing', {lockName: 'A'}, /masterJob must be an object/],
       [
         'start not a function',

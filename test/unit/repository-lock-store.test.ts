@@ -25,7 +25,10 @@ describe('RepositoryLockStore batching (memory)', () => {
     const controls = new MasterControlRepository(ds);
     calls = [];
     updateWheres = [];
-    for (const [name, repo] of [['lock', locks], ['control', controls]] as const) {
+    for (const [name, repo] of [
+      ['lock', locks],
+      ['control', controls],
+    ] as const) {
       const r = repo as unknown as Record<string, Function>;
       for (const method of ['find', 'updateAll', 'createAll', 'create']) {
         const original = r[method];
@@ -76,7 +79,9 @@ describe('RepositoryLockStore batching (memory)', () => {
     r.createAll = function (this: unknown, ...args: unknown[]) {
       if (failures-- > 0) {
         calls.push('lock.createAll (deadlock)');
-        return Promise.reject(Object.assign(new Error('Deadlock found'), {code: 'ER_LOCK_DEADLOCK'}));
+        return Promise.reject(
+          Object.assign(new Error('Deadlock found'), {code: 'ER_LOCK_DEADLOCK'}),
+        );
       }
       return createAll.apply(this, args);
     };
@@ -92,12 +97,18 @@ describe('RepositoryLockStore batching (memory)', () => {
       {...record('C', 1), instanceId: 'alive'},
     ]);
     const rows = await locks.find();
-    const expected = (n: string) => ({...rows.find(r => r.lockName === n)!} as LockRecord);
+    const expected = (n: string) => ({...rows.find(r => r.lockName === n)!}) as LockRecord;
     // C changed hands since it was read: its compare-and-set must fail.
     await locks.updateAll({renewalId: 'moved on'}, {lockName: 'C'});
     calls.length = 0;
     const won = await Promise.all(
-      names.map(n => store.takeOver(expected(n), {...expected(n), instanceId: 'me', fencingToken: expected(n).fencingToken + 1})),
+      names.map(n =>
+        store.takeOver(expected(n), {
+          ...expected(n),
+          instanceId: 'me',
+          fencingToken: expected(n).fencingToken + 1,
+        }),
+      ),
     );
     expect(won.map(r => r?.lock.fencingToken)).to.deepEqual([10, 10, undefined]);
     expect(won.map(r => r?.disabled)).to.deepEqual([undefined, undefined, undefined]); // read after, by the election
@@ -118,7 +129,10 @@ describe('RepositoryLockStore batching (memory)', () => {
     expect(calls.sort()).to.deepEqual(['control.find', 'lock.updateAll']);
 
     calls.length = 0;
-    const released = await Promise.all([...names.map(n => store.release(n, 'me', 1)), store.release('A', 'me', 7)]);
+    const released = await Promise.all([
+      ...names.map(n => store.release(n, 'me', 1)),
+      store.release('A', 'me', 7),
+    ]);
     expect(released).to.deepEqual([true, true, true, false]);
     // One notification, with what the release left on each row: enough to take it over unread.
     const rows = await locks.find({order: ['lockName ASC']});
@@ -131,7 +145,9 @@ describe('RepositoryLockStore batching (memory)', () => {
   it('matches the rows of one holder and token with one IN list, not an OR per lock', async () => {
     await Promise.all([...names.map(n => store.create(record(n))), store.create(record('D', 2))]);
     updateWheres.length = 0;
-    const renewed = await Promise.all([...names, 'D'].map(n => store.renew(n, 'me', n === 'D' ? 2 : 1)));
+    const renewed = await Promise.all(
+      [...names, 'D'].map(n => store.renew(n, 'me', n === 'D' ? 2 : 1)),
+    );
     expect(renewed.map(r => r.renewed)).to.deepEqual([true, true, true, true]);
     expect(updateWheres).to.deepEqual([
       {
@@ -155,9 +171,74 @@ describe('RepositoryLockStore batching (memory)', () => {
       store.release('C', 'me', NaN),
       store.takeOver({...record('A'), renewalId: undefined as unknown as string}, record('A', 2)),
     ]);
-    expect(results.map(r => r.status)).to.deepEqual(['fulfilled', 'rejected', 'rejected', 'rejected']);
-    expect((results[1] as PromiseRejectedResult).reason.message).to.match(/without a value for instanceId/);
+    expect(results.map(r => r.status)).to.deepEqual([
+      'fulfilled',
+      'rejected',
+      'rejected',
+      'rejected',
+    ]);
+    expect((results[1] as PromiseRejectedResult).reason.message).to.match(
+      /without a value for instanceId/,
+    );
     const rows = await locks.find();
     expect(rows.every(r => r.instanceId === 'me' && r.fencingToken === 1)).to.be.true();
+  });
+
+  it('inserts the rows again in halves when a clash inside the batch rolled all back, as SQL does', async () => {
+    // As on a case-insensitive column: two names of one batch share a key.
+    const r = locks as unknown as Record<string, Function>;
+    const createAll = r.createAll;
+    r.createAll = function (this: unknown, rows: {lockName: string}[], ...rest: unknown[]) {
+      const keys = rows.map(row => row.lockName.toLowerCase());
+      if (new Set(keys).size < keys.length) {
+        return Promise.reject(Object.assign(new Error('Duplicate entry'), {code: 'ER_DUP_ENTRY'}));
+      }
+      return createAll.call(this, rows, ...rest);
+    };
+    const batch = ['A', 'B', 'CASEX', 'casex', 'D', 'E'];
+    const created = await Promise.all(batch.map(n => store.create(record(n))));
+    expect(created.map(c => c?.lockName)).to.deepEqual(['A', 'B', 'CASEX', 'casex', 'D', 'E']);
+    expect(calls.filter(c => c === 'lock.createAll').length).to.be.lessThanOrEqual(5);
+  });
+
+  it('fails only the lock whose value the database refuses, in a few statements, not the batch', async () => {
+    const r = locks as unknown as Record<string, Function>;
+    const find = r.find;
+    r.find = function (
+      this: unknown,
+      filter: {where?: {lockName?: {inq?: string[]}}},
+      ...rest: unknown[]
+    ) {
+      if (
+        filter?.where?.lockName?.inq?.includes('BAD') ||
+        JSON.stringify(filter).includes('"BAD"')
+      ) {
+        return Promise.reject(
+          Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), {
+            code: '22021',
+          }),
+        );
+      }
+      return find.call(this, filter, ...rest);
+    };
+    const many = Array.from({length: 64}, (_, i) => `L${i}`);
+    const results = await Promise.allSettled([...many, 'BAD'].map(n => store.read(n)));
+    expect(results.slice(0, 64).every(x => x.status === 'fulfilled')).to.be.true();
+    expect(results[64].status).to.equal('rejected');
+    // log2(65) levels, two statements per level on the bad path, for locks and controls.
+    expect(calls.filter(c => c.endsWith('.find')).length).to.be.lessThanOrEqual(2 * (2 * 7 + 1));
+  });
+
+  it('fails the whole batch at once when the database is unreachable', async () => {
+    const r = locks as unknown as Record<string, Function>;
+    r.find = function () {
+      calls.push('lock.find (refused)');
+      return Promise.reject(
+        Object.assign(new Error('connect ECONNREFUSED'), {code: 'ECONNREFUSED'}),
+      );
+    };
+    const results = await Promise.allSettled(names.map(n => store.read(n)));
+    expect(results.every(x => x.status === 'rejected')).to.be.true();
+    expect(calls.filter(c => c === 'lock.find (refused)')).to.have.length(1);
   });
 });

@@ -1,0 +1,132 @@
+// Lock names are compared exactly on every connector: case, accents and
+// trailing spaces make different locks, with controls of their own; on the
+// memory connector, names of Object.prototype's members are names like others.
+
+import {RepositoryMixin} from '@loopback/repository';
+import {RestApplication} from '@loopback/rest';
+import {Client, createRestAppClient, expect} from '@loopback/testlab';
+import {randomBytes} from 'crypto';
+import {MasterJobExecutor, MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
+import {waitFor} from '../fixtures/cluster';
+import {BACKENDS, openTestDatabase, TestDatabase} from '../fixtures/databases';
+
+class App extends RepositoryMixin(RestApplication) {}
+
+for (const backend of BACKENDS) {
+  describe(`exact lock names on ${backend} (integration)`, function () {
+    this.timeout(20000);
+    let db: TestDatabase;
+    let app: App;
+    let client: Client;
+    let executor: MasterJobExecutor;
+    const stops: {lockName: string; reason?: string}[] = [];
+    // Different runs on one server must not share rows; the suffixes differ only as tested.
+    const p = `N${randomBytes(3).toString('hex')}-`;
+    const names = [`${p}CASEX`, `${p}casex`, `${p}X`, `${p}X `, `${p}é`, `${p}e`];
+    if (backend === 'memory') names.push('__proto__', 'constructor', 'toString', 'hasOwnProperty');
+
+    before(async function () {
+      db = await openTestDatabase(this, backend, 'mje_exact');
+      app = new App({rest: {port: 0, host: '127.0.0.1'}, shutdown: {signals: []}});
+      app.dataSource(db.createDataSource(), 'db');
+      app.configure(MasterJobExecutorBindings.COMPONENT).to({
+        initDelay: 0,
+        checkMasterInterval: 200,
+        heartbeatInterval: 100,
+        leaseDuration: 600,
+      });
+      app.component(MasterJobExecutorComponent);
+      await app.migrateSchema();
+      await app.start();
+      client = createRestAppClient(app);
+      executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
+    });
+
+    after(async () => {
+      await app?.stop();
+      await db?.close();
+    });
+
+    const isMaster = (name: string) => executor.getMaster(name)?.isMaster === true;
+
+    it('makes every name its own lock, all mastered in one batch', async () => {
+      for (const lockName of names) {
+        executor.startMaster({
+          lockName,
+          masterJob: {start() {}, stop: ctx => void stops.push({lockName, reason: ctx.reason})},
+        });
+      }
+      await waitFor('every lock mastered', () => names.every(isMaster), 5000);
+      const status = await client.get('/api/MasterControls/status').expect(200);
+      const stored = status.body.locks.map((l: {lockName: string}) => l.lockName);
+      for (const name of names) expect(stored).to.containEql(name);
+    });
+
+    it('disables exactly the name given, not one that differs in case, accent or trailing space', async () => {
+      for (const lockName of [`${p}casex`, `${p}X `, `${p}é`, ...names.slice(6, 8)]) {
+        const reply = await client
+          .post('/api/MasterControls/disable')
+          .send({lockName, reason: 'exact'});
+        expect(reply.status).to.equal(200);
+        expect(reply.body).to.containDeep({lockName, enabled: false, changed: true});
+      }
+      const disabled = [`${p}casex`, `${p}X `, `${p}é`, ...names.slice(6, 8)];
+      await waitFor('disabled masters stopped', () => disabled.every(n => !isMaster(n)), 5000);
+      for (const name of names.filter(n => !disabled.includes(n))) {
+        expect(isMaster(name)).to.be.true();
+        expect(stops.filter(s => s.lockName === name)).to.be.empty();
+      }
+      const controls = await client.get('/api/MasterControls').expect(200);
+      const off = controls.body
+        .filter((c: {lockName: string; enabled: boolean}) => !c.enabled)
+        .map((c: {lockName: string}) => c.lockName);
+      for (const name of disabled) expect(off).to.containEql(name);
+      for (const name of names.filter(n => !disabled.includes(n)))
+        expect(off).to.not.containEql(name);
+
+      for (const lockName of disabled) {
+        await client.post('/api/MasterControls/enable').send({lockName}).expect(200);
+      }
+      await waitFor('enabled again', () => names.every(isMaster), 5000);
+    });
+
+    if (backend === 'mysql') {
+      it('upgrades the id columns of tables made by earlier versions when migrating', async function () {
+        const old = await openTestDatabase(this, backend, 'mje_exact_upgrade');
+        const ds = old.createDataSource();
+        try {
+          for (const table of ['MasterLock', 'MasterControl']) {
+            await ds.execute(`DROP TABLE IF EXISTS ${table}`);
+            // As 0.1 made them: VARCHAR in the server's case-insensitive collation.
+            await ds.execute(
+              `CREATE TABLE ${table} (lockName VARCHAR(255) NOT NULL PRIMARY KEY) ` +
+                'CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci',
+            );
+          }
+          await ds.execute("INSERT INTO MasterControl (lockName) VALUES ('CASEX')");
+          const upgraded = new App({shutdown: {signals: []}});
+          upgraded.dataSource(ds, 'db');
+          upgraded.component(MasterJobExecutorComponent);
+          await upgraded.migrateSchema();
+          const types = (await ds.execute(
+            'SELECT TABLE_NAME AS t, COLUMN_TYPE AS type FROM information_schema.COLUMNS ' +
+              "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'lockName' ORDER BY t",
+          )) as {t: string; type: string}[];
+          expect(types.map(r => `${r.t} ${r.type}`)).to.deepEqual([
+            'MasterControl varbinary(1020)',
+            'MasterLock varbinary(1020)',
+          ]);
+          await ds.execute("INSERT INTO MasterControl (lockName, enabled) VALUES ('casex', 1)");
+          const rows = (await ds.execute(
+            'SELECT lockName FROM MasterControl ORDER BY lockName',
+          )) as {
+            lockName: Buffer;
+          }[];
+          expect(rows.map(r => String(r.lockName))).to.deepEqual(['CASEX', 'casex']);
+        } finally {
+          await old.close();
+        }
+      });
+    }
+  });
+}
