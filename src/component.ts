@@ -15,11 +15,19 @@ import {
   extensions,
   LifeCycleObserver,
 } from '@loopback/core';
+import {asSpecEnhancer} from '@loopback/rest';
 import debugFactory from 'debug';
 import {systemClock} from './clock';
+import {resolveAuthentication} from './config';
 import {reopen} from './datasource-guard';
 import {MASTER_JOB_EXTENSION_POINT, MASTER_JOB_OPTIONS_TAG, MasterJobOptions} from './decorators';
-import {defineMasterControlController} from './controllers/master-control.controller';
+import {
+  defineMasterControlController,
+  ENDPOINT_GROUP_OF,
+  MasterControlControllerClass,
+  optionalAuthentication,
+} from './controllers/master-control.controller';
+import {MasterControlsSpecEnhancer} from './controllers/openapi';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {MasterControlService} from './master-control.service';
@@ -58,6 +66,9 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   repositories = [MasterLockRepository, MasterControlRepository];
   bindings: Binding[];
   controllers: Constructor<unknown>[] = [];
+  private readonly controller: MasterControlControllerClass | undefined;
+  /** The settings the routes were made with: the path is fixed once mounted. */
+  private readonly mountedWith: Pick<MasterJobExecutorConfig, 'controllerPath' | 'mountController'>;
   private metricsExposed = false;
 
   constructor(
@@ -66,16 +77,15 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
     @config() componentConfig: MasterJobExecutorConfig = {},
     @extensions.view() private readonly jobs?: ContextView<MasterJob>,
   ) {
-    const section: MasterJobExecutorConfig =
-      (app.options as Record<string, MasterJobExecutorConfig | undefined>)[APP_CONFIG_SECTION] ??
-      {};
-    const settings = {...section, ...componentConfig};
-    const dataSourceName = settings.dataSourceName ?? 'db';
-    if (typeof dataSourceName !== 'string' || !dataSourceName) {
-      throw new Error('masterJobExecutor dataSourceName must be a non-empty string');
-    }
+    const settings = {...appSection(app), ...componentConfig};
+    const {controllerPath, mountController} = settings;
+    this.mountedWith = {controllerPath, mountController};
     this.bindings = [
-      Binding.bind(MasterJobExecutorBindings.DATASOURCE).toAlias(`datasources.${dataSourceName}`),
+      // Resolved when first used, so app.configure() may come after app.component().
+      Binding.bind(MasterJobExecutorBindings.DATASOURCE).toDynamicValue(async () => {
+        const name = dataSourceNameOf(await this.settings());
+        return this.app.get(`datasources.${name}`);
+      }),
       Binding.bind(MasterJobExecutorBindings.LOCK_STORE).toClass(RepositoryLockStore),
       Binding.bind(MasterJobExecutorBindings.CLOCK).to(systemClock),
       Binding.bind(MasterJobExecutorBindings.NOTIFIER)
@@ -86,18 +96,71 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
         .inScope(BindingScope.SINGLETON),
       Binding.bind(MasterJobExecutorBindings.CONTROL_SERVICE).toClass(MasterControlService),
     ];
-    if (settings.mountController !== false) {
-      this.controllers.push(
-        defineMasterControlController({
-          basePath: settings.controllerPath,
-          authenticate: settings.controllerAuthentication,
-        }),
+    dataSourceNameOf(settings); // a bad name fails app.component() at once
+    if (mountController !== false) {
+      const controller = defineMasterControlController({basePath: controllerPath});
+      this.controller = controller;
+      this.controllers.push(controller);
+      this.bindings.push(
+        Binding.bind('masterJobExecutor.openApiSpecEnhancer')
+          .to(
+            new MasterControlsSpecEnhancer(
+              operation => !!controller.protection[ENDPOINT_GROUP_OF[operation]],
+            ),
+          )
+          .apply(asSpecEnhancer),
       );
     }
   }
 
-  /** An app that orders the `datasource` group itself gets ours right after it. */
+  /** The component configuration over the application config section, as configured now. */
+  private async settings(): Promise<MasterJobExecutorConfig> {
+    const configured = await this.app.getConfig<MasterJobExecutorConfig>(
+      MasterJobExecutorBindings.COMPONENT,
+    );
+    return {...appSection(this.app), ...configured};
+  }
+
+  /**
+   * Protects the controller as configured now, whether app.configure() came
+   * before or after app.component(); and places our observer group after an
+   * ordered `datasource` group.
+   */
   async init(): Promise<void> {
+    await this.protectController();
+    await this.placeObserverGroup();
+  }
+
+  /** Fails closed: protection asked for but impossible is a startup error. */
+  private async protectController(): Promise<void> {
+    const settings = await this.settings();
+    for (const key of ['controllerPath', 'mountController'] as const) {
+      if (settings[key] !== this.mountedWith[key]) {
+        throw new Error(
+          `masterJobExecutor ${key} was configured after app.component(MasterJobExecutorComponent): ` +
+            'the routes are made when the component is added, so configure it before',
+        );
+      }
+    }
+    const groups = resolveAuthentication(settings.controllerAuthentication);
+    if (!this.controller) return;
+    if (Object.keys(groups).length && !optionalAuthentication()) {
+      throw new Error(
+        'masterJobExecutor controllerAuthentication needs @loopback/authentication: install it ' +
+          'and add AuthenticationComponent to the app',
+      );
+    }
+    if (Object.keys(groups).length && !this.app.isBound(AUTHENTICATION_METADATA)) {
+      throw new Error(
+        'masterJobExecutor controllerAuthentication is set but AuthenticationComponent is not ' +
+          'mounted: app.component(AuthenticationComponent), or the control endpoints would be open',
+      );
+    }
+    this.controller.protect(groups);
+  }
+
+  /** An app that orders the `datasource` group itself gets ours right after it. */
+  private async placeObserverGroup(): Promise<void> {
     const registry = await this.app.get<LifeCycleObserverRegistry>(
       CoreBindings.LIFE_CYCLE_OBSERVER_REGISTRY,
     );
@@ -117,11 +180,31 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
 
   /** Resolves the executor so that bad configuration fails app.start(). */
   async start(): Promise<void> {
+    await this.checkStrategies();
     const dataSource = await this.app.get(MasterJobExecutorBindings.DATASOURCE, {optional: true});
     if (dataSource) await reopen(dataSource);
     const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR);
     if (!this.metricsExposed) this.metricsExposed = exposeMetrics(executor);
     await this.startClassJobs(executor);
+  }
+
+  /** Every strategy controllerAuthentication names is registered (by now, they all are). */
+  private async checkStrategies(): Promise<void> {
+    const wanted = new Set(Object.values(this.controller?.protection ?? {}).flat());
+    if (!wanted.size) return;
+    const registered = new Set<string>();
+    for (const binding of this.app.findByTag({extensionFor: AUTHENTICATION_STRATEGIES})) {
+      const strategy = await this.app.get<{name?: string}>(binding.key);
+      if (strategy?.name) registered.add(strategy.name);
+    }
+    const missing = [...wanted].filter(name => !registered.has(name));
+    if (missing.length) {
+      throw new Error(
+        `masterJobExecutor controllerAuthentication names strategy ${missing.join(', ')}, but no ` +
+          `AuthenticationStrategy of that name is registered (registered: ${[...registered].join(', ') || 'none'}); ` +
+          'use registerAuthenticationStrategy(app, ...)',
+      );
+    }
   }
 
   /** Starts every `@masterJob` binding not started yet; options from the tag, then configure(). */
@@ -159,6 +242,24 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
       if (this.app.isBound(key)) this.app.getBinding(key).refresh(this.app);
     }
   }
+}
+
+/** Keys of @loopback/authentication, by name: the component does not depend on it. */
+const AUTHENTICATION_METADATA = 'authentication.operationMetadata';
+const AUTHENTICATION_STRATEGIES = 'authentication.strategies';
+
+function appSection(app: Application): MasterJobExecutorConfig {
+  return (
+    (app.options as Record<string, MasterJobExecutorConfig | undefined>)[APP_CONFIG_SECTION] ?? {}
+  );
+}
+
+function dataSourceNameOf(settings: MasterJobExecutorConfig): string {
+  const name = settings.dataSourceName ?? 'db';
+  if (typeof name !== 'string' || !name) {
+    throw new Error('masterJobExecutor dataSourceName must be a non-empty string');
+  }
+  return name;
 }
 
 /**

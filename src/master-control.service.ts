@@ -1,8 +1,16 @@
 import {BindingScope, inject, injectable} from '@loopback/core';
 import {repository} from '@loopback/repository';
+import {HttpErrors} from '@loopback/rest';
+import {Attempt, withinControlTimeout} from './database-unavailable';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
-import {MasterControl} from './models';
+import {
+  FORBIDDEN_CHARACTERS,
+  MasterControl,
+  MAX_LOCK_NAME_LENGTH,
+  MAX_REASON_LENGTH,
+  MAX_UPDATED_BY_LENGTH,
+} from './models';
 import {ControlChange, LockChange, LockNotifier, PostgresNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
 import {isDuplicate, retryDeadlock} from './repository-lock-store';
@@ -16,6 +24,8 @@ export interface ControlResult {
   updatedBy?: string;
   /** Whether this call changed anything (false for a repeat). */
   changed: boolean;
+  /** Whether any replica has started this lock; false may be a typo. */
+  known: boolean;
   message: string;
 }
 
@@ -35,6 +45,8 @@ export interface LockStatus {
 /**
  * Disable and enable locks for the whole cluster. Every replica reads the
  * control before it starts a job and with every renewal, so this only writes.
+ * Every call answers within controlTimeout: DatabaseUnavailableError (503) if
+ * the database does not.
  */
 @injectable({scope: BindingScope.SINGLETON})
 export class MasterControlService {
@@ -50,40 +62,58 @@ export class MasterControlService {
   ) {}
 
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
-    const change = {enabled: false, reason, updatedAt: new Date(), updatedBy};
-    const changed = await this.writeDisable(lockName, change);
-    const row = await this.controls.findById(lockName);
-    return result(
-      row,
-      changed,
-      changed
+    checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
+    checkText('reason', reason, MAX_REASON_LENGTH);
+    return this.guarded({what: `disable ${lockName}`, writes: true}, async () => {
+      const change = {enabled: false, reason, updatedAt: new Date(), updatedBy: who(updatedBy)};
+      const changed = await this.writeDisable(lockName, change);
+      const [row, known] = await Promise.all([
+        this.controls.findById(lockName),
+        this.isKnown(lockName),
+      ]);
+      const message = changed
         ? `${lockName} disabled: its master stops within one heartbeat interval, and no replica starts it until it is enabled`
-        : `${lockName} was already disabled; nothing changed`,
-    );
+        : `${lockName} was already disabled; nothing changed`;
+      return result(row, changed, known, message);
+    });
   }
 
   async enable(lockName: string, updatedBy?: string): Promise<ControlResult> {
-    const changed = await this.flip(
-      lockName,
-      {enabled: true, reason: '', updatedAt: new Date(), updatedBy},
-      'enabled',
-    );
-    const row = await this.controls.findOne({where: {lockName}});
-    if (changed && row) {
-      return result(
-        row,
-        true,
-        `${lockName} enabled: a replica will start it within one check interval`,
+    checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
+    return this.guarded({what: `enable ${lockName}`, writes: true}, async () => {
+      const changed = await this.flip(
+        lockName,
+        {enabled: true, reason: '', updatedAt: new Date(), updatedBy: who(updatedBy)},
+        'enabled',
       );
-    }
-    return row
-      ? result(row, false, `${lockName} was already enabled; nothing changed`)
-      : {
-          lockName,
-          enabled: true,
-          changed: false,
-          message: `${lockName} was already enabled (never disabled); nothing changed`,
-        };
+      const [row, known] = await Promise.all([
+        this.controls.findOne({where: {lockName}}),
+        this.isKnown(lockName),
+      ]);
+      if (!row) {
+        const message = `${lockName} was already enabled (never disabled); nothing changed`;
+        return {lockName, enabled: true, changed: false, known, message: warn(message, known)};
+      }
+      const message = changed
+        ? `${lockName} enabled: a replica will start it within one check interval`
+        : `${lockName} was already enabled; nothing changed`;
+      return result(row, changed, known, message);
+    });
+  }
+
+  /** Whether a replica ever campaigned for the lock (its row exists), or this one does. */
+  private async isKnown(lockName: string): Promise<boolean> {
+    if (this.executor.getMaster(lockName)) return true;
+    return (await this.locks.findOne({where: {lockName}, fields: {lockName: true}})) !== null;
+  }
+
+  private guarded<T>(attempt: Attempt, work: () => Promise<T>): Promise<T> {
+    return withinControlTimeout(
+      this.controls.dataSource,
+      attempt,
+      this.executor.controlTimeout,
+      work,
+    );
   }
 
   /** Whether this call disabled the lock (false if it already was). */
@@ -145,7 +175,9 @@ export class MasterControlService {
   }
 
   list(): Promise<MasterControl[]> {
-    return this.controls.find({order: ['lockName ASC']});
+    return this.guarded({what: 'reading the controls', writes: false}, () =>
+      this.controls.find({order: ['lockName ASC']}),
+    );
   }
 
   /** Every lock known to the database, and what this replica sees of its own. */
@@ -154,7 +186,9 @@ export class MasterControlService {
     locks: LockStatus[];
     local: MasterStatus[];
   }> {
-    const [locks, controls] = await Promise.all([this.locks.find(), this.controls.find()]);
+    const [locks, controls] = await this.guarded({what: 'reading the status', writes: false}, () =>
+      Promise.all([this.locks.find(), this.controls.find()]),
+    );
     const byName = new Map<string, LockStatus>();
     const now = Date.now();
     for (const lock of locks) {
@@ -192,7 +226,12 @@ export class MasterControlService {
   }
 }
 
-function result(row: MasterControl, changed: boolean, message: string): ControlResult {
+function result(
+  row: MasterControl,
+  changed: boolean,
+  known: boolean,
+  message: string,
+): ControlResult {
   return {
     lockName: row.lockName,
     enabled: row.enabled,
@@ -200,6 +239,37 @@ function result(row: MasterControl, changed: boolean, message: string): ControlR
     updatedAt: row.updatedAt,
     updatedBy: row.updatedBy,
     changed,
-    message,
+    known,
+    message: warn(message, known),
   };
+}
+
+function warn(message: string, known: boolean): string {
+  if (known) return message;
+  return (
+    `${message}. Note: no replica has started this lock yet; check the spelling ` +
+    '(the control is kept, and applies when a replica starts it)'
+  );
+}
+
+/** For calls from code; the REST edge refuses the same in its schema. */
+function checkText(field: string, value: unknown, maxLength: number): void {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new HttpErrors.UnprocessableEntity(`${field} must be a non-empty string`);
+  }
+  if ([...value].length > maxLength) {
+    throw new HttpErrors.UnprocessableEntity(`${field} must be at most ${maxLength} characters`);
+  }
+  if (FORBIDDEN_CHARACTERS.test(value)) {
+    throw new HttpErrors.UnprocessableEntity(
+      `${field} must not contain control characters or unpaired surrogates`,
+    );
+  }
+}
+
+/** The authenticated user's name as it fits the column. */
+function who(user: string | undefined): string | undefined {
+  if (user === undefined) return undefined;
+  const clean = [...String(user).replace(new RegExp(FORBIDDEN_CHARACTERS, 'g'), '')];
+  return clean.slice(0, MAX_UPDATED_BY_LENGTH).join('');
 }

@@ -4,11 +4,17 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {hostname} from 'os';
 import {Clock} from './clock';
-import {resolveTimings, TIMING_ENV_VARIABLES, TimingSource, timingsFromEnv} from './config';
+import {
+  resolveControlTimeout,
+  resolveTimings,
+  TIMING_ENV_VARIABLES,
+  TimingSource,
+  timingsFromEnv,
+} from './config';
 import {LockElection, Master} from './election';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {LockStore} from './lock-store';
-import {CONTROL_CHARACTERS, MAX_LOCK_NAME_LENGTH} from './models/limits';
+import {FORBIDDEN_CHARACTERS, MAX_LOCK_NAME_LENGTH} from './models/limits';
 import {LockChange, LockNotifier} from './notifier';
 import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptions} from './types';
 
@@ -33,6 +39,8 @@ const FORWARDED_EVENTS = [
 @injectable({scope: BindingScope.SINGLETON})
 export class MasterJobExecutor extends EventEmitter {
   readonly instanceId: string;
+  /** How long a REST call waits on the database before it answers 503. */
+  readonly controlTimeout: number;
   private readonly hostname = hostname();
   private readonly sources: TimingSource[];
   private readonly masters = new Map<string, LockElection>();
@@ -73,6 +81,7 @@ export class MasterJobExecutor extends EventEmitter {
     if (typeof this.instanceId !== 'string' || !this.instanceId || this.instanceId.length > 255) {
       throw new Error('instanceId must be a non-empty string of at most 255 characters');
     }
+    this.controlTimeout = resolveControlTimeout(env, componentConfig, section);
     // Fail at start on bad configuration, not at the first startMaster().
     this.timingsFor({});
   }
@@ -181,9 +190,9 @@ function validate(options: StartMasterOptions): void {
       `startMaster(options): lockName must be at most ${MAX_LOCK_NAME_LENGTH} characters`,
     );
   }
-  if (CONTROL_CHARACTERS.test(lockName)) {
+  if (FORBIDDEN_CHARACTERS.test(lockName)) {
     throw new TypeError(
-      'startMaster(options): lockName must not contain control characters (NUL, newline, ...)',
+      'startMaster(options): lockName must not contain control characters (NUL, newline, ...) or unpaired surrogates',
     );
   }
   if (masterJob === null || typeof masterJob !== 'object') {

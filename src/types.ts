@@ -63,10 +63,27 @@ export interface MasterJobExecutorConfig extends Partial<ElectionTimings> {
   /** Set to false to leave the REST controller unmounted. */
   mountController?: boolean;
   /**
-   * Authentication strategies required by the controller, as given to
+   * Authentication strategies the controller requires, as given to
    * `@authenticate(...)` of @loopback/authentication (which the app mounts).
+   * A list protects the control and read-only endpoints; per group, each
+   * its own. The health endpoint stays open (a liveness probe) unless listed.
    */
-  controllerAuthentication?: string[];
+  controllerAuthentication?: string[] | ControllerAuthentication;
+  /**
+   * Longest wait, in ms, of a REST call on the database before it answers
+   * 503 DatabaseUnavailable; default 5000 (env MASTER_JOB_CONTROL_TIMEOUT).
+   */
+  controlTimeout?: number;
+}
+
+/** Strategies per group of endpoints; a group left out is open. */
+export interface ControllerAuthentication {
+  /** POST disable and enable. */
+  control?: string[];
+  /** GET the controls and the status. */
+  read?: string[];
+  /** GET health. */
+  health?: string[];
 }
 
 export type MasterState =

@@ -1,28 +1,44 @@
-import {Constructor, inject} from '@loopback/core';
+import {Constructor, inject, intercept, Interceptor} from '@loopback/core';
 import {
   get,
   getModelSchemaRef,
+  HttpErrors,
+  oas,
   post,
   requestBody,
   Response,
   RestBindings,
   SchemaObject,
 } from '@loopback/rest';
+import {EndpointGroup} from '../config';
+import {DatabaseUnavailableError} from '../database-unavailable';
 import {ControlResult, MasterControlService} from '../master-control.service';
-import {MasterControl, MAX_LOCK_NAME_LENGTH, MAX_REASON_LENGTH} from '../models';
+import {MasterControl, MAX_LOCK_NAME_LENGTH, MAX_REASON_LENGTH, TEXT_PATTERN} from '../models';
 import {MasterJobExecutorBindings} from '../keys';
+import {errorResponses, MASTER_CONTROLS_TAG} from './openapi';
 
 export const DEFAULT_CONTROLLER_PATH = '/api/MasterControls';
 
 /** The authenticated user, when the host app has @loopback/authentication. */
 const CURRENT_USER = 'security.user';
 
+/** Which group of endpoints each method is in, for controllerAuthentication. */
+export const ENDPOINT_GROUP_OF: Readonly<Record<string, EndpointGroup>> = {
+  disable: 'control',
+  enable: 'control',
+  list: 'read',
+  status: 'read',
+  health: 'health',
+};
+
 const lockName: SchemaObject = {
   type: 'string',
   minLength: 1,
   maxLength: MAX_LOCK_NAME_LENGTH,
-  pattern: '\\S',
-  description: 'The lockName given to startMaster()',
+  pattern: TEXT_PATTERN,
+  description:
+    'The lockName the job was started with, exactly (case and spaces count); ' +
+    'no control characters',
   example: 'JOB-SCHEDULER',
 };
 
@@ -37,6 +53,7 @@ const disableBody: SchemaObject = {
       type: 'string',
       minLength: 1,
       maxLength: MAX_REASON_LENGTH,
+      pattern: TEXT_PATTERN,
       description: 'Why the job is disabled, kept with the control for the next operator',
       example: 'testing',
     },
@@ -54,7 +71,7 @@ const enableBody: SchemaObject = {
 const controlResult: SchemaObject = {
   title: 'ControlResult',
   type: 'object',
-  required: ['lockName', 'enabled', 'changed', 'message'],
+  required: ['lockName', 'enabled', 'changed', 'known', 'message'],
   properties: {
     lockName: {type: 'string'},
     enabled: {type: 'boolean'},
@@ -64,6 +81,11 @@ const controlResult: SchemaObject = {
     changed: {
       type: 'boolean',
       description: 'false when the call repeated the current state',
+    },
+    known: {
+      type: 'boolean',
+      description:
+        'false when no replica has ever started this lock: the control is kept, but check the spelling',
     },
     message: {type: 'string'},
   },
@@ -106,33 +128,100 @@ function body(schema: SchemaObject, example: object, description: string) {
   });
 }
 
-function ok(description: string, schema: SchemaObject) {
+function ok(description: string, schema: SchemaObject, errors: number[]) {
   return {
     responses: {
       '200': {description, content: {'application/json': {schema}}},
+      ...errorResponses(errors),
     },
   };
 }
 
+/**
+ * A database that does not answer in time is a 503 with Retry-After, named
+ * DatabaseUnavailable: LoopBack's own error writer would hide both.
+ */
+const answerDatabaseUnavailable: Interceptor = async (invocation, next) => {
+  try {
+    return await next();
+  } catch (err) {
+    if (!(err instanceof DatabaseUnavailableError)) throw err;
+    const response = await invocation.get(RestBindings.Http.RESPONSE);
+    response.status(err.statusCode).setHeader('Retry-After', String(err.retryAfter));
+    return {error: {statusCode: err.statusCode, name: err.name, message: err.message}};
+  }
+};
+
 export interface ControllerOptions {
   /** Path prefix, default `/api/MasterControls`. */
   basePath?: string;
-  /** Strategies for `@authenticate(...)`; needs @loopback/authentication. */
-  authenticate?: string[];
+}
+
+/** The controller class, and how the component protects it once configured. */
+export interface MasterControlControllerClass extends Constructor<unknown> {
+  /** Strategies required per group of endpoints; a group left out is open. */
+  readonly protection: Partial<Record<EndpointGroup, string[]>>;
+  /**
+   * Applies `@authenticate(...)` per group (the health endpoint skips the
+   * app's default metadata unless its group is listed). Once per class.
+   */
+  protect(groups: Partial<Record<EndpointGroup, string[]>>): void;
 }
 
 /** Builds the controller for a path prefix (routes are fixed at decoration time). */
 export function defineMasterControlController(
   options: ControllerOptions = {},
-): Constructor<unknown> {
+): MasterControlControllerClass {
   const base = (options.basePath ?? DEFAULT_CONTROLLER_PATH).replace(/\/+$/, '');
   if (!/^\/[\w\-./]*$/.test(base)) {
     throw new Error(
       `masterJobExecutor controllerPath must be a path like /api/MasterControls, got "${base}"`,
     );
   }
+  let protection: Partial<Record<EndpointGroup, string[]>> = {};
+  let protectedOnce = false;
 
+  /**
+   * Fails closed: an endpoint that requires authentication answers 401 unless
+   * a user was authenticated, even if the app's sequence never ran the
+   * authentication step.
+   */
+  const requireUser: Interceptor = async (invocation, next) => {
+    const strategies = protection[ENDPOINT_GROUP_OF[invocation.methodName]];
+    if (strategies && !(await invocation.get(CURRENT_USER, {optional: true}))) {
+      throw new HttpErrors.Unauthorized(
+        `This endpoint requires authentication (${strategies.join(', ')}) and the request ` +
+          'was not authenticated',
+      );
+    }
+    return next();
+  };
+
+  @oas.tags(MASTER_CONTROLS_TAG)
+  @intercept(requireUser, answerDatabaseUnavailable)
   class MasterControlController {
+    static get protection() {
+      return protection;
+    }
+
+    static protect(groups: Partial<Record<EndpointGroup, string[]>>): void {
+      if (protectedOnce) return;
+      protectedOnce = true;
+      protection = groups;
+      const authentication = optionalAuthentication();
+      if (!authentication) return;
+      for (const [method, group] of Object.entries(ENDPOINT_GROUP_OF)) {
+        const strategies = groups[group];
+        const decorate = strategies
+          ? authentication.authenticate(...strategies)
+          : group === 'health'
+            ? authentication.authenticate.skip() // a liveness probe, whatever the app's default
+            : undefined;
+        const target = MasterControlController.prototype;
+        decorate?.(target, method, Object.getOwnPropertyDescriptor(target, method)!);
+      }
+    }
+
     constructor(
       @inject(MasterJobExecutorBindings.CONTROL_SERVICE)
       private readonly service: MasterControlService,
@@ -143,9 +232,11 @@ export function defineMasterControlController(
     @post(`${base}/disable`, {
       summary: 'Disable a master job on every replica',
       description:
-        'Its master calls stop() within one heartbeatInterval and no replica starts it until enabled. ' +
-        'Allowed before any replica started the lock. Repeating it changes nothing and says so.',
-      ...ok('The control after the call', controlResult),
+        'Stops the job everywhere: its master calls stop() within one heartbeatInterval, and no ' +
+        'replica starts it again until you enable it. You may disable a lock before any replica ' +
+        'has started it (the reply then says known: false: check the spelling). Repeating a ' +
+        'disable changes nothing and says so.',
+      ...ok('The control after the call', controlResult, [400, 415, 422, 503]),
     })
     disable(
       @body(
@@ -164,8 +255,10 @@ export function defineMasterControlController(
     @post(`${base}/enable`, {
       summary: 'Enable a disabled master job',
       description:
-        'A replica starts it within one checkMasterInterval. Repeating it changes nothing and says so.',
-      ...ok('The control after the call', controlResult),
+        'Lets the replicas run the job again: one of them starts it within one ' +
+        'checkMasterInterval (at once on PostgreSQL). Repeating an enable changes nothing and ' +
+        'says so.',
+      ...ok('The control after the call', controlResult, [400, 415, 422, 503]),
     })
     enable(
       @body(enableBody, {lockName: 'JOB-SCHEDULER'}, 'The lock to enable')
@@ -177,40 +270,42 @@ export function defineMasterControlController(
     }
 
     @get(base, {
-      summary: 'The controls: which locks are disabled, why and by whom',
-      ...ok('Every control row', {
-        type: 'array',
-        items: getModelSchemaRef(MasterControl),
-      }),
+      summary: 'The controls: which jobs are disabled, why and by whom',
+      ...ok('Every control row', {type: 'array', items: getModelSchemaRef(MasterControl)}, [503]),
     })
     list(): Promise<MasterControl[]> {
       return this.service.list();
     }
 
     @get(`${base}/status`, {
-      summary: 'Every known lock: enabled, holder, fencing token, heartbeat age',
-      ...ok('Status of the cluster as stored, and of this replica', {
-        type: 'object',
-        properties: {
-          instanceId: {type: 'string', description: 'This replica'},
-          locks: {type: 'array', items: lockStatus},
-          local: {
-            type: 'array',
-            items: {type: 'object'},
-            description: "This replica's masters",
+      summary: 'Every known job: enabled or not, its master, fencing token, heartbeat age',
+      ...ok(
+        'Status of the cluster as stored, and of this replica',
+        {
+          type: 'object',
+          properties: {
+            instanceId: {type: 'string', description: 'This replica'},
+            locks: {type: 'array', items: lockStatus},
+            local: {
+              type: 'array',
+              items: {type: 'object'},
+              description: "This replica's masters",
+            },
           },
         },
-      }),
+        [503],
+      ),
     })
     status() {
       return this.service.status();
     }
 
     @get(`${base}/health`, {
-      summary: "This replica's health as a master",
+      summary: "This replica's health as a master (for liveness probes)",
       description:
-        '503 when this replica holds a lock past its renewal deadline (it should have stopped: ' +
-        'its event loop is stalled). For liveness probes.',
+        '503 when this replica holds a lock past its renewal deadline: it should have stopped, ' +
+        'so its event loop is stalled. Never reads the database. Open even when the other ' +
+        'endpoints are protected, unless controllerAuthentication.health says otherwise.',
       responses: {
         '200': {description: 'Healthy', content: {'application/json': {schema: {type: 'object'}}}},
         '503': {
@@ -230,9 +325,18 @@ export function defineMasterControlController(
     }
   }
 
-  if (options.authenticate?.length) {
-    const {authenticate} = require('@loopback/authentication');
-    authenticate(...options.authenticate)(MasterControlController);
-  }
   return MasterControlController;
+}
+
+interface Authentication {
+  authenticate: ((...strategies: string[]) => MethodDecorator) & {skip(): MethodDecorator};
+}
+
+/** @loopback/authentication if the app has it; the component does not depend on it. */
+export function optionalAuthentication(): Authentication | undefined {
+  try {
+    return require('@loopback/authentication') as Authentication;
+  } catch {
+    return undefined;
+  }
 }

@@ -9,9 +9,17 @@ export const MAX_REASON_LENGTH = 1000;
 /** Characters kept of the user who changed a control. */
 export const MAX_UPDATED_BY_LENGTH = 255;
 
-/** C0 and C1 control characters and DEL: a name or reason must not contain them. */
-// eslint-disable-next-line no-control-regex
-export const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+/**
+ * What a name or reason must not contain: C0 and C1 control characters, DEL,
+ * and unpaired surrogates (no database could store them as given).
+ */
+export const FORBIDDEN_CHARACTERS =
+  // eslint-disable-next-line no-control-regex
+  /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** The same, as a JSON Schema pattern (control characters only; the service checks surrogates). */
+export const TEXT_PATTERN =
+  '^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$';
 
 /** The id column of both models: compared exactly (case, accents, trailing spaces). */
 export const LOCK_NAME_COLUMN: PropertyDefinition = {

@@ -53,7 +53,12 @@ for (const backend of BACKENDS) {
       for (const lockName of names) {
         executor.startMaster({
           lockName,
-          masterJob: {start() {}, stop: ctx => void stops.push({lockName, reason: ctx.reason})},
+          masterJob: {
+            start() {},
+            stop: ctx => {
+              stops.push({lockName, reason: ctx.reason});
+            },
+          },
         });
       }
       await waitFor('every lock mastered', () => names.every(isMaster), 5000);

@@ -1,0 +1,82 @@
+// What a REST call (or a MasterControlService call from code) answers when the
+// database does not: 503 DatabaseUnavailable, within controlTimeout.
+
+import {juggler} from '@loopback/repository';
+
+/** The error name the REST edge answers with; `statusCode` 503. */
+export const DATABASE_UNAVAILABLE = 'DatabaseUnavailable';
+
+export class DatabaseUnavailableError extends Error {
+  readonly statusCode = 503;
+  constructor(
+    message: string,
+    /** Seconds, for the Retry-After header. */
+    readonly retryAfter: number,
+    readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = DATABASE_UNAVAILABLE;
+  }
+}
+
+/** Errors that mean the statement was never sent: nothing was written. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'DATASOURCE_STOPPED']);
+
+export interface Attempt {
+  /** e.g. "disable JOB-SCHEDULER" */
+  what: string;
+  /** Whether the call writes: then a failure may leave its outcome unknown. */
+  writes: boolean;
+}
+
+/**
+ * Runs `work`, answering DatabaseUnavailableError if it fails or takes longer
+ * than `timeoutMs`. A call cut short still runs on: its write may land later.
+ */
+export async function withinControlTimeout<T>(
+  dataSource: juggler.DataSource,
+  attempt: Attempt,
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(Object.assign(new Error(`no answer in ${timeoutMs} ms`), {code: 'TIMEOUT'})),
+      timeoutMs,
+    );
+  });
+  const running = work();
+  running.catch(() => {}); // answered by the race; a late failure is nobody's
+  try {
+    return await Promise.race([running, timedOut]);
+  } catch (err) {
+    throw unavailable(dataSource, attempt, timeoutMs, err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function unavailable(
+  dataSource: juggler.DataSource,
+  attempt: Attempt,
+  timeoutMs: number,
+  err: unknown,
+): DatabaseUnavailableError {
+  const e = (err ?? {}) as {code?: string; message?: string};
+  const connector = dataSource.connector?.name ?? 'unknown connector';
+  const cause = (e.message || String(err)).replace(/\.+$/, '');
+  let outcome = '';
+  if (attempt.writes) {
+    outcome = NOT_SENT.has(String(e.code))
+      ? ' Nothing was changed.'
+      : ' The change may or may not have been applied (outcome unknown): repeat the call once ' +
+        'the database answers (it is idempotent), or read the status.';
+  }
+  return new DatabaseUnavailableError(
+    `Database unavailable: ${attempt.what} failed on datasource "${dataSource.name}" ` +
+      `(${connector}): ${cause}.${outcome}`,
+    Math.max(1, Math.ceil(timeoutMs / 1000)),
+    err,
+  );
+}
