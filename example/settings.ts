@@ -105,6 +105,8 @@ export function dataSourceConfig({
         url: url.toString(),
         connectionLimit: 10,
         connectTimeout: 5000,
+        // The connector's default (utf8, 3 bytes) cannot carry emoji and other 4-byte characters.
+        collation: 'utf8mb4_unicode_ci',
       };
     default:
       throw new Error(

@@ -98,18 +98,21 @@ export class SharedTimers {
     let instant = this.instants.get(time);
     if (!instant) {
       const callbacks = new Set<() => void>();
-      const handle = this.clock.setTimeout(() => {
-        this.instants.delete(time);
-        for (const callback of callbacks) {
-          try {
-            callback();
-          } catch (err) {
-            queueMicrotask(() => {
-              throw err; // as uncaught as from a timer of its own, without skipping the rest
-            });
+      const handle = this.clock.setTimeout(
+        () => {
+          this.instants.delete(time);
+          for (const callback of callbacks) {
+            try {
+              callback();
+            } catch (err) {
+              queueMicrotask(() => {
+                throw err; // as uncaught as from a timer of its own, without skipping the rest
+              });
+            }
           }
-        }
-      }, Math.max(0, time - this.clock.now()));
+        },
+        Math.max(0, time - this.clock.now()),
+      );
       instant = {handle, callbacks};
       this.instants.set(time, instant);
     }

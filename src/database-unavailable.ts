@@ -2,6 +2,8 @@
 // database does not: 503 DatabaseUnavailable, within controlTimeout.
 
 import {juggler} from '@loopback/repository';
+import {HttpErrors} from '@loopback/rest';
+import {isRowError} from './repository-lock-store';
 
 /** The error name the REST edge answers with; `statusCode` 503. */
 export const DATABASE_UNAVAILABLE = 'DatabaseUnavailable';
@@ -51,10 +53,30 @@ export async function withinControlTimeout<T>(
   try {
     return await Promise.race([running, timedOut]);
   } catch (err) {
-    throw unavailable(dataSource, attempt, timeoutMs, err);
+    const status = Number((err as {statusCode?: unknown})?.statusCode);
+    if (status >= 400 && status < 500 && err instanceof HttpErrors.HttpError) throw err;
+    throw isRowError(err)
+      ? refused(dataSource, attempt, err)
+      : unavailable(dataSource, attempt, timeoutMs, err);
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The database refused a value the API accepted: a 4xx, not an outage. On
+ * MySQL, most likely a connection charset without 4-byte characters.
+ */
+function refused(dataSource: juggler.DataSource, attempt: Attempt, err: unknown) {
+  const cause = String((err as Error)?.message ?? err);
+  const hint =
+    dataSource.connector?.name === 'mysql'
+      ? ` Characters of 4 bytes in UTF-8 (emoji) need collation: 'utf8mb4_unicode_ci' in the ` +
+        `settings of datasource "${dataSource.name}".`
+      : '';
+  return new HttpErrors.UnprocessableEntity(
+    `The database refused a value of ${attempt.what}: ${cause.replace(/\.+$/, '')}.${hint}`,
+  );
 }
 
 function unavailable(

@@ -266,6 +266,42 @@ function exactMemoryKeys(dataSource: juggler.DataSource): void {
   connector.exists = function (this: MemoryConnector, model, id, options, cb) {
     if (!OWN_MODELS.has(model)) return exists.call(this, model, id, options, cb);
     const rows = this.collection(model);
-    process.nextTick(() => cb(null, !!rows && Object.prototype.hasOwnProperty.call(rows, String(id))));
+    process.nextTick(() =>
+      cb(null, !!rows && Object.prototype.hasOwnProperty.call(rows, String(id))),
+    );
   };
 }
+
+const astralChecks = new WeakMap<juggler.DataSource, Promise<boolean>>();
+
+/**
+ * Whether the datasource's connections carry characters of 4 bytes in UTF-8
+ * (emoji). MySQL connections in the connector's default charset, utf8 (3
+ * bytes), store them mangled without an error. Asked of the server once.
+ */
+export function carriesAstralCharacters(dataSource: juggler.DataSource): Promise<boolean> {
+  if (dataSource.connector?.name !== 'mysql') return Promise.resolve(true);
+  let check = astralChecks.get(dataSource);
+  if (!check) {
+    check = (
+      dataSource.execute('SELECT @@character_set_connection AS charset') as Promise<
+        {charset: string}[]
+      >
+    ).then(rows => /^utf8mb4$/i.test(rows[0]?.charset ?? ''));
+    // Unknown while the database is down: ask again next time.
+    check.catch(() => astralChecks.delete(dataSource));
+    astralChecks.set(dataSource, check);
+  }
+  return check;
+}
+
+/** The advice when a value has characters the connection cannot carry. */
+export function astralAdvice(dataSource: juggler.DataSource, field: string): string {
+  return (
+    `${field} contains characters of 4 bytes in UTF-8 (such as emoji), which the connections of ` +
+    `datasource "${dataSource.name}" cannot store (their charset is utf8, 3 bytes): set ` +
+    `collation: 'utf8mb4_unicode_ci' in its settings (or charset=utf8mb4 in its url)`
+  );
+}
+
+export const ASTRAL_CHARACTER = /[\u{10000}-\u{10FFFF}]/u;

@@ -2,6 +2,7 @@ import {BindingScope, inject, injectable} from '@loopback/core';
 import {repository} from '@loopback/repository';
 import {HttpErrors} from '@loopback/rest';
 import {Attempt, withinControlTimeout} from './database-unavailable';
+import {ASTRAL_CHARACTER, astralAdvice, carriesAstralCharacters} from './datasource-guard';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterJobExecutor} from './master-job-executor';
 import {
@@ -65,6 +66,7 @@ export class MasterControlService {
     checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
     checkText('reason', reason, MAX_REASON_LENGTH);
     return this.guarded({what: `disable ${lockName}`, writes: true}, async () => {
+      await this.checkStorable({lockName, reason});
       const change = {enabled: false, reason, updatedAt: new Date(), updatedBy: who(updatedBy)};
       const changed = await this.writeDisable(lockName, change);
       const [row, known] = await Promise.all([
@@ -81,6 +83,7 @@ export class MasterControlService {
   async enable(lockName: string, updatedBy?: string): Promise<ControlResult> {
     checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
     return this.guarded({what: `enable ${lockName}`, writes: true}, async () => {
+      await this.checkStorable({lockName});
       const changed = await this.flip(
         lockName,
         {enabled: true, reason: '', updatedAt: new Date(), updatedBy: who(updatedBy)},
@@ -99,6 +102,15 @@ export class MasterControlService {
         : `${lockName} was already enabled; nothing changed`;
       return result(row, changed, known, message);
     });
+  }
+
+  /** Refuses (422) what the datasource would store mangled. */
+  private async checkStorable(values: Record<string, string>): Promise<void> {
+    const astral = Object.keys(values).filter(field => ASTRAL_CHARACTER.test(values[field]));
+    if (!astral.length) return;
+    const ds = this.controls.dataSource;
+    if (await carriesAstralCharacters(ds)) return;
+    throw new HttpErrors.UnprocessableEntity(astralAdvice(ds, astral[0]));
   }
 
   /** Whether a replica ever campaigned for the lock (its row exists), or this one does. */

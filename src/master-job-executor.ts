@@ -20,7 +20,6 @@ import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptio
 
 const debug = debugFactory('loopback:master-job-executor:executor');
 
-
 const FORWARDED_EVENTS = [
   'master',
   'slave',
@@ -185,7 +184,7 @@ function validate(options: StartMasterOptions): void {
   if (typeof lockName !== 'string' || lockName.trim() === '') {
     throw new TypeError('startMaster(options): lockName must be a non-empty string');
   }
-  if (lockName.length > MAX_LOCK_NAME_LENGTH) {
+  if ([...lockName].length > MAX_LOCK_NAME_LENGTH) {
     throw new TypeError(
       `startMaster(options): lockName must be at most ${MAX_LOCK_NAME_LENGTH} characters`,
     );

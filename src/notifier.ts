@@ -210,7 +210,10 @@ export class PostgresNotifier implements LockNotifier {
       payload: string;
     }[];
     const rows = result[0]?.rows ?? [];
-    return {rows, published: rows.length === expected ? parsePayload(result[0].payload) : undefined};
+    return {
+      rows,
+      published: rows.length === expected ? parsePayload(result[0].payload) : undefined,
+    };
   }
 
   /** Whether notifications arrive now (false while connecting or reconnecting). */
@@ -284,9 +287,7 @@ export class PostgresNotifier implements LockNotifier {
 }
 
 export function createNotifier(dataSource: juggler.DataSource): LockNotifier {
-  return isPostgres(dataSource)
-    ? new PostgresNotifier(dataSource)
-    : new LocalNotifier(dataSource);
+  return isPostgres(dataSource) ? new PostgresNotifier(dataSource) : new LocalNotifier(dataSource);
 }
 
 @injectable({scope: BindingScope.SINGLETON})

@@ -7,7 +7,12 @@ import {BindingScope, inject, injectable} from '@loopback/core';
 import {repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
 import {Acquired, LockObservation, LockRecord, LockStore, RenewResult} from './lock-store';
-import {assertOpen} from './datasource-guard';
+import {
+  ASTRAL_CHARACTER,
+  assertOpen,
+  astralAdvice,
+  carriesAstralCharacters,
+} from './datasource-guard';
 import {MasterJobExecutorBindings} from './keys';
 import {MasterLock} from './models';
 import {LockChange, LockNotifier, PostgresNotifier} from './notifier';
@@ -104,7 +109,12 @@ export class RepositoryLockStore implements LockStore {
   }
 
   async create(lock: LockRecord): Promise<LockRecord | undefined> {
-    assertOpen(this.lockRepo.dataSource);
+    const dataSource = this.lockRepo.dataSource;
+    assertOpen(dataSource);
+    if (ASTRAL_CHARACTER.test(lock.lockName) && !(await carriesAstralCharacters(dataSource))) {
+      // Stored mangled, the row would never match its name again.
+      throw new Error(astralAdvice(dataSource, `lockName "${lock.lockName}"`));
+    }
     return this.creates.load({...lock});
   }
 

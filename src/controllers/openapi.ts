@@ -90,11 +90,14 @@ export function errorResponses(codes: number[]): ResponsesObject {
   const responses: ResponsesObject = {};
   for (const code of codes) {
     const {description, error, headers} = ERRORS[code];
-    responses[String(code)] = {
-      description,
-      ...(headers ? {headers} : {}),
-      content: {'application/json': {schema: errorSchema, example: {error}}},
-    };
+    // Copies: a spec that shares objects reads as YAML anchors.
+    responses[String(code)] = JSON.parse(
+      JSON.stringify({
+        description,
+        ...(headers ? {headers} : {}),
+        content: {'application/json': {schema: errorSchema, example: {error}}},
+      }),
+    );
   }
   return responses;
 }

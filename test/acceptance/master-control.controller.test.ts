@@ -221,6 +221,27 @@ describe('MasterControlController (memory)', () => {
       ['malformed JSON', 'disable', '{"lockName": "JOB",', 'json', 400, /JSON|parse|Unexpected/i],
       ['wrong content type', 'disable', 'lockName=JOB', 'text', 415, /content-type|text\/plain/i],
       ['no body', 'enable', '', 'json', 400, /body|required/i],
+      ['NUL in lockName', 'enable', {lockName: 'JOB\u0000'}, 'json', 422, /lockName/],
+      ['NUL in lockName (form)', 'disable', 'lockName=A%00B&reason=x', 'form', 422, /lockName/],
+      ['newline in reason', 'disable', {lockName: 'JOB', reason: 'a\nb'}, 'json', 422, /reason/],
+      ['DEL in reason', 'disable', 'lockName=JOB&reason=a%7Fb', 'form', 422, /reason/],
+      ['C1 control in lockName', 'enable', {lockName: 'A\u0085'}, 'json', 422, /lockName/],
+      [
+        'unpaired surrogate in lockName',
+        'enable',
+        '{"lockName": "A\\ud800"}',
+        'json',
+        422,
+        /lockName/,
+      ],
+      [
+        'unpaired surrogate in reason',
+        'disable',
+        '{"lockName": "A", "reason": "\\udc00"}',
+        'json',
+        422,
+        /reason/,
+      ],
     ];
     for (const [what, action, body, type, status, names] of cases) {
       it(`${what} -> ${status}`, async () => {

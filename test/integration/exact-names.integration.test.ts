@@ -95,7 +95,51 @@ for (const backend of BACKENDS) {
       await waitFor('enabled again', () => names.every(isMaster), 5000);
     });
 
+    it('stores the longest name and reason the API accepts, in four-byte characters', async () => {
+      // 255 characters in all, the column's size; each emoji 4 bytes in UTF-8.
+      const lockName = p + '😀'.repeat(255 - p.length);
+      const reason = '😀'.repeat(1000);
+      const res = await client.post('/api/MasterControls/disable').send({lockName, reason});
+      expect(res.body.error?.message).to.be.undefined();
+      expect(res.status).to.equal(200);
+      expect(res.body).to.containDeep({lockName, reason, enabled: false});
+      executor.startMaster({lockName, masterJob: {start() {}}});
+      await waitFor(
+        'the longest name mastered',
+        () => executor.getMaster(lockName) !== undefined,
+        1000,
+      );
+      await client.post('/api/MasterControls/enable').send({lockName}).expect(200);
+      await waitFor('the longest name mastered', () => isMaster(lockName), 5000);
+    });
+
     if (backend === 'mysql') {
+      it("answers 422, naming the setting, for 4-byte characters over the connector's default utf8 connection", async () => {
+        const narrow = new App({rest: {port: 0, host: '127.0.0.1'}, shutdown: {signals: []}});
+        narrow.dataSource(db.createDataSource({collation: 'utf8_general_ci'}), 'db');
+        narrow.configure(MasterJobExecutorBindings.COMPONENT).to({initDelay: 0});
+        narrow.component(MasterJobExecutorComponent);
+        await narrow.start();
+        try {
+          const res = await createRestAppClient(narrow)
+            .post('/api/MasterControls/disable')
+            .send({lockName: `${p}narrow`, reason: 'out of 😀 coffee'});
+          expect(res.status).to.equal(422);
+          expect(res.body.error.message).to.match(
+            /^reason contains characters of 4 bytes.*utf8mb4_unicode_ci/,
+          );
+          // A lock of such a name is refused by the store: it would never match its row again.
+          const errors: Error[] = [];
+          const narrowExecutor = await narrow.get(MasterJobExecutorBindings.EXECUTOR);
+          narrowExecutor.on('error', err => errors.push(err));
+          narrowExecutor.startMaster({lockName: `${p}😀`, masterJob: {start() {}}});
+          await waitFor('the refusal', () => errors.length > 0, 3000);
+          expect(errors[0].message).to.match(/lockName .* contains characters of 4 bytes/);
+        } finally {
+          await narrow.stop();
+        }
+      });
+
       it('upgrades the id columns of tables made by earlier versions when migrating', async function () {
         const old = await openTestDatabase(this, backend, 'mje_exact_upgrade');
         const ds = old.createDataSource();
