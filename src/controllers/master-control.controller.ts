@@ -128,14 +128,35 @@ function body(schema: SchemaObject, example: object, description: string) {
   });
 }
 
-function ok(description: string, schema: SchemaObject, errors: number[]) {
+function ok(description: string, schema: SchemaObject, errors: number[], example?: object) {
   return {
     responses: {
-      '200': {description, content: {'application/json': {schema}}},
-      ...errorResponses(errors),
+      '200': {description, content: {'application/json': {schema, ...(example && {example})}}},
+      ...errorResponses(errors, errors.includes(422)),
     },
   };
 }
+
+const disabledExample = {
+  lockName: 'JOB-SCHEDULER',
+  enabled: false,
+  reason: 'testing',
+  updatedAt: '2026-12-02T10:00:00.000Z',
+  changed: true,
+  known: true,
+  message:
+    'JOB-SCHEDULER disabled: its master stops within one heartbeat interval, and no replica starts it until it is enabled',
+};
+
+const enabledExample = {
+  lockName: 'JOB-SCHEDULER',
+  enabled: true,
+  reason: '',
+  updatedAt: '2026-12-02T10:05:00.000Z',
+  changed: true,
+  known: true,
+  message: 'JOB-SCHEDULER enabled: a replica will start it within one check interval',
+};
 
 /**
  * A database that does not answer in time is a 503 with Retry-After, named
@@ -236,7 +257,7 @@ export function defineMasterControlController(
         'replica starts it again until you enable it. You may disable a lock before any replica ' +
         'has started it (the reply then says known: false: check the spelling). Repeating a ' +
         'disable changes nothing and says so.',
-      ...ok('The control after the call', controlResult, [400, 415, 422, 503]),
+      ...ok('The control after the call', controlResult, [400, 415, 422, 503], disabledExample),
     })
     disable(
       @body(
@@ -258,7 +279,7 @@ export function defineMasterControlController(
         'Lets the replicas run the job again: one of them starts it within one ' +
         'checkMasterInterval (at once on PostgreSQL). Repeating an enable changes nothing and ' +
         'says so.',
-      ...ok('The control after the call', controlResult, [400, 415, 422, 503]),
+      ...ok('The control after the call', controlResult, [400, 415, 422, 503], enabledExample),
     })
     enable(
       @body(enableBody, {lockName: 'JOB-SCHEDULER'}, 'The lock to enable')

@@ -34,7 +34,11 @@ const errorSchema = {
 const ERRORS: Record<number, {description: string; error: object; headers?: object}> = {
   400: {
     description: 'Malformed body (not parseable as its content type)',
-    error: {statusCode: 400, name: 'BadRequestError', message: 'Unexpected token } in JSON'},
+    error: {
+      statusCode: 400,
+      name: 'SyntaxError',
+      message: "Expected ',' or '}' after property value in JSON at position 25",
+    },
   },
   401: {
     description: 'Not authenticated (the endpoint is protected by controllerAuthentication)',
@@ -45,6 +49,7 @@ const ERRORS: Record<number, {description: string; error: object; headers?: obje
     error: {
       statusCode: 415,
       name: 'UnsupportedMediaTypeError',
+      code: 'UNSUPPORTED_MEDIA_TYPE',
       message:
         'Content-type text/plain does not match [application/x-www-form-urlencoded,application/json].',
     },
@@ -85,11 +90,20 @@ const ERRORS: Record<number, {description: string; error: object; headers?: obje
   },
 };
 
-/** The documented error answers for these status codes. */
-export function errorResponses(codes: number[]): ResponsesObject {
+/** A read's 503 says what failed, without the outcome of a write. */
+const READ_UNAVAILABLE = {
+  statusCode: 503,
+  name: 'DatabaseUnavailable',
+  message:
+    'Database unavailable: reading the status failed on datasource "db" (postgresql): no answer in 5000 ms.',
+};
+
+/** The documented error answers for these status codes (of a read: `writes` false). */
+export function errorResponses(codes: number[], writes = true): ResponsesObject {
   const responses: ResponsesObject = {};
   for (const code of codes) {
-    const {description, error, headers} = ERRORS[code];
+    const {description, headers} = ERRORS[code];
+    const error = code === 503 && !writes ? READ_UNAVAILABLE : ERRORS[code].error;
     // Copies: a spec that shares objects reads as YAML anchors.
     responses[String(code)] = JSON.parse(
       JSON.stringify({

@@ -137,6 +137,13 @@ describe('REST edge (memory)', () => {
         'DatabaseUnavailable',
       );
       expect(unavailable.headers['Retry-After']).to.be.ok();
+      expect(unavailable.content['application/json'].example.error.message).to.match(
+        /outcome unknown/,
+      );
+      const readUnavailable = op('/status', 'get').responses['503'].content['application/json'];
+      expect(readUnavailable.example.error.message).to.not.match(/outcome|applied/);
+      const replied = op('/disable', 'post').responses['200'].content['application/json'].example;
+      expect(replied).to.containDeep({known: true, changed: true});
     });
   });
 
