@@ -11,6 +11,7 @@ import {
   MAX_LOCK_NAME_LENGTH,
   MAX_REASON_LENGTH,
   MAX_UPDATED_BY_LENGTH,
+  textProblem,
 } from './models';
 import {ControlChange, LockChange, LockNotifier, PostgresNotifier} from './notifier';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
@@ -266,17 +267,8 @@ function warn(message: string, known: boolean): string {
 
 /** For calls from code; the REST edge refuses the same in its schema. */
 function checkText(field: string, value: unknown, maxLength: number): void {
-  if (typeof value !== 'string' || value.trim() === '') {
-    throw new HttpErrors.UnprocessableEntity(`${field} must be a non-empty string`);
-  }
-  if ([...value].length > maxLength) {
-    throw new HttpErrors.UnprocessableEntity(`${field} must be at most ${maxLength} characters`);
-  }
-  if (FORBIDDEN_CHARACTERS.test(value)) {
-    throw new HttpErrors.UnprocessableEntity(
-      `${field} must not contain control characters or unpaired surrogates`,
-    );
-  }
+  const problem = textProblem(field, value, maxLength);
+  if (problem) throw new HttpErrors.UnprocessableEntity(problem);
 }
 
 /** The authenticated user's name as it fits the column. */

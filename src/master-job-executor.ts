@@ -14,7 +14,7 @@ import {
 import {LockElection, Master} from './election';
 import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
 import {LockStore} from './lock-store';
-import {FORBIDDEN_CHARACTERS, MAX_LOCK_NAME_LENGTH} from './models/limits';
+import {MAX_LOCK_NAME_LENGTH, textProblem} from './models/limits';
 import {LockChange, LockNotifier} from './notifier';
 import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptions} from './types';
 
@@ -181,19 +181,8 @@ function validate(options: StartMasterOptions): void {
     throw new TypeError('startMaster(options): options must be an object');
   }
   const {lockName, masterJob} = options;
-  if (typeof lockName !== 'string' || lockName.trim() === '') {
-    throw new TypeError('startMaster(options): lockName must be a non-empty string');
-  }
-  if ([...lockName].length > MAX_LOCK_NAME_LENGTH) {
-    throw new TypeError(
-      `startMaster(options): lockName must be at most ${MAX_LOCK_NAME_LENGTH} characters`,
-    );
-  }
-  if (FORBIDDEN_CHARACTERS.test(lockName)) {
-    throw new TypeError(
-      'startMaster(options): lockName must not contain control characters (NUL, newline, ...) or unpaired surrogates',
-    );
-  }
+  const problem = textProblem('lockName', lockName, MAX_LOCK_NAME_LENGTH);
+  if (problem) throw new TypeError(`startMaster(options): ${problem}`);
   if (masterJob === null || typeof masterJob !== 'object') {
     throw new TypeError(
       'startMaster(options): masterJob must be an object with start() and stop()',

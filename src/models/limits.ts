@@ -17,6 +17,20 @@ export const FORBIDDEN_CHARACTERS =
   // eslint-disable-next-line no-control-regex
   /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/**
+ * What is wrong with a lock name or reason, as "<field> must ...", or
+ * undefined if nothing: for startMaster() and calls of the service from code.
+ */
+export function textProblem(field: string, value: unknown, maxLength: number): string | undefined {
+  if (typeof value !== 'string' || value.trim() === '')
+    return `${field} must be a non-empty string`;
+  if ([...value].length > maxLength) return `${field} must be at most ${maxLength} characters`;
+  if (FORBIDDEN_CHARACTERS.test(value)) {
+    return `${field} must not contain control characters (NUL, newline, ...) or unpaired surrogates`;
+  }
+  return undefined;
+}
+
 /** The same, as a JSON Schema pattern (control characters only; the service checks surrogates). */
 export const TEXT_PATTERN =
   '^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$';
