@@ -17,10 +17,6 @@ import {
 } from '@loopback/core';
 import {asSpecEnhancer} from '@loopback/rest';
 import debugFactory from 'debug';
-import {systemClock} from './clock';
-import {resolveAuthentication} from './config';
-import {reopen} from './datasource-guard';
-import {MASTER_JOB_EXTENSION_POINT, MASTER_JOB_OPTIONS_TAG, MasterJobOptions} from './decorators';
 import {
   defineMasterControlController,
   ENDPOINT_GROUP_OF,
@@ -28,14 +24,26 @@ import {
   optionalAuthentication,
 } from './controllers/master-control.controller';
 import {MasterControlsSpecEnhancer} from './controllers/openapi';
-import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
-import {MasterJobExecutor} from './master-job-executor';
-import {MasterControlService} from './master-control.service';
-import {exposeMetrics, unexposeMetrics} from './metrics';
-import {LockNotifierProvider} from './notifier';
+import {systemClock} from './election/clock';
+import {
+  MASTER_JOB_EXTENSION_POINT,
+  MASTER_JOB_OPTIONS_TAG,
+  MasterJobOptions,
+} from './jobs/master-job.decorator';
+import {MasterJobExecutorBindings} from './keys';
 import {MasterControl, MasterLock} from './models';
+import {exposeMetrics, unexposeMetrics} from './observability/metrics';
+import {
+  DialectProvider,
+  LockNotifierProvider,
+  LockStoreProvider,
+  MasterControlServiceProvider,
+  MasterJobExecutorProvider,
+} from './providers';
 import {MasterControlRepository, MasterLockRepository} from './repositories';
-import {RepositoryLockStore} from './repository-lock-store';
+import {MasterJobExecutor} from './services/master-job-executor';
+import {APP_CONFIG_SECTION, resolveAuthentication} from './settings';
+import {reopen} from './store/datasource-state';
 import {MasterJob, MasterJobExecutorConfig} from './types';
 
 const debug = debugFactory('loopback:master-job-executor:component');
@@ -86,15 +94,22 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
         const name = dataSourceNameOf(await this.settings());
         return this.app.get(`datasources.${name}`);
       }),
-      Binding.bind(MasterJobExecutorBindings.LOCK_STORE).toClass(RepositoryLockStore),
+      Binding.bind(MasterJobExecutorBindings.DIALECT)
+        .toProvider(DialectProvider)
+        .inScope(BindingScope.SINGLETON),
+      Binding.bind(MasterJobExecutorBindings.LOCK_STORE)
+        .toProvider(LockStoreProvider)
+        .inScope(BindingScope.SINGLETON),
       Binding.bind(MasterJobExecutorBindings.CLOCK).to(systemClock),
       Binding.bind(MasterJobExecutorBindings.NOTIFIER)
         .toProvider(LockNotifierProvider)
         .inScope(BindingScope.SINGLETON),
       Binding.bind(MasterJobExecutorBindings.EXECUTOR)
-        .toClass(MasterJobExecutor)
+        .toProvider(MasterJobExecutorProvider)
         .inScope(BindingScope.SINGLETON),
-      Binding.bind(MasterJobExecutorBindings.CONTROL_SERVICE).toClass(MasterControlService),
+      Binding.bind(MasterJobExecutorBindings.CONTROL_SERVICE)
+        .toProvider(MasterControlServiceProvider)
+        .inScope(BindingScope.SINGLETON),
     ];
     dataSourceNameOf(settings); // a bad name fails app.component() at once
     if (mountController !== false) {

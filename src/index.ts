@@ -1,19 +1,38 @@
-export * from './clock';
-export * from './component';
-export * from './controllers/master-control.controller';
-export * from './cron';
-export * from './decorators';
-export {resolveTimings, TIMING_DEFAULTS, TIMING_ENV_VARIABLES, timingsFromEnv} from './config';
-export * from './election';
-export * from './keys';
-export * from './lock-store';
-export * from './master-job-executor';
-export * from './master-control.service';
-export * from './models';
-export * from './repositories';
-export * from './repository-lock-store';
+// The public API of loopback4-master-job-executor: what an app imports. The
+// README lists it; anything not exported here is internal.
+
+// The component, its keys and configuration
+export {MASTER_JOB_EXECUTOR_OBSERVER_GROUP, MasterJobExecutorComponent} from './component';
+export {DEFAULT_CONTROLLER_PATH} from './controllers/master-control.controller';
+export {TIMING_DEFAULTS, TIMING_ENV_VARIABLES} from './election/timings';
+export {MasterJobExecutorBindings} from './keys';
+export {APP_CONFIG_SECTION} from './settings';
 export * from './types';
-export * from './metrics';
-export * from './notifier';
-export * from './pool-errors';
-export {DataSourceStoppedError} from './datasource-guard';
+
+// Services, jobs, models
+export {asMasterJob, masterJob, MasterJobOptions} from './jobs/master-job.decorator';
+export {masterCron, MasterCronJob, MasterCronOptions} from './jobs/cron';
+export {MasterControl, MasterLock} from './models';
+export {MasterControlRepository, MasterLockRepository} from './repositories';
+export {ControlResult, LockStatus, MasterControlService} from './services/master-control.service';
+export {MasterJobExecutor} from './services/master-job-executor';
+
+// Errors
+export {TimeoutError} from './election/clock';
+export {DatabaseUnavailableError} from './services/database-unavailable';
+export {DataSourceStoppedError} from './store/datasource-state';
+
+// Seams: replace the store or the notifier through their binding keys
+export {ChangeListener, LockNotifier} from './notify/notifier';
+export {
+  Acquired,
+  ControlChange,
+  ControlWrite,
+  ControlWritten,
+  FreedLock,
+  LockChange,
+  LockObservation,
+  LockRecord,
+  LockStore,
+  RenewResult,
+} from './store/lock-store';

@@ -1,4 +1,7 @@
-// Public types of the component.
+// The public types of the component: what a job, its options and the
+// handles look like. A leaf: it imports nothing of the package.
+
+import type {EventEmitter} from 'events';
 
 /** Why a master job is being stopped. */
 export type StopReason =
@@ -108,4 +111,29 @@ export interface MasterStatus {
   renewalAgeMs: number | undefined;
   /** Master only: true if it holds the lock past its renewal deadline (unhealthy). */
   deadlinePassed: boolean;
+}
+
+/** The handle `startMaster()` returns. */
+export interface Master extends EventEmitter {
+  readonly lockName: string;
+  readonly isMaster: boolean;
+  /** The fencing token of the current mastership; undefined when not master. */
+  readonly fencingToken: number | undefined;
+  readonly state: MasterState;
+  status(): MasterStatus;
+  /** Stop campaigning; if master, stop the job and then release the lock. */
+  stop(): Promise<void>;
+}
+
+export type TimerHandle = unknown;
+
+/**
+ * Time as the election sees it: a monotonic `now()` and timers. Only the local
+ * clock is ever used; wall clocks of other machines are never compared.
+ */
+export interface Clock {
+  /** Milliseconds on a monotonic clock (not wall-clock time). */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
 }

@@ -4,7 +4,8 @@
 
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository} from '@loopback/repository';
-import {isDuplicate, MasterJobContext} from '../../src';
+import {MasterJobContext} from '../../src';
+import {isDuplicate} from '../../src/store/errors';
 import {DbDataSource} from '../datasources/db.datasource';
 import {FencedResource} from '../models/fenced-resource.model';
 

@@ -10,11 +10,11 @@ import {
   RestBindings,
   SchemaObject,
 } from '@loopback/rest';
-import {EndpointGroup} from '../config';
-import {DatabaseUnavailableError} from '../database-unavailable';
-import {ControlResult, MasterControlService} from '../master-control.service';
-import {MasterControl, MAX_LOCK_NAME_LENGTH, MAX_REASON_LENGTH, TEXT_PATTERN} from '../models';
 import {MasterJobExecutorBindings} from '../keys';
+import {MasterControl, MAX_LOCK_NAME_LENGTH, MAX_REASON_LENGTH, TEXT_PATTERN} from '../models';
+import {DatabaseUnavailableError} from '../services/database-unavailable';
+import {ControlResult, MasterControlService} from '../services/master-control.service';
+import {EndpointGroup} from '../settings';
 import {errorResponses, MASTER_CONTROLS_TAG} from './openapi';
 
 export const DEFAULT_CONTROLLER_PATH = '/api/MasterControls';

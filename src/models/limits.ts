@@ -45,3 +45,6 @@ export const LOCK_NAME_COLUMN: PropertyDefinition = {
   mysql: {dataType: 'varbinary', dataLength: 4 * MAX_LOCK_NAME_LENGTH},
   postgresql: {dataType: 'varchar', dataLength: MAX_LOCK_NAME_LENGTH},
 };
+
+/** Characters of 4 bytes in UTF-8 (emoji): not every connection carries them. */
+export const ASTRAL_CHARACTER = /[\u{10000}-\u{10FFFF}]/u;

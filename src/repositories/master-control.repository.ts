@@ -1,7 +1,7 @@
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository, juggler} from '@loopback/repository';
 import {MasterJobExecutorBindings} from '../keys';
-import {guardDataSource} from '../datasource-guard';
+import {guardDataSource} from '../store/datasource-guard';
 import {MasterControl} from '../models';
 
 export class MasterControlRepository extends DefaultCrudRepository<

@@ -17,9 +17,9 @@ import {
   MASTER_JOB_EXECUTOR_OBSERVER_GROUP,
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
-  placeAfterDataSources,
-  RepositoryLockStore,
 } from '../../src';
+import {placeAfterDataSources} from '../../src/component';
+import {RepositoryLockStore} from '../../src/store/repository-lock-store';
 import {waitFor} from '../fixtures/cluster';
 
 const EVENTS = 'test.lifecycleEvents';

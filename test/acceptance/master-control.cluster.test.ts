@@ -5,16 +5,16 @@ import {juggler, RepositoryMixin} from '@loopback/repository';
 import {RestApplication} from '@loopback/rest';
 import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {
-  createNotifier,
   LockChange,
   MasterControlRepository,
   MasterLockRepository,
-  PostgresNotifier,
   MasterJobContext,
   MasterJobExecutor,
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
 } from '../../src';
+import {createNotifier} from '../../src/store/dialects';
+import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
 import {FAST, holdsFor, now, waitFor} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 

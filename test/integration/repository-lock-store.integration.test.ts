@@ -6,7 +6,6 @@ import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {
-  createNotifier,
   LockChange,
   LockNotifier,
   LockRecord,
@@ -14,9 +13,10 @@ import {
   MasterControlRepository,
   MasterLock,
   MasterLockRepository,
-  PostgresNotifier,
-  RepositoryLockStore,
 } from '../../src';
+import {createLockStore, createNotifier} from '../../src/store/dialects';
+import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
+import {RepositoryLockStore} from '../../src/store/repository-lock-store';
 import {waitFor} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
@@ -54,7 +54,7 @@ for (const backend of SQL_BACKENDS) {
         const l = listener;
         await waitFor('LISTEN', () => l.listening, 5000);
       }
-      store = new RepositoryLockStore(locks, controls, notifier);
+      store = createLockStore({locks, controls}, notifier) as RepositoryLockStore;
       // Every statement the connector runs, as SQL.
       const connector = ds.connector as unknown as {execute: (...args: unknown[]) => unknown};
       const execute = connector.execute;
@@ -155,9 +155,10 @@ for (const backend of SQL_BACKENDS) {
         expect(sent).to.have.length(1);
         expect(sent[0]).to.match(/^WITH updated AS \(UPDATE .*mastercontrol.*enabled/s);
       } else {
-        // The election reads the control after the win.
-        expect(won.map(w => w?.disabled)).to.deepEqual([undefined, undefined, undefined]);
+        // The store reads the control after the win, in a statement of its own.
+        expect(won.map(w => w?.disabled)).to.deepEqual([false, true, undefined]);
         expect(sent[0]).to.match(/^UPDATE /);
+        expect(sent[sent.length - 1]).to.match(/^SELECT .*MasterControl/is);
       }
     });
 

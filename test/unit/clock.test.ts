@@ -1,5 +1,5 @@
 import {expect} from '@loopback/testlab';
-import {SharedTimers} from '../../src';
+import {SharedTimers} from '../../src/election/clock';
 import {FakeClock} from '../fixtures/fake-clock';
 
 describe('SharedTimers (fake clock)', () => {

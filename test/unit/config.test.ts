@@ -1,6 +1,7 @@
 import {expect} from '@loopback/testlab';
-import {resolveTimings, TIMING_DEFAULTS, timingsFromEnv} from '../../src';
-import {TimingSource} from '../../src/config';
+import {TIMING_DEFAULTS} from '../../src';
+import {resolveTimings, timingsFromEnv} from '../../src/election/timings';
+import {TimingSource} from '../../src/election/timings';
 
 const source = (label: string, values: TimingSource['values']): TimingSource => ({
   values,

@@ -1,5 +1,5 @@
 import {expect} from '@loopback/testlab';
-import {renewalRetryDelay, safetyMargin} from '../../src';
+import {renewalRetryDelay, safetyMargin} from '../../src/election/timings';
 import {FakeCluster, TIMINGS} from '../fixtures/fake-cluster';
 
 const L = TIMINGS.leaseDuration;

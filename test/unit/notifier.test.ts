@@ -1,5 +1,7 @@
 import {expect} from '@loopback/testlab';
-import {encodePayload, LocalNotifier, LockChange, parsePayload} from '../../src';
+import {LockChange} from '../../src';
+import {LocalNotifier} from '../../src/notify/notifier';
+import {encodePayload, parsePayload} from '../../src/store/postgres/payload';
 
 describe('notifier payload', () => {
   it('carries names, and the token and renewalId of freed locks, through a round trip', () => {

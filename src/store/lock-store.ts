@@ -1,6 +1,7 @@
-// The storage the election needs, and nothing more. Every write is a
-// compare-and-set on the lock's row; rows are never deleted, so the fencing
-// token of a lock only ever grows.
+// The LockStore contract: the storage the election needs, and the operators'
+// writes to a lock's control. Every write to a lock is a compare-and-set on
+// its row; rows are never deleted, so the fencing token of a lock only ever
+// grows. Interfaces only.
 
 export interface LockRecord {
   lockName: string;
@@ -28,10 +29,41 @@ export interface LockObservation {
 export interface Acquired {
   lock: LockRecord;
   /**
-   * The control, where the store read it in the statement that won the lock
-   * (PostgreSQL); undefined where the election must read it after the win.
+   * Whether the lock is disabled, as read after the win (in the statement
+   * that won it, or right after): a disable that commits later is heard by
+   * the master (see invariant 7 of election.ts).
    */
-  disabled?: boolean;
+  disabled: boolean;
+}
+
+/**
+ * A lock that changed. `freed`, when a release freed it: the token and
+ * renewalId the row was left with, so a replica can take it over at once,
+ * without reading it first (a forged or stale one only fails the takeover).
+ * `control`, when an operator disabled or enabled it: only its master has
+ * anything to do on a disable, only the others on an enable.
+ */
+export interface LockChange {
+  lockName: string;
+  freed?: FreedLock;
+  control?: ControlChange;
+}
+
+export type ControlChange = 'disabled' | 'enabled';
+
+/** An operator's disable or enable. */
+export interface ControlWrite {
+  enabled: boolean;
+  reason: string;
+  updatedAt: Date;
+  updatedBy?: string;
+}
+
+export interface ControlWritten {
+  /** False when the control was already so (a repeat). */
+  changed: boolean;
+  /** What was announced to the other replicas: the same wakes this process's executor. */
+  announced: LockChange[];
 }
 
 export interface RenewResult {
@@ -47,7 +79,7 @@ export interface LockStore {
    * Inserts the first row of a lock. Resolves to the record as written, or
    * undefined if a row exists already.
    */
-  create(lock: LockRecord): Promise<LockRecord | undefined>;
+  create(lock: LockRecord): Promise<Acquired | undefined>;
   /**
    * Replaces `expected` by `next` only if the row still has expected's
    * holder, fencing token and renewalId. Resolves to the record as written,
@@ -69,4 +101,9 @@ export interface LockStore {
     fencingToken: number,
     handOver?: boolean,
   ): Promise<boolean>;
+  /**
+   * Sets the control of a lock (one row per lock, made by the first disable)
+   * unless it is so already, and tells the replicas concerned.
+   */
+  setControl(lockName: string, write: ControlWrite): Promise<ControlWritten>;
 }

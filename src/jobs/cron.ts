@@ -1,5 +1,7 @@
+// A cron schedule as a master job: it ticks only on the master of its lock.
+
 import debugFactory from 'debug';
-import {MasterJob, MasterJobContext} from './types';
+import {MasterJob, MasterJobContext} from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:cron');
 

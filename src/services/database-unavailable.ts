@@ -3,7 +3,8 @@
 
 import {juggler} from '@loopback/repository';
 import {HttpErrors} from '@loopback/rest';
-import {isRowError} from './repository-lock-store';
+import {Dialect} from '../store/dialect';
+import {isRowError} from '../store/errors';
 
 /** The error name the REST edge answers with; `statusCode` 503. */
 export const DATABASE_UNAVAILABLE = 'DatabaseUnavailable';
@@ -37,6 +38,7 @@ export interface Attempt {
  */
 export async function withinControlTimeout<T>(
   dataSource: juggler.DataSource,
+  dialect: Dialect,
   attempt: Attempt,
   timeoutMs: number,
   work: () => Promise<T>,
@@ -56,7 +58,7 @@ export async function withinControlTimeout<T>(
     const status = Number((err as {statusCode?: unknown})?.statusCode);
     if (status >= 400 && status < 500 && err instanceof HttpErrors.HttpError) throw err;
     throw isRowError(err)
-      ? refused(dataSource, attempt, err)
+      ? refused(dialect.refusedValueHint(dataSource), attempt, err)
       : unavailable(dataSource, attempt, timeoutMs, err);
   } finally {
     clearTimeout(timer);
@@ -67,13 +69,8 @@ export async function withinControlTimeout<T>(
  * The database refused a value the API accepted: a 4xx, not an outage. On
  * MySQL, most likely a connection charset without 4-byte characters.
  */
-function refused(dataSource: juggler.DataSource, attempt: Attempt, err: unknown) {
+function refused(hint: string, attempt: Attempt, err: unknown) {
   const cause = String((err as Error)?.message ?? err);
-  const hint =
-    dataSource.connector?.name === 'mysql'
-      ? ` Characters of 4 bytes in UTF-8 (emoji) need collation: 'utf8mb4_unicode_ci' in the ` +
-        `settings of datasource "${dataSource.name}".`
-      : '';
   return new HttpErrors.UnprocessableEntity(
     `The database refused a value of ${attempt.what}: ${cause.replace(/\.+$/, '')}.${hint}`,
   );

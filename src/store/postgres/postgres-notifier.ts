@@ -1,73 +1,16 @@
-// Wakes the other replicas when a lock is released, disabled or enabled, so
-// that handoff, disable and enable do not wait for a polling tick. Polling
-// stays the fallback: a lost notification only costs latency.
-//  - PostgreSQL: LISTEN/NOTIFY on a dedicated connection that reconnects by itself.
-//  - Any other connector: in-process only (executors sharing one datasource).
+// PostgreSQL's transport for LockNotifier: LISTEN on a connection of its own
+// that reconnects by itself, NOTIFY through the pool, and an UPDATE that sends
+// its NOTIFY in the same statement (the others are woken as it commits).
 
-import {BindingScope, inject, injectable, Provider} from '@loopback/core';
 import {juggler, Where} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {MasterJobExecutorBindings} from './keys';
-import {FreedLock} from './lock-store';
-import {isPostgres, sqlBuilder, updateReturning} from './postgres';
+import {ChangeListener, LockNotifier} from '../../notify/notifier';
+import {LockChange} from '../lock-store';
+import {encodePayload, NOTIFY_CHANNEL, parsePayload} from './payload';
+import {sqlBuilder, updateReturning} from './sql';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
-
-export const NOTIFY_CHANNEL = 'master_job_executor';
-
-/**
- * A lock that changed. `freed`, when a release freed it: the token and
- * renewalId the row was left with, so a replica can take it over at once,
- * without reading it first (a forged or stale one only fails the takeover).
- * `control`, when an operator disabled or enabled it: only its master has
- * anything to do on a disable, only the others on an enable.
- */
-export interface LockChange {
-  lockName: string;
-  freed?: FreedLock;
-  control?: ControlChange;
-}
-
-export type ControlChange = 'disabled' | 'enabled';
-
-/** Called with the lock that changed, or undefined when any may have (after a reconnect). */
-export type ChangeListener = (change: LockChange | undefined) => void;
-
-export interface LockNotifier {
-  /** Tell every replica that these locks changed; never throws. */
-  publish(changes: LockChange[]): void;
-  subscribe(listener: ChangeListener): () => void;
-  close(): Promise<void>;
-}
-
-const localChannels = new WeakMap<object, EventEmitter>();
-
-/** Delivers to the executors of this process that share the datasource. */
-export class LocalNotifier implements LockNotifier {
-  private readonly channel: EventEmitter;
-
-  constructor(dataSource: object) {
-    let channel = localChannels.get(dataSource);
-    if (!channel) {
-      channel = new EventEmitter().setMaxListeners(0);
-      localChannels.set(dataSource, channel);
-    }
-    this.channel = channel;
-  }
-
-  publish(changes: LockChange[]): void {
-    // After the caller's turn, like a notification from the database would.
-    setImmediate(() => changes.forEach(change => this.channel.emit('change', change)));
-  }
-
-  subscribe(listener: ChangeListener): () => void {
-    this.channel.on('change', listener);
-    return () => this.channel.off('change', listener);
-  }
-
-  async close(): Promise<void> {}
-}
 
 interface PgClient extends EventEmitter {
   connect(): Promise<void>;
@@ -82,63 +25,6 @@ interface PgPool {
 }
 
 const MAX_RECONNECT_DELAY = 5000;
-/** PostgreSQL's limit on a NOTIFY payload is 8000 bytes. */
-const MAX_PAYLOAD = 7900;
-/** The payload that wakes every lock: too many names to list. */
-const ANY_LOCK = '*';
-
-/**
- * The payload: a JSON array with an entry per lock: its name, or
- * [name, fencingToken, renewalId] for a freed lock, or [name, "disabled" |
- * "enabled"] for an operator's change, followed by fencingToken and
- * renewalId when the lock was free (an enable: take it over unread).
- */
-export function encodePayload(changes: LockChange[]): string {
-  const payload = JSON.stringify(
-    changes.map(c => {
-      const freed = c.freed ? [c.freed.fencingToken, c.freed.renewalId] : [];
-      if (c.control) return [c.lockName, c.control, ...freed];
-      return c.freed ? [c.lockName, ...freed] : c.lockName;
-    }),
-  );
-  return Buffer.byteLength(payload) < MAX_PAYLOAD ? payload : ANY_LOCK;
-}
-
-/** The changes of a payload; undefined (wake every lock) for anything else. */
-export function parsePayload(payload: string | undefined): LockChange[] | undefined {
-  let entries: unknown;
-  try {
-    entries = JSON.parse(payload ?? '');
-  } catch {
-    return undefined; // ANY_LOCK, or a payload from something else on our channel
-  }
-  if (!Array.isArray(entries)) return undefined;
-  const changes = entries.map(toChange);
-  return changes.every(c => c !== undefined) ? (changes as LockChange[]) : undefined;
-}
-
-function toChange(entry: unknown): LockChange | undefined {
-  if (typeof entry === 'string') return {lockName: entry};
-  if (!Array.isArray(entry) || typeof entry[0] !== 'string') return undefined;
-  const [lockName, ...rest] = entry as [string, ...unknown[]];
-  const control = rest[0] === 'disabled' || rest[0] === 'enabled' ? rest[0] : undefined;
-  if (control) rest.shift();
-  if (rest.length === 0) return control ? {lockName, control} : undefined;
-  const freed = toFreed(rest);
-  if (!freed) return undefined;
-  return control ? {lockName, control, freed} : {lockName, freed};
-}
-
-function toFreed(entry: unknown[]): FreedLock | undefined {
-  const [fencingToken, renewalId] = entry;
-  return entry.length === 2 &&
-    Number.isSafeInteger(fencingToken) &&
-    (fencingToken as number) >= 1 &&
-    typeof renewalId === 'string' &&
-    renewalId !== ''
-    ? {fencingToken: fencingToken as number, renewalId}
-    : undefined;
-}
 
 /**
  * LISTEN on a connection of its own (not one of the pool's, which it would
@@ -283,21 +169,5 @@ export class PostgresNotifier implements LockNotifier {
       void this.listen();
     }, this.reconnectDelay);
     this.reconnectDelay = Math.min(MAX_RECONNECT_DELAY, this.reconnectDelay * 2);
-  }
-}
-
-export function createNotifier(dataSource: juggler.DataSource): LockNotifier {
-  return isPostgres(dataSource) ? new PostgresNotifier(dataSource) : new LocalNotifier(dataSource);
-}
-
-@injectable({scope: BindingScope.SINGLETON})
-export class LockNotifierProvider implements Provider<LockNotifier> {
-  constructor(
-    @inject(MasterJobExecutorBindings.DATASOURCE)
-    private readonly dataSource: juggler.DataSource,
-  ) {}
-
-  value(): LockNotifier {
-    return createNotifier(this.dataSource);
   }
 }

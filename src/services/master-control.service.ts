@@ -1,22 +1,21 @@
-import {BindingScope, inject, injectable} from '@loopback/core';
-import {repository} from '@loopback/repository';
+// Disable and enable locks for the whole cluster, and read what the cluster
+// and this replica know of them: the service behind the REST controller.
+
 import {HttpErrors} from '@loopback/rest';
-import {Attempt, withinControlTimeout} from './database-unavailable';
-import {ASTRAL_CHARACTER, astralAdvice, carriesAstralCharacters} from './datasource-guard';
-import {MasterJobExecutorBindings} from './keys';
-import {MasterJobExecutor} from './master-job-executor';
 import {
+  ASTRAL_CHARACTER,
   FORBIDDEN_CHARACTERS,
   MasterControl,
   MAX_LOCK_NAME_LENGTH,
   MAX_REASON_LENGTH,
   MAX_UPDATED_BY_LENGTH,
   textProblem,
-} from './models';
-import {ControlChange, LockChange, LockNotifier, PostgresNotifier} from './notifier';
-import {MasterControlRepository, MasterLockRepository} from './repositories';
-import {isDuplicate, retryDeadlock} from './repository-lock-store';
-import {MasterStatus} from './types';
+} from '../models';
+import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
+import {ControlWrite, LockStore} from '../store/lock-store';
+import {MasterStatus} from '../types';
+import {Attempt, withinControlTimeout} from './database-unavailable';
+import {MasterJobExecutor} from './master-job-executor';
 
 export interface ControlResult {
   lockName: string;
@@ -50,17 +49,13 @@ export interface LockStatus {
  * Every call answers within controlTimeout: DatabaseUnavailableError (503) if
  * the database does not.
  */
-@injectable({scope: BindingScope.SINGLETON})
 export class MasterControlService {
   constructor(
-    @repository(MasterControlRepository)
-    private readonly controls: MasterControlRepository,
-    @repository(MasterLockRepository)
-    private readonly locks: MasterLockRepository,
-    @inject(MasterJobExecutorBindings.EXECUTOR)
+    private readonly controls: ControlRepository,
+    private readonly locks: LockRepository,
     private readonly executor: MasterJobExecutor,
-    @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
-    private readonly notifier?: LockNotifier,
+    private readonly store: LockStore,
+    private readonly dialect: Dialect,
   ) {}
 
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
@@ -68,8 +63,12 @@ export class MasterControlService {
     checkText('reason', reason, MAX_REASON_LENGTH);
     return this.guarded({what: `disable ${lockName}`, writes: true}, async () => {
       await this.checkStorable({lockName, reason});
-      const change = {enabled: false, reason, updatedAt: new Date(), updatedBy: who(updatedBy)};
-      const changed = await this.writeDisable(lockName, change);
+      const changed = await this.write(lockName, {
+        enabled: false,
+        reason,
+        updatedAt: new Date(),
+        updatedBy: who(updatedBy),
+      });
       const [row, known] = await Promise.all([
         this.controls.findById(lockName),
         this.isKnown(lockName),
@@ -85,11 +84,12 @@ export class MasterControlService {
     checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
     return this.guarded({what: `enable ${lockName}`, writes: true}, async () => {
       await this.checkStorable({lockName});
-      const changed = await this.flip(
-        lockName,
-        {enabled: true, reason: '', updatedAt: new Date(), updatedBy: who(updatedBy)},
-        'enabled',
-      );
+      const changed = await this.write(lockName, {
+        enabled: true,
+        reason: '',
+        updatedAt: new Date(),
+        updatedBy: who(updatedBy),
+      });
       const [row, known] = await Promise.all([
         this.controls.findOne({where: {lockName}}),
         this.isKnown(lockName),
@@ -110,8 +110,8 @@ export class MasterControlService {
     const astral = Object.keys(values).filter(field => ASTRAL_CHARACTER.test(values[field]));
     if (!astral.length) return;
     const ds = this.controls.dataSource;
-    if (await carriesAstralCharacters(ds)) return;
-    throw new HttpErrors.UnprocessableEntity(astralAdvice(ds, astral[0]));
+    if (await this.dialect.carriesAstralCharacters(ds)) return;
+    throw new HttpErrors.UnprocessableEntity(this.dialect.astralAdvice(ds, astral[0]));
   }
 
   /** Whether a replica ever campaigned for the lock (its row exists), or this one does. */
@@ -123,64 +123,21 @@ export class MasterControlService {
   private guarded<T>(attempt: Attempt, work: () => Promise<T>): Promise<T> {
     return withinControlTimeout(
       this.controls.dataSource,
+      this.dialect,
       attempt,
       this.executor.controlTimeout,
       work,
     );
   }
 
-  /** Whether this call disabled the lock (false if it already was). */
-  private async writeDisable(lockName: string, change: Partial<MasterControl>): Promise<boolean> {
-    // Usually the row exists (disabled and enabled before): flip it in one statement.
-    if (await this.flip(lockName, change, 'disabled')) return true;
-    // One row per lock, by its id: concurrent disables cannot duplicate it.
-    try {
-      await retryDeadlock(() => this.controls.create({lockName, ...change}));
-    } catch (err) {
-      if (!isDuplicate(err)) throw err;
-      // Created meanwhile: by a concurrent disable, or since enabled again.
-      return this.flip(lockName, change, 'disabled');
-    }
-    this.announce({lockName, control: 'disabled'});
-    return true;
-  }
-
   /**
-   * Sets `change` on the control row if it is not `to` already; if it was,
-   * every replica concerned re-checks the lock now instead of at its next
-   * tick. Announced as soon as it landed, before we reply: on PostgreSQL the
-   * NOTIFY is part of the UPDATE.
+   * Writes the control, unless it is so already. What the store announced to
+   * the other replicas wakes this one's executor too, before we reply.
    */
-  private async flip(
-    lockName: string,
-    change: Partial<MasterControl>,
-    to: ControlChange,
-  ): Promise<boolean> {
-    const where = {lockName, enabled: to === 'disabled'};
-    const announced: LockChange = {lockName, control: to};
-    if (this.notifier instanceof PostgresNotifier) {
-      const {rows, published} = await this.notifier.updateAndPublish<MasterControl>(
-        this.controls.modelClass.modelName,
-        where,
-        change,
-        ['lockName'],
-        1,
-        [announced],
-        // An enable tells the others what the disabled master left on the
-        // lock's row, so they take it over without reading it first.
-        to === 'enabled' ? this.locks.modelClass.modelName : undefined,
-      );
-      if (rows.length) (published ?? [announced]).forEach(c => this.executor.wake(c));
-      return rows.length === 1;
-    }
-    const {count} = await this.controls.updateAll(change, where);
-    if (count) this.announce(announced);
-    return count === 1;
-  }
-
-  private announce(change: LockChange): void {
-    this.executor.wake(change);
-    this.notifier?.publish([change]);
+  private async write(lockName: string, write: ControlWrite): Promise<boolean> {
+    const {changed, announced} = await this.store.setControl(lockName, write);
+    announced.forEach(change => this.executor.wake(change));
+    return changed;
   }
 
   health() {

@@ -1,17 +1,8 @@
+// The election's time: the process's monotonic clock, timeouts that mean
+// "outcome unknown", and one timer per instant shared by all locks.
+
 import {performance} from 'perf_hooks';
-
-export type TimerHandle = unknown;
-
-/**
- * Time as the election sees it: a monotonic `now()` and timers. Only the local
- * clock is ever used; wall clocks of other machines are never compared.
- */
-export interface Clock {
-  /** Milliseconds on a monotonic clock (not wall-clock time). */
-  now(): number;
-  setTimeout(fn: () => void, ms: number): TimerHandle;
-  clearTimeout(handle: TimerHandle): void;
-}
+import {Clock, TimerHandle} from '../types';
 
 export const systemClock: Clock = {
   now: () => performance.now(),

@@ -5,7 +5,7 @@
 // installed (it comes with @loopback/metrics).
 
 import debugFactory from 'debug';
-import type {MasterJobExecutor} from './master-job-executor';
+import type {MasterJobExecutor} from '../services/master-job-executor';
 
 const debug = debugFactory('loopback:master-job-executor:metrics');
 

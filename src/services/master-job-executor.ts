@@ -1,22 +1,30 @@
-import {BindingScope, config, CoreBindings, inject, injectable} from '@loopback/core';
+// The service that starts and stops masters: one election per lock, the
+// timings each gets (options > environment > app configuration > default),
+// and the events of all of them, re-emitted with the lock's name.
+
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {hostname} from 'os';
-import {Clock} from './clock';
+import {LockElection} from '../election/election';
 import {
-  resolveControlTimeout,
   resolveTimings,
   TIMING_ENV_VARIABLES,
   TimingSource,
   timingsFromEnv,
-} from './config';
-import {LockElection, Master} from './election';
-import {APP_CONFIG_SECTION, MasterJobExecutorBindings} from './keys';
-import {LockStore} from './lock-store';
-import {MAX_LOCK_NAME_LENGTH, textProblem} from './models/limits';
-import {LockChange, LockNotifier} from './notifier';
-import {ElectionTimings, MasterJobExecutorConfig, MasterStatus, StartMasterOptions} from './types';
+} from '../election/timings';
+import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
+import {LockNotifier} from '../notify/notifier';
+import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
+import {LockChange, LockStore} from '../store/lock-store';
+import {
+  Clock,
+  ElectionTimings,
+  Master,
+  MasterJobExecutorConfig,
+  MasterStatus,
+  StartMasterOptions,
+} from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:executor');
 
@@ -35,7 +43,6 @@ const FORWARDED_EVENTS = [
  * Starts and stops masters. Re-emits the events of every handle with the
  * lockName first: `executor.on('master', (lockName, fencingToken) => ...)`.
  */
-@injectable({scope: BindingScope.SINGLETON})
 export class MasterJobExecutor extends EventEmitter {
   readonly instanceId: string;
   /** How long a REST call waits on the database before it answers 503. */
@@ -47,14 +54,10 @@ export class MasterJobExecutor extends EventEmitter {
   private readonly unsubscribe: (() => void) | undefined;
 
   constructor(
-    @inject(MasterJobExecutorBindings.LOCK_STORE)
     private readonly store: LockStore,
-    @inject(MasterJobExecutorBindings.CLOCK) private readonly clock: Clock,
-    @config({fromBinding: MasterJobExecutorBindings.COMPONENT})
+    private readonly clock: Clock,
     componentConfig: MasterJobExecutorConfig = {},
-    @inject(CoreBindings.APPLICATION_CONFIG, {optional: true})
     appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
-    @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     notifier?: LockNotifier,
     env: NodeJS.ProcessEnv = process.env,
   ) {

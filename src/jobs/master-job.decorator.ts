@@ -1,3 +1,6 @@
+// Class-based master jobs: `@masterJob({lockName})` binds a class as an
+// extension of the component, which starts it as a master when the app starts.
+
 import {
   Binding,
   BindingScope,
@@ -6,7 +9,7 @@ import {
   extensionFor,
   injectable,
 } from '@loopback/core';
-import {ElectionTimings} from './types';
+import {ElectionTimings} from '../types';
 
 /** Name of the extension point that class-based master jobs plug into. */
 export const MASTER_JOB_EXTENSION_POINT = 'masterJobExecutor.jobs';

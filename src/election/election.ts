@@ -54,49 +54,23 @@
 import {randomUUID} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {Clock, SharedTimer, SharedTimers, sharedTimersOf, withTimeout} from './clock';
-import {Acquired, FreedLock, LockRecord, LockStore} from './lock-store';
-import {LockChange} from './notifier';
+import {Acquired, FreedLock, LockChange, LockRecord, LockStore} from '../store/lock-store';
 import {
+  Clock,
   ElectionTimings,
+  Master,
   MasterJob,
   MasterJobContext,
   MasterState,
   MasterStatus,
   StopReason,
-} from './types';
+} from '../types';
+import {SharedTimer, SharedTimers, sharedTimersOf, withTimeout} from './clock';
+import {renewalRetryDelay, safetyMargin, TICK} from './timings';
 
 // The story of each election, in order; renewals (one per heartbeat) apart.
 const debug = debugFactory('loopback:master-job-executor:election');
 const renewalDebug = debugFactory('loopback:master-job-executor:renewal');
-
-/** Granularity of takeover times and deadlines, in ms (see invariant 6). */
-export const TICK = 10;
-
-/** Share of the lease the master gives up before others may take over. */
-export const SAFETY_MARGIN_RATIO = 0.2;
-
-export function safetyMargin(t: ElectionTimings): number {
-  return t.leaseDuration * SAFETY_MARGIN_RATIO;
-}
-
-/** Delay between renewal retries: R retries fit between H and the deadline. */
-export function renewalRetryDelay(t: ElectionTimings): number {
-  const room = t.leaseDuration - safetyMargin(t) - t.heartbeatInterval;
-  return room / (t.maxHeartbeatRetryCount + 1);
-}
-
-/** The handle `startMaster()` returns. */
-export interface Master extends EventEmitter {
-  readonly lockName: string;
-  readonly isMaster: boolean;
-  /** The fencing token of the current mastership; undefined when not master. */
-  readonly fencingToken: number | undefined;
-  readonly state: MasterState;
-  status(): MasterStatus;
-  /** Stop campaigning; if master, stop the job and then release the lock. */
-  stop(): Promise<void>;
-}
 
 export interface ElectionOptions {
   lockName: string;
@@ -363,8 +337,7 @@ export class LockElection extends EventEmitter implements Master {
     let acquired: Acquired | undefined;
     try {
       acquired = await this.call(
-        async () =>
-          expected ? this.store.takeOver(expected, next) : wrap(await this.store.create(next)),
+        async () => (expected ? this.store.takeOver(expected, next) : this.store.create(next)),
         deadline - sentAt,
         'acquire',
       );
@@ -704,10 +677,6 @@ export class LockElection extends EventEmitter implements Master {
     debug('%s: %s: %s', this.lockName, what, error.message);
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
-}
-
-function wrap(lock: LockRecord | undefined): Acquired | undefined {
-  return lock && {lock};
 }
 
 function roundUp(time: number): number {

@@ -1,4 +1,4 @@
-// PostgreSQL only: an UPDATE that also reads or notifies in the same
+// PostgreSQL's SQL building: an UPDATE that also reads or notifies in the same
 // statement, which the repository API cannot express. Each saves a round
 // trip on a path that is timed (handoff, disable, enable). The SQL of the
 // UPDATE itself is built by the connector, so names, types and conditions are
@@ -11,10 +11,6 @@ interface SqlBuilder {
   buildUpdate(model: string, where: object, data: object): {sql: string; params: unknown[]};
   columnEscaped(model: string, property: string): string;
   tableEscaped(model: string): string;
-}
-
-export function isPostgres(dataSource: juggler.DataSource): boolean {
-  return dataSource.connector?.name === 'postgresql';
 }
 
 export function sqlBuilder(dataSource: juggler.DataSource): SqlBuilder {

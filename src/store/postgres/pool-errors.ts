@@ -1,3 +1,6 @@
+// loopback-connector-postgresql's pool: errors of idle connections that would
+// otherwise be uncaught exceptions.
+
 import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';

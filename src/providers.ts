@@ -1,0 +1,116 @@
+// How the component's services are made: each provider injects what its
+// service needs, so the services themselves are plain classes. The dialect
+// comes from the datasource's connector (store/dialects.ts), and with it the
+// notifier and the LockStore.
+
+import {BindingScope, config, CoreBindings, inject, injectable, Provider} from '@loopback/core';
+import {juggler, repository} from '@loopback/repository';
+import {MasterJobExecutorBindings} from './keys';
+import {LockNotifier} from './notify/notifier';
+import {MasterControlRepository, MasterLockRepository} from './repositories';
+import {MasterControlService} from './services/master-control.service';
+import {MasterJobExecutor} from './services/master-job-executor';
+import {APP_CONFIG_SECTION} from './settings';
+import {Dialect} from './store/dialect';
+import {dialectOf} from './store/dialects';
+import {LockStore} from './store/lock-store';
+import {Clock, MasterJobExecutorConfig} from './types';
+
+@injectable({scope: BindingScope.SINGLETON})
+export class DialectProvider implements Provider<Dialect> {
+  constructor(
+    @inject(MasterJobExecutorBindings.DATASOURCE)
+    private readonly dataSource: juggler.DataSource,
+  ) {}
+
+  value(): Dialect {
+    return dialectOf(this.dataSource);
+  }
+}
+
+@injectable({scope: BindingScope.SINGLETON})
+export class LockNotifierProvider implements Provider<LockNotifier> {
+  constructor(
+    @inject(MasterJobExecutorBindings.DATASOURCE)
+    private readonly dataSource: juggler.DataSource,
+    @inject(MasterJobExecutorBindings.DIALECT)
+    private readonly dialect: Dialect,
+  ) {}
+
+  value(): LockNotifier {
+    return this.dialect.createNotifier(this.dataSource);
+  }
+}
+
+@injectable({scope: BindingScope.SINGLETON})
+export class LockStoreProvider implements Provider<LockStore> {
+  constructor(
+    @repository(MasterLockRepository)
+    private readonly locks: MasterLockRepository,
+    @repository(MasterControlRepository)
+    private readonly controls: MasterControlRepository,
+    @inject(MasterJobExecutorBindings.DIALECT)
+    private readonly dialect: Dialect,
+    @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
+    private readonly notifier?: LockNotifier,
+  ) {}
+
+  value(): LockStore {
+    return this.dialect.createLockStore(
+      {locks: this.locks, controls: this.controls},
+      this.notifier,
+    );
+  }
+}
+
+@injectable({scope: BindingScope.SINGLETON})
+export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
+  constructor(
+    @inject(MasterJobExecutorBindings.LOCK_STORE)
+    private readonly store: LockStore,
+    @inject(MasterJobExecutorBindings.CLOCK)
+    private readonly clock: Clock,
+    @config({fromBinding: MasterJobExecutorBindings.COMPONENT})
+    private readonly componentConfig: MasterJobExecutorConfig = {},
+    @inject(CoreBindings.APPLICATION_CONFIG, {optional: true})
+    private readonly appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
+    @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
+    private readonly notifier?: LockNotifier,
+  ) {}
+
+  value(): MasterJobExecutor {
+    return new MasterJobExecutor(
+      this.store,
+      this.clock,
+      this.componentConfig,
+      this.appConfig,
+      this.notifier,
+    );
+  }
+}
+
+@injectable({scope: BindingScope.SINGLETON})
+export class MasterControlServiceProvider implements Provider<MasterControlService> {
+  constructor(
+    @repository(MasterControlRepository)
+    private readonly controls: MasterControlRepository,
+    @repository(MasterLockRepository)
+    private readonly locks: MasterLockRepository,
+    @inject(MasterJobExecutorBindings.EXECUTOR)
+    private readonly executor: MasterJobExecutor,
+    @inject(MasterJobExecutorBindings.LOCK_STORE)
+    private readonly store: LockStore,
+    @inject(MasterJobExecutorBindings.DIALECT)
+    private readonly dialect: Dialect,
+  ) {}
+
+  value(): MasterControlService {
+    return new MasterControlService(
+      this.controls,
+      this.locks,
+      this.executor,
+      this.store,
+      this.dialect,
+    );
+  }
+}

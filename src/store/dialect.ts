@@ -1,0 +1,43 @@
+// The seam between the component and a database: what differs from one
+// connector to another. One implementation per folder (postgres/, mysql/,
+// memory/), the defaults in repository-dialect.ts, and the choice by
+// connector in dialects.ts, the only place that looks at a connector's name.
+
+import type {DefaultCrudRepository, juggler} from '@loopback/repository';
+import type {MasterControl, MasterLock} from '../models';
+import type {LockNotifier} from '../notify/notifier';
+import type {LockStore} from './lock-store';
+
+export type LockRepository = DefaultCrudRepository<MasterLock, string>;
+export type ControlRepository = DefaultCrudRepository<MasterControl, string>;
+
+/** The component's tables, as its repositories. */
+export interface LockTables {
+  locks: LockRepository;
+  controls: ControlRepository;
+}
+
+export interface Dialect {
+  /**
+   * Once per datasource, from the repositories' constructors (before any
+   * call or migration): what the connector needs to be safe to use.
+   */
+  prepare(dataSource: juggler.DataSource): void;
+  /**
+   * Runs a schema migration holding a lock of the database itself, so that
+   * replicas migrating at once take turns instead of racing on CREATE TABLE.
+   */
+  withMigrationLock<T>(dataSource: juggler.DataSource, migrate: () => Promise<T>): Promise<T>;
+  /** After a migration, under its lock: what migrateSchema cannot do itself. */
+  afterMigration(dataSource: juggler.DataSource): Promise<void>;
+  /** Whether the connections store characters of 4 bytes in UTF-8 (emoji) unchanged. */
+  carriesAstralCharacters(dataSource: juggler.DataSource): Promise<boolean>;
+  /** The advice when `field` holds characters the connections cannot carry. */
+  astralAdvice(dataSource: juggler.DataSource, field: string): string;
+  /** Added to the message when the database refused a value (a 422). */
+  refusedValueHint(dataSource: juggler.DataSource): string;
+  /** How replicas using this datasource wake each other. */
+  createNotifier(dataSource: juggler.DataSource): LockNotifier;
+  /** The LockStore over the component's tables. */
+  createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore;
+}

@@ -1,0 +1,66 @@
+// PostgreSQL: the dialect that puts the pieces of this folder together:
+// pool errors that must not crash the process, migrations serialised on an
+// advisory lock, LISTEN/NOTIFY, and the store's fused statements.
+
+import {juggler} from '@loopback/repository';
+import debugFactory from 'debug';
+import {EventEmitter} from 'events';
+import {LockNotifier} from '../../notify/notifier';
+import {LockTables} from '../dialect';
+import {LockStore} from '../lock-store';
+import {RepositoryDialect} from '../repository-dialect';
+import {guardPoolErrors} from './pool-errors';
+import {PostgresLockStore} from './postgres-lock-store';
+import {PostgresNotifier} from './postgres-notifier';
+
+const debug = debugFactory('loopback:master-job-executor:datasource');
+
+/** pg_advisory_lock takes a bigint: a fixed one derived from the package's name. */
+const PG_LOCK_KEY = '7450915263341048217';
+/** How long a replica waits for another's migration (the connection's own timeouts would be too short). */
+const LOCK_WAIT_SECONDS = 600;
+
+interface PgClient extends EventEmitter {
+  connect(): Promise<void>;
+  query(sql: string, params?: unknown[]): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+export class PostgresDialect extends RepositoryDialect {
+  prepare(dataSource: juggler.DataSource): void {
+    guardPoolErrors(dataSource);
+  }
+
+  async withMigrationLock<T>(
+    dataSource: juggler.DataSource,
+    migrate: () => Promise<T>,
+  ): Promise<T> {
+    const pool = (
+      dataSource.connector as {pg?: {Client: new (o: object) => PgClient; options: object}}
+    ).pg;
+    if (!pool?.Client) return migrate();
+    // Not a pool client: the migration needs the pool, which may have one connection.
+    const wait = LOCK_WAIT_SECONDS * 1000;
+    // pg's own option names: the connection's timeouts would cut the wait short
+    // eslint-disable-next-line @typescript-eslint/naming-convention
+    const client = new pool.Client({...pool.options, query_timeout: wait, statement_timeout: wait});
+    client.on('error', (err: Error) => debug('migration lock connection: %s', err.message));
+    await client.connect();
+    try {
+      debug('waiting for the migration lock');
+      await client.query('SELECT pg_advisory_lock($1::bigint)', [PG_LOCK_KEY]);
+      debug('migrating under the lock');
+      return await migrate();
+    } finally {
+      await client.end().catch(() => {}); // ending the session frees the lock
+    }
+  }
+
+  createNotifier(dataSource: juggler.DataSource): LockNotifier {
+    return new PostgresNotifier(dataSource);
+  }
+
+  createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore {
+    return new PostgresLockStore(tables.locks, tables.controls, notifier, this);
+  }
+}

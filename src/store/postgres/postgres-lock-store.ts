@@ -1,0 +1,111 @@
+// The LockStore on PostgreSQL: the repository store, with three batches done
+// in one statement each where the repository API would take two round trips.
+//  - A takeover reads the control of what it won in its own statement.
+//  - A release sends its NOTIFY in its own statement.
+//  - A disable or enable sends its NOTIFY in its own statement (an enable
+//    with what the disabled master left on the lock's row).
+
+import {MasterControl, MasterLock} from '../../models';
+import {retryDeadlock} from '../errors';
+import {ControlWrite, ControlWritten, LockChange} from '../lock-store';
+import {anyOf, Condition, LockData, RepositoryLockStore} from '../repository-lock-store';
+import {PostgresNotifier} from './postgres-notifier';
+import {sqlBuilder, updateReturning} from './sql';
+
+export class PostgresLockStore extends RepositoryLockStore {
+  /**
+   * The takeovers and the read of their control in one statement, so a
+   * replica that wins can start without another round trip. The control
+   * rows are read FOR SHARE, after the win: that read returns their latest
+   * committed version (waiting for a disable in progress), and a disable that
+   * comes later waits for this takeover to commit, so the winner hears of it
+   * as master. As if the control were read after the win.
+   */
+  protected async takeOverAll(
+    expected: Condition[],
+    data: LockData,
+  ): Promise<{won: boolean[]; disabled: Set<string>}> {
+    const dataSource = this.lockRepo.dataSource;
+    const update = updateReturning<MasterLock>(
+      dataSource,
+      this.lockRepo.modelClass.modelName,
+      anyOf(expected),
+      data,
+      ['lockName'],
+    );
+    const sql = sqlBuilder(dataSource);
+    const control = this.controlRepo.modelClass.modelName;
+    const name = sql.columnEscaped(control, 'lockName');
+    const enabled = sql.columnEscaped(control, 'enabled');
+    const statement =
+      `WITH updated AS (${update.sql}), ` +
+      `control AS (SELECT ${name} AS "lockName", ${enabled} AS enabled FROM ${sql.tableEscaped(control)} ` +
+      `WHERE ${name} IN (SELECT "lockName" FROM updated) FOR SHARE) ` +
+      `SELECT coalesce((SELECT json_agg("lockName") FROM updated), '[]') AS won, ` +
+      `coalesce((SELECT json_agg("lockName") FROM control WHERE NOT enabled), '[]') AS disabled`;
+    const rows = (await retryDeadlock(() => dataSource.execute(statement, update.params))) as {
+      won: string[];
+      disabled: string[];
+    }[];
+    const won = new Set(rows[0]?.won);
+    return {won: expected.map(c => won.has(c.lockName)), disabled: new Set(rows[0]?.disabled)};
+  }
+
+  /**
+   * The release and its NOTIFY in one statement. The NOTIFY names the whole
+   * batch and goes only if every row was released; otherwise the rows that
+   * were are published after. Resolves, per condition, whether it was.
+   */
+  protected async releaseAndPublish(
+    conditions: Condition[],
+    data: LockData,
+    freed: LockChange[],
+  ): Promise<boolean[]> {
+    const notifier = this.notifier;
+    if (!(notifier instanceof PostgresNotifier)) {
+      return super.releaseAndPublish(conditions, data, freed);
+    }
+    const {rows} = await retryDeadlock(() =>
+      notifier.updateAndPublish<MasterLock>(
+        this.lockRepo.modelClass.modelName,
+        anyOf(conditions),
+        data,
+        ['lockName', 'fencingToken'],
+        conditions.length,
+        freed,
+      ),
+    );
+    // A release keeps the token: it tells apart two conditions on one row.
+    const released = conditions.map(c =>
+      rows.some(
+        r => r.lockName === c.lockName && Number(r.fencingToken) === Number(c.fencingToken),
+      ),
+    );
+    if (rows.length > 0 && rows.length < conditions.length) {
+      this.publish(freed.filter((_, i) => released[i]));
+    }
+    return released;
+  }
+
+  /**
+   * The flip and its NOTIFY in one statement. An enable tells the others
+   * what the disabled master left on the lock's row, so they take it over
+   * without reading it first.
+   */
+  protected async flipControl(lockName: string, write: ControlWrite): Promise<ControlWritten> {
+    const notifier = this.notifier;
+    if (!(notifier instanceof PostgresNotifier)) return super.flipControl(lockName, write);
+    const announced: LockChange = {lockName, control: write.enabled ? 'enabled' : 'disabled'};
+    const {rows, published} = await notifier.updateAndPublish<MasterControl>(
+      this.controlRepo.modelClass.modelName,
+      {lockName, enabled: !write.enabled},
+      write,
+      ['lockName'],
+      1,
+      [announced],
+      write.enabled ? this.lockRepo.modelClass.modelName : undefined,
+    );
+    if (!rows.length) return {changed: false, announced: []};
+    return {changed: rows.length === 1, announced: published ?? [announced]};
+  }
+}
