@@ -8,7 +8,7 @@ export function printLine(line: object): void {
   process.stdout.write(JSON.stringify(line) + '\n');
 }
 
-/** One JSON line per start and stop, on stdout (SPEC section 7). */
+/** One JSON line per start and stop, on stdout (docs/example-app.md). */
 export function printEvent(event: 'start' | 'stop', ctx: MasterJobContext): void {
   printLine({
     event,

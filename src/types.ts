@@ -34,7 +34,7 @@ export interface MasterJob {
   stop?(ctx: MasterJobContext): void | Promise<void>;
 }
 
-/** The timing parameters of one lock (SPEC section 3), all in milliseconds. */
+/** The timing parameters of one lock, all in milliseconds (README, "Configuration"). */
 export interface ElectionTimings {
   /** Delay after `startMaster()` before campaigning. */
   initDelay: number;

@@ -114,7 +114,7 @@ const lockStatus: SchemaObject = {
   },
 };
 
-/** Both content types of SPEC section 6, with the same schema and example. */
+/** Both content types (form, as curl sends it, and JSON), with the same schema and example. */
 function body(schema: SchemaObject, example: object, description: string) {
   // Separate copies: a spec that shares objects reads as YAML anchors.
   const content = () => JSON.parse(JSON.stringify({schema, example}));

@@ -60,7 +60,7 @@ export function explain(err: unknown): unknown {
   if (e.code === '42P01' || e.code === 'ER_NO_SUCH_TABLE') {
     return new Error(
       `The tables of loopback4-master-job-executor (MasterLock, MasterControl) are missing: ` +
-        `create them with app.migrateSchema() (see README, "Database tables"). ` +
+        `create them with app.migrateSchema() (see docs/operations.md, "Tables"). ` +
         `Database said: ${e.message}`,
     );
   }
