@@ -116,6 +116,8 @@ describe('MasterControlController (memory)', () => {
       subscribe: () => () => {},
       close: async () => {},
     });
+    // The store announces the control's change: make it anew with this notifier.
+    app.getBinding(MasterJobExecutorBindings.LOCK_STORE).refresh(app);
     const proto = MasterControlRepository.prototype as unknown as Record<string, Function>;
     for (const method of ['findById', 'findOne']) {
       const original = proto[method];
