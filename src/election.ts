@@ -35,13 +35,15 @@
 //     the next poll; rounded up to TICK, so that the locks seen in one read
 //     expire together. Deadlines are rounded down to TICK for the same reason:
 //     later takeovers and earlier stops are both on the safe side.
-//  7. Disable: a replica that wins the lock reads the control after the win
-//     and before it calls start() (on PostgreSQL in the statement of the win,
-//     locking the control row, so a disable cannot commit between the two).
-//     A master reads it with every renewal, and at once when told of a
-//     disable; told while it acquires, it renews at once after the win. So a
-//     disable that committed before that read is seen before start(), a later
-//     one at once (notified) or by the next renewal (within H).
+//  7. Disable: the store reads the control as part of winning the lock
+//     (PostgreSQL in the statement of the win, locking the control row;
+//     other connectors right after the win, inside the store, which releases
+//     the lock and fails the call if that read fails), and a replica that wins
+//     a disabled lock releases it without calling start(). A master reads the
+//     control with every renewal, and at once when told of a disable; told
+//     while it acquires, it renews at once after the win. So a disable that
+//     committed before the win's read is seen before start(), a later one at
+//     once (notified) or by the next renewal (within H).
 //  8. start() runs at most once per mastership and never while a previous
 //     start() of this replica is still running; stop() runs only after a
 //     start() that resolved, bounded by stopTimeout.
@@ -363,8 +365,7 @@ export class LockElection extends EventEmitter implements Master {
     let acquired: Acquired | undefined;
     try {
       acquired = await this.call(
-        async () =>
-          expected ? this.store.takeOver(expected, next) : wrap(await this.store.create(next)),
+        async () => (expected ? this.store.takeOver(expected, next) : this.store.create(next)),
         deadline - sentAt,
         'acquire',
       );
@@ -373,20 +374,8 @@ export class LockElection extends EventEmitter implements Master {
       return this.retryAfterError(epoch, err);
     }
     const won = acquired?.lock;
-    if (acquired?.disabled !== undefined) this.disabled = acquired.disabled;
-    else if (won && epoch === this.epoch) {
-      // Read the control only now, after winning (see invariant 7).
-      try {
-        this.disabled = await this.call(
-          () => this.store.isDisabled(this.lockName),
-          deadline - this.clock.now(),
-          'read control',
-        );
-      } catch (err) {
-        await this.release(won);
-        return this.retryAfterError(epoch, err);
-      }
-    }
+    // The store read the control as part of the win (see invariant 7).
+    if (acquired) this.disabled = acquired.disabled;
     if (epoch !== this.epoch) {
       if (won) await this.release(won);
       return;
@@ -704,10 +693,6 @@ export class LockElection extends EventEmitter implements Master {
     debug('%s: %s: %s', this.lockName, what, error.message);
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
-}
-
-function wrap(lock: LockRecord | undefined): Acquired | undefined {
-  return lock && {lock};
 }
 
 function roundUp(time: number): number {

@@ -28,10 +28,11 @@ export interface LockObservation {
 export interface Acquired {
   lock: LockRecord;
   /**
-   * The control, where the store read it in the statement that won the lock
-   * (PostgreSQL); undefined where the election must read it after the win.
+   * The control, read as part of the win: on PostgreSQL in the statement that
+   * won, elsewhere right after the win, before the store answers (a store that
+   * cannot read it releases the lock it won and rejects).
    */
-  disabled?: boolean;
+  disabled: boolean;
 }
 
 export interface RenewResult {
@@ -44,14 +45,14 @@ export interface LockStore {
   read(lockName: string): Promise<LockObservation>;
   isDisabled(lockName: string): Promise<boolean>;
   /**
-   * Inserts the first row of a lock. Resolves to the record as written, or
-   * undefined if a row exists already.
+   * Inserts the first row of a lock. Resolves to the record as written, with
+   * the control read as part of the win, or undefined if a row exists already.
    */
-  create(lock: LockRecord): Promise<LockRecord | undefined>;
+  create(lock: LockRecord): Promise<Acquired | undefined>;
   /**
    * Replaces `expected` by `next` only if the row still has expected's
    * holder, fencing token and renewalId. Resolves to the record as written,
-   * or undefined if the row changed. The store may write a higher fencing
+   * with the control read as part of the win, or undefined if the row changed. The store may write a higher fencing
    * token than next's (to take over many locks in one statement), never a
    * lower one.
    */

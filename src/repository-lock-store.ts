@@ -43,7 +43,8 @@ export class RepositoryLockStore implements LockStore {
     this.createAll(records),
   );
 
-  private readonly takeovers = new Batcher<Takeover, Acquired | undefined>(async batch => {
+  /** Where the control is not read in the statement of the win, `disabled` is missing. */
+  private readonly takeovers = new Batcher<Takeover, Won | undefined>(async batch => {
     // One statement for all: one new token for every row, above each row's own.
     const fencingToken = Math.max(...batch.map(t => t.next.fencingToken));
     const {instanceId, hostname, heartbeatAt, acquiredAt} = batch[0].next;
@@ -108,14 +109,14 @@ export class RepositoryLockStore implements LockStore {
     return this.disabled.load(lockName);
   }
 
-  async create(lock: LockRecord): Promise<LockRecord | undefined> {
+  async create(lock: LockRecord): Promise<Acquired | undefined> {
     const dataSource = this.lockRepo.dataSource;
     assertOpen(dataSource);
     if (ASTRAL_CHARACTER.test(lock.lockName) && !(await carriesAstralCharacters(dataSource))) {
       // Stored mangled, the row would never match its name again.
       throw new Error(astralAdvice(dataSource, `lockName "${lock.lockName}"`));
     }
-    return this.creates.load({...lock});
+    return this.withControl(await this.creates.load({...lock}));
   }
 
   async takeOver(expected: LockRecord, next: LockRecord): Promise<Acquired | undefined> {
@@ -126,7 +127,25 @@ export class RepositoryLockStore implements LockStore {
       fencingToken: expected.fencingToken,
       renewalId: expected.renewalId,
     });
-    return this.takeovers.load({expected: condition, next});
+    const won = await this.takeovers.load({expected: condition, next});
+    return won?.disabled === undefined
+      ? this.withControl(won?.lock)
+      : {...won, disabled: won.disabled};
+  }
+
+  /**
+   * The control of a lock just won, read right after the win (PostgreSQL reads
+   * it in the statement of the win instead). If that read fails, the lock is
+   * released (best effort) and the call rejects: the caller must not start.
+   */
+  private async withControl(won: LockRecord | undefined): Promise<Acquired | undefined> {
+    if (!won) return undefined;
+    try {
+      return {lock: won, disabled: await this.disabled.load(won.lockName)};
+    } catch (err) {
+      await this.release(won.lockName, won.instanceId, won.fencingToken).catch(() => false);
+      throw err;
+    }
   }
 
   async renew(lockName: string, instanceId: string, fencingToken: number): Promise<RenewResult> {
@@ -298,6 +317,8 @@ export class RepositoryLockStore implements LockStore {
     return released;
   }
 }
+
+type Won = Omit<Acquired, 'disabled'> & {disabled?: boolean};
 
 interface Takeover {
   /** The compare-and-set condition on the expected record. */

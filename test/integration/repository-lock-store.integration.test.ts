@@ -155,8 +155,8 @@ for (const backend of SQL_BACKENDS) {
         expect(sent).to.have.length(1);
         expect(sent[0]).to.match(/^WITH updated AS \(UPDATE .*mastercontrol.*enabled/s);
       } else {
-        // The election reads the control after the win.
-        expect(won.map(w => w?.disabled)).to.deepEqual([undefined, undefined, undefined]);
+        // The store reads the control right after the win.
+        expect(won.map(w => w?.disabled)).to.deepEqual([false, true, undefined]);
         expect(sent[0]).to.match(/^UPDATE /);
       }
     });

@@ -61,15 +61,17 @@ describe('RepositoryLockStore batching (memory)', () => {
 
   it('creates the rows of one turn in one call, and tells which landed after a clash', async () => {
     const created = await Promise.all(names.map(n => store.create(record(n))));
-    expect(created.map(r => r?.lockName)).to.deepEqual(names);
-    expect(calls).to.deepEqual(['lock.createAll']);
+    expect(created.map(r => r?.lock.lockName)).to.deepEqual(names);
+    // The control of the rows won, read right after the win, in one batch.
+    expect(created.map(r => r?.disabled)).to.deepEqual([false, false, false]);
+    expect(calls).to.deepEqual(['lock.createAll', 'control.find']);
 
     await locks.create({...record('E'), instanceId: 'other'});
     calls.length = 0;
     const second = await Promise.all(['D', 'E'].map(n => store.create(record(n))));
     // memory inserts D before the clash on E; the read-back finds D ours.
-    expect(second.map(r => r?.lockName)).to.deepEqual(['D', undefined]);
-    expect(calls).to.deepEqual(['lock.createAll', 'lock.find']);
+    expect(second.map(r => r?.lock.lockName)).to.deepEqual(['D', undefined]);
+    expect(calls).to.deepEqual(['lock.createAll', 'lock.find', 'control.find']);
   });
 
   it('runs an INSERT again that the database chose as a deadlock victim', async () => {
@@ -86,8 +88,8 @@ describe('RepositoryLockStore batching (memory)', () => {
       return createAll.apply(this, args);
     };
     const created = await store.create(record('A'));
-    expect(created?.lockName).to.equal('A');
-    expect(calls).to.deepEqual(['lock.createAll (deadlock)', 'lock.createAll']);
+    expect(created?.lock.lockName).to.equal('A');
+    expect(calls).to.deepEqual(['lock.createAll (deadlock)', 'lock.createAll', 'control.find']);
   });
 
   it('takes over the locks of one turn in one UPDATE, with one token above every row', async () => {
@@ -111,8 +113,9 @@ describe('RepositoryLockStore batching (memory)', () => {
       ),
     );
     expect(won.map(r => r?.lock.fencingToken)).to.deepEqual([10, 10, undefined]);
-    expect(won.map(r => r?.disabled)).to.deepEqual([undefined, undefined, undefined]); // read after, by the election
-    expect(calls).to.deepEqual(['lock.updateAll', 'lock.find']); // the find: which landed
+    expect(won.map(r => r?.disabled)).to.deepEqual([false, false, undefined]); // read right after the win
+    // lock.find: which landed; control.find: the control of those won.
+    expect(calls).to.deepEqual(['lock.updateAll', 'lock.find', 'control.find']);
     const after = await locks.find({order: ['lockName ASC']});
     expect(after.map(r => [r.instanceId, r.fencingToken])).to.deepEqual([
       ['me', 10],
@@ -197,7 +200,7 @@ describe('RepositoryLockStore batching (memory)', () => {
     };
     const batch = ['A', 'B', 'CASEX', 'casex', 'D', 'E'];
     const created = await Promise.all(batch.map(n => store.create(record(n))));
-    expect(created.map(c => c?.lockName)).to.deepEqual(['A', 'B', 'CASEX', 'casex', 'D', 'E']);
+    expect(created.map(c => c?.lock.lockName)).to.deepEqual(['A', 'B', 'CASEX', 'casex', 'D', 'E']);
     expect(calls.filter(c => c === 'lock.createAll').length).to.be.lessThanOrEqual(5);
   });
 
