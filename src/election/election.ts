@@ -27,7 +27,7 @@
 //     its send, the renewal goes at once, not that close to the deadline.
 //     A failed renewal is retried every (L - M - H) / (R + 1); after R failed
 //     retries, or at the deadline, the master resigns with reason 'expired'.
-//     Configurations with H >= L - M are rejected in config.ts.
+//     Configurations with H >= L - M are rejected in timings.ts.
 //  5. All writes are compare-and-set on the row: takeover on the observed
 //     (holder, token, renewalId) writing token + 1, renewal and release on
 //     (holder, token). Rows are never deleted, so tokens strictly increase.
@@ -35,26 +35,43 @@
 //     the next poll; rounded up to TICK, so that the locks seen in one read
 //     expire together. Deadlines are rounded down to TICK for the same reason:
 //     later takeovers and earlier stops are both on the safe side.
-//  7. Disable: a replica that wins the lock reads the control after the win
-//     and before it calls start() (on PostgreSQL in the statement of the win,
-//     locking the control row, so a disable cannot commit between the two).
-//     A master reads it with every renewal, and at once when told of a
-//     disable; told while it acquires, it renews at once after the win. So a
-//     disable that committed before that read is seen before start(), a later
-//     one at once (notified) or by the next renewal (within H).
+//  7. Disable: the store reads the control as part of winning the lock
+//     (PostgreSQL in the statement of the win, locking the control row;
+//     other connectors right after the win, inside the store, which releases
+//     the lock and fails the call if that read fails), and a replica that wins
+//     a disabled lock releases it without calling start(). A master reads the
+//     control with every renewal, and at once when told of a disable; told
+//     while it acquires, it renews at once after the win. So a disable that
+//     committed before the win's read is seen before start(), a later one at
+//     once (notified) or by the next renewal (within H).
 //  8. start() runs at most once per mastership and never while a previous
 //     start() of this replica is still running; stop() runs only after a
 //     start() that resolved, bounded by stopTimeout.
-//  9. Every async continuation checks `epoch`, bumped on each transition, so a
-//     stale timer or reply of an earlier mastership can never act on a newer one.
+//  9. What the election does is one phase object (Campaigning, Mastership),
+//     a new one for every campaign and every mastership. Every async
+//     continuation goes on only while its phase is still `this.phase`, so a
+//     stale timer or reply of an earlier phase can never act on a newer one.
 // 10. Nothing the database answers makes a loop run hot: errors and lost
 //     races back off (100 ms doubling to C) until a live master is seen or a
 //     renewal lands; only the first lost race re-reads at once.
+//
+// Shape, as client-go's leaderelection.go: run() campaigns until this replica
+// wins the lock, leads until the mastership ends, steps down (stop() the job,
+// then release), and campaigns again, until stopped. Each phase holds the one
+// step it waits to run; wake() may run one at once instead.
 
 import {randomUUID} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {Acquired, FreedLock, LockChange, LockRecord, LockStore} from '../store/lock-store';
+import {
+  Acquired,
+  FreedLock,
+  LockChange,
+  LockObservation,
+  LockRecord,
+  LockStore,
+  RenewResult,
+} from '../store/lock-store';
 import {
   Clock,
   ElectionTimings,
@@ -82,21 +99,118 @@ export interface ElectionOptions {
   clock: Clock;
 }
 
-interface Mastership {
-  lock: LockRecord;
-  /** When the last successful write of the record (acquire or renewal) was sent. */
-  renewedAt: number;
-  deadline: number;
-  failures: number;
-  controller: AbortController;
-  /** Settles with whether start() succeeded. */
-  started: Promise<boolean>;
-}
-
 type ResignReason = StopReason | 'startFailed';
 
 /** Why the state changed: the stop reasons, plus 'campaigning', 'acquired', 'startFailed'. */
 export type TransitionReason = ResignReason | 'campaigning' | 'acquired';
+
+/**
+ * What a step of the campaign leads to; plan() turns it into the next step
+ * and its time.
+ */
+type Next =
+  /** the next poll on the grid of C, or the observed lease's expiry if sooner */
+  | 'poll'
+  /** read again at once */
+  | 'now'
+  /** read again after the back-off of the setbacks so far */
+  | 'backoff'
+  /** a previous start() still runs: read at the next poll, no takeover */
+  | 'busy'
+  /** start() failed: read after C, deaf to wakes until then */
+  | 'startFailed';
+
+/**
+ * What the election does, one object per campaign or mastership: its
+ * identity tells a current continuation from a stale one (invariant 9). It
+ * holds the one step waiting for its time, which a wake may replace.
+ */
+abstract class Phase<T> {
+  abstract readonly state: MasterState;
+  /** Told of a change while a step ran: the next one is due at once. */
+  woken = false;
+  private over = false;
+  private timer: SharedTimer | undefined;
+  /** Ends the wait: runs the given step instead of the waiting one, or none. */
+  private cut: ((step?: () => Promise<T>) => void) | undefined;
+
+  constructor(private readonly timers: SharedTimers) {}
+
+  /** True unless a step waits for its time: one runs, or is about to be scheduled. */
+  get busy(): boolean {
+    return this.cut === undefined;
+  }
+
+  /**
+   * Runs `step` at `time`, unless runNow() runs another first; resolves to
+   * what the step that ran resolves to, or to undefined if the phase ends.
+   */
+  schedule(time: number, step: () => Promise<T>): Promise<T | undefined> {
+    if (this.over) return Promise.resolve(undefined);
+    return new Promise(resolve => {
+      this.cut = chosen => {
+        if (this.timer !== undefined) this.timers.cancel(this.timer);
+        this.timer = this.cut = undefined;
+        resolve(chosen?.());
+      };
+      this.timer = this.timers.at(time, () => {
+        this.timer = undefined;
+        this.cut?.(step);
+      });
+    });
+  }
+
+  /** Runs `step` now (synchronously), in place of the waiting one. */
+  runNow(step: () => Promise<T>): void {
+    this.cut?.(step);
+  }
+
+  /** The phase is over: the waiting step never runs, nothing more is scheduled. */
+  end(): void {
+    this.over = true;
+    this.cut?.();
+  }
+}
+
+/** Waiting for initDelay. */
+class Starting extends Phase<boolean> {
+  readonly state = 'idle';
+}
+
+/** Not master: polling the lock, taking it over when free or expired. */
+class Campaigning extends Phase<Next | Mastership> {
+  readonly state = 'slave';
+  /** The record of another holder, and when we received it. */
+  observed: {lock: LockRecord; at: number} | undefined;
+  /** Since when this replica has seen no live master (lock free or expired). */
+  leaderlessSince: number | undefined;
+  /** No campaigning, and deaf to wakes, before this time: after a failed start(). */
+  quietUntil = 0;
+}
+
+/** Master: renewing, until the mastership ends. */
+class Mastership extends Phase<number | undefined> {
+  readonly state = 'master';
+  readonly controller = new AbortController();
+  failures = 0;
+  deadlineTimer: SharedTimer | undefined;
+  /** Settles with whether start() succeeded. */
+  started = Promise.resolve(false);
+  /** Resolves, when the mastership ends, to why. */
+  readonly ended: Promise<ResignReason>;
+  settle!: (reason: ResignReason) => void;
+
+  constructor(
+    timers: SharedTimers,
+    readonly lock: LockRecord,
+    /** When the last successful write of the record (acquire or renewal) was sent. */
+    public renewedAt: number,
+    public deadline: number,
+  ) {
+    super(timers);
+    this.ended = new Promise(resolve => (this.settle = resolve));
+  }
+}
 
 export class LockElection extends EventEmitter implements Master {
   readonly lockName: string;
@@ -106,25 +220,16 @@ export class LockElection extends EventEmitter implements Master {
   private readonly clock: Clock;
   private readonly timers: SharedTimers;
 
-  private currentState: MasterState = 'idle';
-  private epoch = 0;
-  private timer: SharedTimer | undefined;
-  private deadlineTimer: SharedTimer | undefined;
-  private mastership: Mastership | undefined;
-  /** The record of another holder, and when we received it. */
-  private observed: {lock: LockRecord; at: number} | undefined;
+  private phase: 'idle' | Starting | Campaigning | Mastership | 'stopped' = 'idle';
+  /** The control as last read. */
   private disabled = false;
-  /** Since when this replica has seen no live master (lock free or expired). */
-  private leaderlessSince: number | undefined;
   /**
    * Failed attempts (errors, lost races) since the last sign of progress (a
    * live master seen, a renewal): the back-off grows with it.
    */
   private setbacks = 0;
   private startRunning = false;
-  private wakePending = false;
-  /** No campaigning before this time: the back-off after a failed start(). */
-  private backoffUntil = 0;
+  /** The run loop and the master's control reads: what stop() waits for. */
   private readonly inflight = new Set<Promise<void>>();
   private stopping: Promise<void> | undefined;
 
@@ -139,40 +244,45 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   get state(): MasterState {
-    return this.currentState;
+    return typeof this.phase === 'string' ? this.phase : this.phase.state;
   }
 
   get isMaster(): boolean {
-    return this.currentState === 'master';
+    return this.phase instanceof Mastership;
   }
 
   get fencingToken(): number | undefined {
-    return this.mastership?.lock.fencingToken;
+    return this.phase instanceof Mastership ? this.phase.lock.fencingToken : undefined;
   }
 
   status(): MasterStatus {
+    const p = this.phase;
+    const m = p instanceof Mastership ? p : undefined;
     return {
       lockName: this.lockName,
-      state: this.currentState,
+      state: this.state,
       isMaster: this.isMaster,
       fencingToken: this.fencingToken,
-      observedHolder: this.mastership
+      observedHolder: m
         ? this.instanceId
-        : this.observed?.lock.instanceId || undefined,
+        : p instanceof Campaigning
+          ? p.observed?.lock.instanceId || undefined
+          : undefined,
       disabled: this.disabled,
-      renewalAgeMs: this.mastership ? this.clock.now() - this.mastership.renewedAt : undefined,
-      deadlinePassed: this.mastership ? this.clock.now() > this.mastership.deadline : false,
+      renewalAgeMs: m ? this.clock.now() - m.renewedAt : undefined,
+      deadlinePassed: m ? this.clock.now() > m.deadline : false,
     };
   }
 
   /** Begin campaigning after initDelay. */
   begin(): void {
-    if (this.currentState !== 'idle' || this.stopping) return;
+    if (this.phase !== 'idle') return;
     // Rounded from the turn's start, so that the locks started together
     // campaign together however long the loop starting them takes.
     const {initDelay} = this.timings;
     const now = this.timers.turnTime();
-    this.scheduleAt(initDelay ? roundUp(now + initDelay) : now, () => this.campaign());
+    const start = (this.phase = new Starting(this.timers));
+    this.track(this.run(start, initDelay ? roundUp(now + initDelay) : now));
   }
 
   stop(): Promise<void> {
@@ -191,33 +301,92 @@ export class LockElection extends EventEmitter implements Master {
    * only a non-master; anything else makes a master renew at once.
    */
   wake(change?: Omit<LockChange, 'lockName'>): void {
-    if (this.stopping || this.currentState === 'idle' || this.clock.now() < this.backoffUntil)
-      return;
-    if (this.inflight.size > 0 || this.timer === undefined) {
-      // The running step reschedules at once: an acquisition that wins
-      // renews (and reads the control) at once, in case this was a disable.
-      this.wakePending = true;
+    const p = this.phase;
+    if (!(p instanceof Campaigning || p instanceof Mastership)) return;
+    if (p instanceof Campaigning && this.clock.now() < p.quietUntil) return;
+    if (p.busy) {
+      // The running step schedules the next at once: an acquisition that
+      // wins renews (and reads the control) at once, in case this was a disable.
+      p.woken = true;
       return;
     }
-    const m = this.mastership;
     // A disable concerns the master only, an enable the others only.
-    if (change?.control === (m ? 'enabled' : 'disabled')) return;
+    if (change?.control === (p instanceof Mastership ? 'enabled' : 'disabled')) return;
     const freed = change?.freed;
-    // A notified disable needs only the control read; anything else (a
-    // reconnect: something may have been missed) a renewal, now.
-    if (m && change?.control === 'disabled') this.track(this.recheckControl(m));
-    else if (m) this.runNow(() => this.renew(m));
-    else if (freed && (!this.disabled || change?.control === 'enabled'))
-      this.runNow(() => this.takeOverFreed(freed));
-    else this.runNow(() => this.campaign());
+    if (p instanceof Mastership) {
+      // A notified disable needs only the control read; anything else (a
+      // reconnect: something may have been missed) a renewal, now.
+      if (change?.control === 'disabled') this.track(this.recheckControl(p));
+      else p.runNow(() => this.renew(p));
+    } else if (freed && (!this.disabled || change?.control === 'enabled')) {
+      p.runNow(() => this.takeOverFreed(p, freed));
+    } else {
+      p.runNow(() => this.check(p));
+    }
+  }
+
+  /**
+   * The life of the election, as client-go's Run(): after initDelay, campaign
+   * until this replica wins the lock, lead until the mastership ends, step
+   * down, and campaign again, until stopped.
+   */
+  private async run(start: Starting, time: number): Promise<void> {
+    if (!(await start.schedule(time, async () => true))) return; // stopped during initDelay
+    let campaign = this.enter(new Campaigning(this.timers), 'campaigning');
+    let next: Next = 'now';
+    for (;;) {
+      const m = await this.campaign(campaign, next); // until this replica wins the lock
+      if (!m) return; // stopped
+      const reason = await this.lead(m); // until the mastership ends
+      const after = this.phase; // entered by resign(): a new campaign, or 'stopped'
+      await this.stepDown(m, reason); // stop() the job, then release the lock
+      if (!(after instanceof Campaigning) || this.phase !== after) return; // stopped
+      campaign = after;
+      next = reason === 'startFailed' ? 'startFailed' : 'now';
+    }
   }
 
   // ---- campaigning (not master) ----
 
-  private async campaign(): Promise<void> {
-    const epoch = this.epoch;
-    if (this.currentState === 'idle') this.setState('slave', 'campaigning');
-    let observation;
+  /** Campaigns until this replica wins the lock; undefined if stopped first. */
+  private async campaign(c: Campaigning, next: Next): Promise<Mastership | undefined> {
+    for (;;) {
+      const [time, step] = this.plan(c, next);
+      const result = await c.schedule(time, step);
+      if (result instanceof Mastership) return result;
+      if (this.phase !== c || result === undefined) return undefined;
+      next = result;
+    }
+  }
+
+  /** The campaign's next step and its time: the one place they are chosen. */
+  private plan(c: Campaigning, next: Next): [number, () => Promise<Next | Mastership>] {
+    const {checkMasterInterval, leaseDuration} = this.timings;
+    const now = this.clock.now();
+    const check = () => this.check(c);
+    switch (next) {
+      case 'backoff':
+        return [now + this.backOffDelay(), check];
+      case 'busy':
+        return [this.nextTick(checkMasterInterval), check];
+      case 'startFailed':
+        c.quietUntil = now + checkMasterInterval;
+        return [c.quietUntil, check];
+    }
+    // Now if asked, or woken while the last step ran; else the next poll.
+    const time = next === 'now' || c.woken ? now : this.nextTick(checkMasterInterval);
+    c.woken = false;
+    const observed = c.observed;
+    if (observed?.lock.instanceId && !this.disabled) {
+      const expiresAt = roundUp(observed.at + leaseDuration);
+      if (expiresAt <= time) return [expiresAt, () => this.takeOverExpired(c, observed.lock)];
+    }
+    return [time, check];
+  }
+
+  /** Reads the lock: watches a live holder, frees a stale record of ours, acquires a free lock. */
+  private async check(c: Campaigning): Promise<Next | Mastership> {
+    let observation: LockObservation;
     try {
       observation = await this.call(
         () => this.store.read(this.lockName),
@@ -225,32 +394,28 @@ export class LockElection extends EventEmitter implements Master {
         'read',
       );
     } catch (err) {
-      return this.retryAfterError(epoch, err);
+      return this.setback(c, err);
     }
-    if (epoch !== this.epoch) return;
+    if (this.phase !== c) return 'poll';
     const receivedAt = this.clock.now();
     const {lock, disabled} = observation;
     this.disabled = disabled;
     if (disabled)
-      this.leaderlessSince = undefined; // off on purpose, not an outage
-    else if (!lock?.instanceId) this.leaderlessSince ??= receivedAt;
-    if (!lock) {
-      return disabled ? this.scheduleCheck() : this.acquire(epoch, undefined);
-    }
-    if (lock.instanceId === this.instanceId) {
+      c.leaderlessSince = undefined; // off on purpose, not an outage
+    else if (!lock?.instanceId) c.leaderlessSince ??= receivedAt;
+    if (lock?.instanceId === this.instanceId) {
       // A write of ours that timed out landed after all. We cannot tell since
       // when it counts, so free it rather than adopt it.
       debug('%s: found a stale record of our own, releasing', this.lockName);
       await this.release(lock);
-      return this.scheduleCheck();
+      return 'poll';
     }
-    this.observe(lock, receivedAt);
-    if (lock.instanceId === '' && !disabled) return this.acquire(epoch, lock);
-    this.scheduleCheck();
+    if (lock) this.observe(c, lock, receivedAt);
+    return !disabled && !lock?.instanceId ? this.acquire(c, lock) : 'poll';
   }
 
-  private observe(lock: LockRecord, at: number): void {
-    const previous = this.observed?.lock;
+  private observe(c: Campaigning, lock: LockRecord, at: number): void {
+    const previous = c.observed?.lock;
     if (
       previous &&
       previous.renewalId === lock.renewalId &&
@@ -259,9 +424,9 @@ export class LockElection extends EventEmitter implements Master {
     ) {
       return; // unchanged: the lease keeps running from the first sighting
     }
-    this.observed = {lock, at};
+    c.observed = {lock, at};
     if (lock.instanceId) {
-      this.leaderFound();
+      this.leaderFound(c);
       this.setbacks = 0;
     }
     if (lock.instanceId && lock.instanceId !== previous?.instanceId) {
@@ -270,10 +435,17 @@ export class LockElection extends EventEmitter implements Master {
     }
   }
 
+  /** Takes over the lock whose lease was observed unchanged for L. */
+  private takeOverExpired(c: Campaigning, lock: LockRecord): Promise<Next | Mastership> {
+    debug('%s: lease of %s expired', this.lockName, lock.instanceId);
+    c.leaderlessSince ??= this.clock.now();
+    return this.acquire(c, lock);
+  }
+
   /** Takes over a lock just released, as a read would have found it. */
-  private takeOverFreed(freed: FreedLock): Promise<void> {
-    this.leaderlessSince ??= this.clock.now();
-    return this.acquire(this.epoch, {
+  private takeOverFreed(c: Campaigning, freed: FreedLock): Promise<Next | Mastership> {
+    c.leaderlessSince ??= this.clock.now();
+    return this.acquire(c, {
       lockName: this.lockName,
       instanceId: '',
       hostname: '',
@@ -284,43 +456,11 @@ export class LockElection extends EventEmitter implements Master {
     });
   }
 
-  /** Next poll (now if 0), or the takeover at the observed lease's expiry if sooner. */
-  private scheduleCheck(delay?: 0): void {
-    const time = this.nextStep(this.timings.checkMasterInterval, delay);
-    const observed = this.observed;
-    if (observed?.lock.instanceId && !this.disabled) {
-      const expiresAt = roundUp(observed.at + this.timings.leaseDuration);
-      if (expiresAt <= time) {
-        this.scheduleAt(expiresAt, () => {
-          debug('%s: lease of %s expired', this.lockName, observed.lock.instanceId);
-          this.leaderlessSince ??= this.clock.now();
-          return this.acquire(this.epoch, observed.lock);
-        });
-        return;
-      }
-    }
-    this.scheduleAt(time, () => this.campaign());
-  }
-
-  /** Next renewal: on the heartbeat grid, or now if that is over H after the last write (inv. 4). */
-  private scheduleRenewal(m: Mastership): void {
-    const t = this.timings;
-    let time = this.nextStep(t.heartbeatInterval);
-    // Judged from the deadline, rounded, not from each lock's own send time:
-    // the locks of one batch must agree, or their renewals split into several
-    // instants. On time, the next grid point is within H of the send.
-    const sentAt = m.deadline - (t.leaseDuration - safetyMargin(t));
-    if (time > sentAt + t.heartbeatInterval + TICK) time = this.clock.now();
-    this.scheduleAt(time, () => this.renew(m));
-  }
-
-  /** Create the first record, or take over `expected` (free or expired). */
-  private async acquire(epoch: number, expected: LockRecord | undefined): Promise<void> {
+  /** Creates the first record, or takes over `expected` (free or expired). */
+  private async acquire(c: Campaigning, expected?: LockRecord): Promise<Next | Mastership> {
     if (this.startRunning) {
       debug('%s: previous start() still running, not campaigning', this.lockName);
-      return this.scheduleAt(this.nextTick(this.timings.checkMasterInterval), () =>
-        this.campaign(),
-      );
+      return 'busy';
     }
     const now = new Date();
     const next: LockRecord = {
@@ -337,76 +477,77 @@ export class LockElection extends EventEmitter implements Master {
     let acquired: Acquired | undefined;
     try {
       acquired = await this.call(
-        async () => (expected ? this.store.takeOver(expected, next) : this.store.create(next)),
+        () => (expected ? this.store.takeOver(expected, next) : this.store.create(next)),
         deadline - sentAt,
         'acquire',
       );
     } catch (err) {
       // If the write landed anyway, the next read finds our record and frees it.
-      return this.retryAfterError(epoch, err);
+      return this.setback(c, err);
     }
-    const won = acquired?.lock;
-    if (acquired?.disabled !== undefined) this.disabled = acquired.disabled;
-    else if (won && epoch === this.epoch) {
-      // Read the control only now, after winning (see invariant 7).
-      try {
-        this.disabled = await this.call(
-          () => this.store.isDisabled(this.lockName),
-          deadline - this.clock.now(),
-          'read control',
-        );
-      } catch (err) {
-        await this.release(won);
-        return this.retryAfterError(epoch, err);
-      }
+    if (!acquired) return this.lostRace(c, next.fencingToken);
+    // The store read the control as part of the win (invariant 7).
+    this.disabled = acquired.disabled;
+    let unusable: string;
+    if (this.phase !== c) unusable = 'stopped meanwhile';
+    else if (acquired.disabled) unusable = 'it is disabled';
+    // Paused between winning and here: others may have taken over already.
+    else if (this.clock.now() >= deadline) unusable = 'too late to use it';
+    else return this.becomeMaster(c, acquired.lock, sentAt, deadline);
+    debug('%s: won the lock but %s, releasing', this.lockName, unusable);
+    await this.release(acquired.lock, !acquired.disabled);
+    return acquired.disabled ? 'poll' : 'now';
+  }
+
+  /**
+   * The record changed under us: observe the winner afresh, at once. To lose
+   * again before seeing any winner is the database answering oddly (a row
+   * that never matches): back off.
+   */
+  private lostRace(c: Campaigning, fencingToken: number): Next {
+    if (this.phase !== c) return 'poll';
+    debug('%s: lost the race for token %d', this.lockName, fencingToken);
+    c.observed = undefined;
+    return ++this.setbacks === 1 ? 'now' : 'backoff';
+  }
+
+  /** A failed database call: back off (invariant 10). */
+  private setback(c: Campaigning, err: unknown): Next {
+    if (this.phase === c) {
+      this.setbacks++;
+      this.report(err, `database call failed (${this.setbacks} setbacks in a row)`);
     }
-    if (epoch !== this.epoch) {
-      if (won) await this.release(won);
-      return;
-    }
-    if (!won) {
-      // The record changed under us: observe the winner afresh, at once. To
-      // lose again before seeing any winner is the database answering oddly
-      // (a row that never matches): back off.
-      debug('%s: lost the race for token %d', this.lockName, next.fencingToken);
-      this.observed = undefined;
-      return ++this.setbacks === 1 ? this.campaign() : this.backOff();
-    }
-    if (this.disabled) {
-      debug('%s: won the lock but it is disabled, releasing', this.lockName);
-      await this.release(won, false);
-      return this.scheduleCheck();
-    }
-    if (this.clock.now() >= deadline) {
-      // Paused between winning and here: others may have taken over already.
-      debug('%s: won the lock too late to use it, releasing', this.lockName);
-      await this.release(won);
-      return this.scheduleCheck(0);
-    }
-    this.becomeMaster(won, sentAt, deadline);
+    return 'backoff';
   }
 
   // ---- master ----
 
-  private becomeMaster(lock: LockRecord, sentAt: number, deadline: number): void {
-    this.epoch++;
-    const m: Mastership = {
-      lock,
-      renewedAt: sentAt,
-      deadline,
-      failures: 0,
-      controller: new AbortController(),
-      started: Promise.resolve(false),
-    };
-    this.mastership = m;
-    this.observed = undefined;
-    this.leaderFound();
+  private becomeMaster(
+    c: Campaigning,
+    lock: LockRecord,
+    sentAt: number,
+    deadline: number,
+  ): Mastership {
+    const m = new Mastership(this.timers, lock, sentAt, deadline);
+    m.woken = c.woken; // told while acquiring (a disable?): renew at once
+    this.leaderFound(c);
     debug('%s: acquired, token %d', this.lockName, lock.fencingToken);
-    this.setState('master', 'acquired');
+    this.enter(m, 'acquired');
     this.emit('newMaster', this.instanceId, lock.fencingToken);
-    this.armDeadline(m);
-    this.scheduleRenewal(m);
-    m.started = this.runStart(m);
+    return m;
+  }
+
+  /**
+   * Leads until the mastership ends, and resolves to why: a deadline of its
+   * own (invariant 2), renewals (invariant 4), the job's start() (invariant 8).
+   */
+  private lead(m: Mastership): Promise<ResignReason> {
+    if (this.phase === m) {
+      this.armDeadline(m);
+      this.track(this.keepRenewing(m));
+      m.started = this.runStart(m);
+    }
+    return m.ended;
   }
 
   private async runStart(m: Mastership): Promise<boolean> {
@@ -416,7 +557,7 @@ export class LockElection extends EventEmitter implements Master {
       return true;
     } catch (err) {
       this.report(err, 'start() failed');
-      if (this.mastership === m) this.track(this.resign(m, 'startFailed'));
+      this.resign(m, 'startFailed');
       return false;
     } finally {
       this.startRunning = false;
@@ -424,36 +565,58 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   private armDeadline(m: Mastership): void {
-    if (this.deadlineTimer !== undefined) this.timers.cancel(this.deadlineTimer);
-    this.deadlineTimer = this.timers.at(m.deadline, () => {
-      this.deadlineTimer = undefined;
+    if (m.deadlineTimer !== undefined) this.timers.cancel(m.deadlineTimer);
+    m.deadlineTimer = this.timers.at(m.deadline, () => {
+      m.deadlineTimer = undefined;
       debug('%s: renewal deadline passed', this.lockName);
-      this.track(this.resign(m, 'expired'));
+      this.resign(m, 'expired');
     });
   }
 
-  private async renew(m: Mastership): Promise<void> {
-    if (this.mastership !== m) return;
+  private async keepRenewing(m: Mastership): Promise<void> {
+    let time = this.renewalTime(m);
+    while (this.phase === m) time = (await m.schedule(time, () => this.renew(m))) ?? time;
+  }
+
+  /**
+   * The next renewal: on the heartbeat grid; now if woken meanwhile, or if
+   * the grid point is over H after the last write (invariant 4).
+   */
+  private renewalTime(m: Mastership): number {
+    const t = this.timings;
+    const now = this.clock.now();
+    const time = m.woken ? now : this.nextTick(t.heartbeatInterval);
+    m.woken = false;
+    // Judged from the deadline, rounded, not from each lock's own send time:
+    // the locks of one batch must agree, or their renewals split into several
+    // instants. On time, the next grid point is within H of the send.
+    const sentAt = m.deadline - (t.leaseDuration - safetyMargin(t));
+    return time > sentAt + t.heartbeatInterval + TICK ? now : time;
+  }
+
+  /** Renews; resolves to when the next renewal is due, undefined once the mastership ended. */
+  private async renew(m: Mastership): Promise<number | undefined> {
+    const t = this.timings;
     const sentAt = this.clock.now();
     // A stalled event loop can run this timer after the deadline's: stop first.
     if (sentAt >= m.deadline) return this.resign(m, 'expired');
-    let result;
+    let result: RenewResult;
     try {
       result = await this.call(
         () => this.store.renew(this.lockName, this.instanceId, m.lock.fencingToken),
-        Math.min(this.timings.heartbeatInterval, m.deadline - sentAt),
+        Math.min(t.heartbeatInterval, m.deadline - sentAt),
         'renew',
       );
     } catch (err) {
-      if (this.mastership !== m) return;
+      if (this.phase !== m) return undefined;
       m.failures++;
       this.emit('renewalFailed', m.failures);
-      this.report(err, `renewal failed (${m.failures}/${this.timings.maxHeartbeatRetryCount + 1})`);
-      if (m.failures > this.timings.maxHeartbeatRetryCount) return this.resign(m, 'expired');
-      const delay = Math.min(renewalRetryDelay(this.timings), m.deadline - this.clock.now());
-      return this.schedule(delay, () => this.renew(m));
+      this.report(err, `renewal failed (${m.failures}/${t.maxHeartbeatRetryCount + 1})`);
+      if (m.failures > t.maxHeartbeatRetryCount) return this.resign(m, 'expired');
+      const now = this.clock.now();
+      return now + Math.max(0, Math.min(renewalRetryDelay(t), m.deadline - now));
     }
-    if (this.mastership !== m) return;
+    if (this.phase !== m) return undefined;
     if (!result.renewed) return this.resign(m, 'lost');
     m.failures = 0;
     this.setbacks = 0;
@@ -464,7 +627,7 @@ export class LockElection extends EventEmitter implements Master {
     this.armDeadline(m);
     this.disabled = result.disabled;
     if (result.disabled) return this.resign(m, 'disabled');
-    this.scheduleRenewal(m);
+    return this.renewalTime(m);
   }
 
   /** A master told of a disable reads the control only; its renewals keep their grid. */
@@ -479,30 +642,30 @@ export class LockElection extends EventEmitter implements Master {
     } catch (err) {
       return this.report(err, 'control re-check failed, the next renewal reads it');
     }
-    if (this.mastership !== m || !disabled) return;
+    if (this.phase !== m || !disabled) return;
     this.disabled = true;
-    return this.resign(m, 'disabled');
+    this.resign(m, 'disabled');
   }
 
-  /** Stop acting as master: abort, stop the job, release, campaign again. */
-  private async resign(m: Mastership, reason: ResignReason): Promise<void> {
-    if (this.mastership !== m) return;
+  /**
+   * Stops acting as master at once: aborts `signal` and leaves the phase
+   * (for a new campaign, or 'stopped'). stepDown() does the rest.
+   */
+  private resign(m: Mastership, reason: ResignReason): undefined {
+    if (this.phase !== m) return;
     debug('%s: resigning (%s), token %d', this.lockName, reason, m.lock.fencingToken);
-    this.mastership = undefined;
-    this.epoch++;
-    this.clearTimers();
+    if (m.deadlineTimer !== undefined) this.timers.cancel(m.deadlineTimer);
+    m.deadlineTimer = undefined;
     m.controller.abort();
-    this.setState('slave', reason);
+    this.enter(reason === 'stopped' ? 'stopped' : new Campaigning(this.timers), reason);
+    m.settle(reason);
+  }
+
+  /** After a mastership: stop the job, then release the lock (unless lost). */
+  private async stepDown(m: Mastership, reason: ResignReason): Promise<void> {
     if (reason !== 'startFailed') await this.stopJob(m, reason);
     // Released only after stop() finished, so the next master starts after it.
     if (reason !== 'lost') await this.release(m.lock, reason !== 'disabled');
-    if (this.stopping) return;
-    if (reason === 'startFailed') {
-      this.backoffUntil = this.clock.now() + this.timings.checkMasterInterval;
-      this.schedule(this.timings.checkMasterInterval, () => this.campaign());
-    } else {
-      this.scheduleCheck(0);
-    }
   }
 
   private async stopJob(m: Mastership, reason: StopReason): Promise<void> {
@@ -539,23 +702,37 @@ export class LockElection extends EventEmitter implements Master {
   // ---- shutdown ----
 
   private async shutdown(): Promise<void> {
-    const m = this.mastership;
-    this.mastership = undefined;
-    this.epoch++;
-    this.clearTimers();
-    if (m) m.controller.abort();
-    this.setState('stopped', 'stopped');
-    // In-flight steps end without scheduling anything; an acquisition that
-    // wins meanwhile releases what it won.
+    const p = this.phase;
+    // A master's run loop steps down (stop(), then release); in-flight steps
+    // end without scheduling anything, and an acquisition that wins meanwhile
+    // releases what it won.
+    if (p instanceof Mastership) this.resign(p, 'stopped');
+    else this.enter('stopped', 'stopped');
     while (this.inflight.size) await Promise.all(this.inflight);
-    if (m) {
-      await this.stopJob(m, 'stopped');
-      await this.release(m.lock);
-    }
     debug('%s: stopped', this.lockName);
   }
 
   // ---- helpers ----
+
+  /**
+   * Moves to `next`, ending the wait of the phase left. Emits
+   * statechange(old, new, reason), then master(token) or slave(reason).
+   */
+  private enter<P extends Campaigning | Mastership | 'stopped'>(
+    next: P,
+    reason: TransitionReason,
+  ): P {
+    const previous = this.state;
+    if (typeof this.phase !== 'string') this.phase.end();
+    this.phase = next;
+    const state = this.state;
+    if (state !== previous) {
+      this.emit('statechange', previous, state, reason);
+      if (state === 'master') this.emit('master', this.fencingToken);
+      if (state === 'slave') this.emit('slave', reason);
+    }
+    return next;
+  }
 
   /**
    * Frees the lock if it is still ours; failures only delay the handover.
@@ -580,19 +757,11 @@ export class LockElection extends EventEmitter implements Master {
     }
   }
 
-  private retryAfterError(epoch: number, err: unknown): void {
-    if (epoch !== this.epoch) return;
-    this.setbacks++;
-    this.report(err, `database call failed (${this.setbacks} setbacks in a row)`);
-    this.backOff();
-  }
-
-  /** Campaigns again after 100 ms, doubled with every setback, at most C. */
-  private backOff(): void {
+  /** 100 ms, doubled with every setback in a row, at most C. */
+  private backOffDelay(): number {
     const {checkMasterInterval} = this.timings;
     const base = Math.min(checkMasterInterval, 100);
-    const delay = base * 2 ** Math.min(this.setbacks - 1, 16);
-    this.schedule(Math.min(checkMasterInterval, delay), () => this.campaign());
+    return Math.min(checkMasterInterval, base * 2 ** Math.min(this.setbacks - 1, 16));
   }
 
   private campaignTimeout(): number {
@@ -605,13 +774,6 @@ export class LockElection extends EventEmitter implements Master {
     return Math.floor(this.clock.now() / interval) * interval + interval;
   }
 
-  /** Now if asked or woken meanwhile, else the next point of the grid. */
-  private nextStep(interval: number, delay?: 0): number {
-    const woken = this.wakePending;
-    this.wakePending = false;
-    return delay === 0 || woken ? this.clock.now() : this.nextTick(interval);
-  }
-
   /** Where a write sent at `sentAt` leaves the master: see invariant 2. */
   private deadlineFor(sentAt: number): number {
     const deadline = sentAt + this.timings.leaseDuration - safetyMargin(this.timings);
@@ -622,53 +784,17 @@ export class LockElection extends EventEmitter implements Master {
     return withTimeout(this.clock, work, timeoutMs, `${this.lockName}: ${what}`);
   }
 
-  /** Runs `step` now, in place of the step the timer held: a wake need not wait for a timer turn. */
-  private runNow(step: () => Promise<void>): void {
-    if (this.timer !== undefined) this.timers.cancel(this.timer);
-    this.timer = undefined;
-    this.track(step());
-  }
-
-  private schedule(delay: number, step: () => Promise<void> | void): void {
-    this.scheduleAt(this.clock.now() + Math.max(0, delay), step);
-  }
-
-  private scheduleAt(time: number, step: () => Promise<void> | void): void {
-    if (this.stopping) return;
-    if (this.timer !== undefined) this.timers.cancel(this.timer);
-    this.timer = this.timers.at(time, () => {
-      this.timer = undefined;
-      this.track(Promise.resolve().then(step));
-    });
-  }
-
   private track(work: Promise<void>): void {
     const tracked = work.catch(err => this.report(err, 'unexpected'));
     this.inflight.add(tracked);
     void tracked.finally(() => this.inflight.delete(tracked));
   }
 
-  private clearTimers(): void {
-    if (this.timer !== undefined) this.timers.cancel(this.timer);
-    if (this.deadlineTimer !== undefined) this.timers.cancel(this.deadlineTimer);
-    this.timer = this.deadlineTimer = undefined;
-  }
-
   /** Reports how long the lock was leaderless, as this replica saw it. */
-  private leaderFound(): void {
-    if (this.leaderlessSince === undefined) return;
-    this.emit('leaderless', this.clock.now() - this.leaderlessSince);
-    this.leaderlessSince = undefined;
-  }
-
-  /** Emits statechange(old, new, reason), then master(token) or slave(reason). */
-  private setState(next: MasterState, reason: TransitionReason): void {
-    const previous = this.currentState;
-    if (previous === next) return;
-    this.currentState = next;
-    this.emit('statechange', previous, next, reason);
-    if (next === 'master') this.emit('master', this.fencingToken);
-    if (next === 'slave') this.emit('slave', reason);
+  private leaderFound(c: Campaigning): void {
+    if (c.leaderlessSince === undefined) return;
+    this.emit('leaderless', this.clock.now() - c.leaderlessSince);
+    c.leaderlessSince = undefined;
   }
 
   /** Errors never throw out of the election; `error` is emitted only if heard. */

@@ -405,10 +405,11 @@ describe('LockElection (fake clock, fake store)', () => {
     it('wins the race with a replica that is acquiring at that moment', async () => {
       const cluster = new FakeCluster();
       const a = cluster.add('A');
-      a.store.latencies = [0, 10, 50]; // read, create, then the control read
+      a.store.latencies = [0, 50]; // read, then a create that lands at 50
       a.election.begin();
-      await cluster.clock.tick(30); // A has won the lock and is reading the control
-      expect(cluster.db.locks.get('JOB')?.instanceId).to.equal('A');
+      await cluster.clock.tick(30); // A has read the lock free; its create is on its way
+      expect(cluster.db.locks.get('JOB')).to.be.undefined();
+      // Committed before the win: the store reports it with the win.
       cluster.db.disabled.add('JOB');
       await cluster.run(2000);
       expect(cluster.events).to.eql([]);
@@ -490,7 +491,7 @@ describe('LockElection (fake clock, fake store)', () => {
       b.election.wake({freed: {fencingToken, renewalId}});
       expect(b.store.calls).to.eql(['takeOver']); // at once, not on a timer's turn
       await cluster.until(() => b.election.isMaster, 10);
-      expect(b.store.calls).to.eql(['takeOver', 'isDisabled']);
+      expect(b.store.calls).to.eql(['takeOver']); // the store read the control with the win
       expect(b.election.fencingToken).to.equal(fencingToken + 1);
       await cluster.stopAll();
     });
@@ -499,7 +500,6 @@ describe('LockElection (fake clock, fake store)', () => {
       const {cluster, a, b} = await masterAndWatcher();
       await a.election.stop();
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
-      b.store.takeOverReadsControl = true;
       b.store.calls.length = 0;
       b.election.wake({freed: {fencingToken, renewalId}});
       await cluster.until(() => b.election.isMaster, 10);
@@ -512,7 +512,6 @@ describe('LockElection (fake clock, fake store)', () => {
       await a.election.stop();
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       cluster.db.disabled.add('JOB');
-      b.store.takeOverReadsControl = true;
       b.store.calls.length = 0;
       b.election.wake({freed: {fencingToken, renewalId}});
       await cluster.run(50);
@@ -601,18 +600,20 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
-    for (const readsControl of [false, true])
-      it(`stops at once a replica that a disable reached while it was acquiring${readsControl ? ' (control read in the takeover)' : ''}`, async () => {
+    for (const [when, after] of [
+      ['while it was acquiring', 10],
+      ['just after it won', 30],
+    ] as const)
+      it(`stops at once a replica that a disable reached ${when}`, async () => {
         const {cluster, a, b} = await masterAndWatcher();
-        b.store.takeOverReadsControl = readsControl;
         await a.election.stop();
         const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
         await cluster.run(95 - (cluster.clock.now() % 100)); // so it wins just after a grid point
         b.store.replyDelay = 20;
         b.election.wake({freed: {fencingToken, renewalId}});
-        // Won; the control it read (enabled) is on its way back, after the
-        // win or (read in the takeover) with it.
-        await cluster.run(readsControl ? 10 : 30);
+        // Won at once; the answer, with the control read in the win (enabled),
+        // arrives 20 ms later: the disable comes before it, or after.
+        await cluster.run(after);
         cluster.db.disabled.add('JOB');
         const disabledAt = cluster.clock.now();
         b.election.wake({control: 'disabled'});
@@ -652,7 +653,7 @@ describe('LockElection (fake clock, fake store)', () => {
       b.store.calls.length = 0;
       b.election.wake({control: 'enabled', freed: {fencingToken, renewalId}});
       await cluster.until(() => b.election.isMaster, 10);
-      expect(b.store.calls).to.eql(['takeOver', 'isDisabled']);
+      expect(b.store.calls).to.eql(['takeOver']); // the store read the control with the win
       await cluster.stopAll();
     });
 
@@ -703,9 +704,6 @@ describe('LockElection (fake clock, fake store)', () => {
     const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 300});
     const names = ['A', 'B', 'C', 'D'];
     for (const n of names) cluster.add(n);
-    // Half of them read the control in the takeover's statement, as on PostgreSQL.
-    cluster.get('B').store.takeOverReadsControl = cluster.get('D').store.takeOverReadsControl =
-      true;
     cluster.startAll();
     let seed = 42;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
