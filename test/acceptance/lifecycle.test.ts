@@ -20,7 +20,7 @@ import {
   placeAfterDataSources,
   RepositoryLockStore,
 } from '../../src';
-import {waitFor} from '../fixtures/cluster';
+import {waitFor} from '../../cluster-kit';
 
 const EVENTS = 'test.lifecycleEvents';
 

@@ -2,7 +2,14 @@
 // violation, and accept what the election is allowed to do.
 
 import {expect} from '@loopback/testlab';
-import {checkCluster, CheckOptions, ClusterLog, emptyLog, JobEvent, WriteEvent} from './checker';
+import {
+  checkCluster,
+  CheckOptions,
+  ClusterLog,
+  emptyLog,
+  JobEvent,
+  WriteEvent,
+} from '../../cluster-kit';
 
 const LOCK = 'L';
 const OPTIONS: CheckOptions = {

@@ -17,7 +17,7 @@ import {
   PostgresNotifier,
   RepositoryLockStore,
 } from '../../src';
-import {waitFor} from '../fixtures/cluster';
+import {waitFor} from '../../cluster-kit';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
 interface PgClient {
