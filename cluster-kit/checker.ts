@@ -179,8 +179,8 @@ export interface Masterships {
   /** Two masters at once, not excused (each is also a violation). */
   overlaps: number;
   excusedOverlaps: number;
-  /** stop() on a replica that was not master with that token (each is also a violation). */
-  strayStops: number;
+  /** stop() lines of a replica that was not master with that token (each is also a violation). */
+  strayStops: JobEvent[];
   violations: string[];
 }
 
@@ -201,7 +201,7 @@ export function readMasterships(
   const violations: string[] = [];
   const tenures: RankedTenure[] = [];
   const open = new Map<string, RankedTenure>();
-  let strayStops = 0;
+  const strayStops: JobEvent[] = [];
   const jobs = log.jobs
     .filter(e => e.lockName === lockName && e.mono <= until)
     .sort((a, b) => a.mono - b.mono); // stable: equal times keep their order
@@ -228,7 +228,7 @@ export function readMasterships(
       tenures.push(tenure);
       open.set(e.instanceId, tenure);
     } else if (!current || current.fencingToken !== e.fencingToken) {
-      strayStops++;
+      strayStops.push(e);
       violations.push(
         `stop() (token ${e.fencingToken}, ${e.reason}) ran on ${e.instanceId} at ${fmt(e.mono)}, ` +
           `which was not master with that token`,
@@ -290,9 +290,9 @@ export function readMasterships(
 
 export interface MastershipsReport {
   byLock: Map<string, Masterships>;
-  /** Sums over the locks. */
+  /** Over all the locks. */
   overlaps: number;
-  strayStops: number;
+  strayStops: JobEvent[];
   violations: string[];
 }
 
@@ -312,7 +312,12 @@ export function checkMasterships(
     if (list) list.push(e);
     else byName.set(e.lockName, [e]);
   }
-  const report: MastershipsReport = {byLock: new Map(), overlaps: 0, strayStops: 0, violations: []};
+  const report: MastershipsReport = {
+    byLock: new Map(),
+    overlaps: 0,
+    strayStops: [],
+    violations: [],
+  };
   for (const lockName of options.lockNames ?? byName.keys()) {
     const m = readMasterships(
       {jobs: byName.get(lockName) ?? [], exits: log.exits},
@@ -320,7 +325,7 @@ export function checkMasterships(
     );
     report.byLock.set(lockName, m);
     report.overlaps += m.overlaps;
-    report.strayStops += m.strayStops;
+    report.strayStops.push(...m.strayStops);
     report.violations.push(...m.violations.map(v => `${lockName}: ${v}`));
   }
   return report;
