@@ -4,12 +4,7 @@
 
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
-import {
-  BACKENDS,
-  BackendName,
-  openTestDatabase,
-  TestDatabase,
-} from '../fixtures/databases';
+import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {MasterJobExecutorBindings, PostgresNotifier} from '../../src';
 import {holdsFor, mono, sleep, waitFor} from '../../cluster-kit';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
@@ -140,7 +135,11 @@ function electionSuite(backend: BackendName): void {
     const old = await cluster.waitForSoleMaster(LOCK, 5000);
     const oldStore = old.store!;
     // Let it renew a few times, with the others watching.
-    await waitFor('three renewals', () => oldStore.calls.filter(c => c.op === 'renew').length >= 3, 3000);
+    await waitFor(
+      'three renewals',
+      () => oldStore.calls.filter(c => c.op === 'renew').length >= 3,
+      3000,
+    );
     oldStore.crash();
     const crashedAt = oldStore.crashedAt!;
     const live = replicas.filter(r => r !== old);
@@ -208,7 +207,11 @@ function electionSuite(backend: BackendName): void {
       expect(second.startedAt).to.be.aboveOrEqual(first.stoppedAt!);
       const handover = second.startedAt - stopCalledAt;
       expect(handover).to.be.below(timings.leaseDuration / 2);
-      await holdsFor('one master', () => cluster.masters(LOCK).length === 1, 3 * timings.heartbeatInterval);
+      await holdsFor(
+        'one master',
+        () => cluster.masters(LOCK).length === 1,
+        3 * timings.heartbeatInterval,
+      );
       log().expectNoOverlap();
       expectNoErrors(replicas);
     });
@@ -224,7 +227,9 @@ function electionSuite(backend: BackendName): void {
       for (const r of replicas) r.startMaster(LOCK, timings);
       const old = await cluster.waitForSoleMaster(LOCK, 5000);
       const other = replicas.find(r => r !== old)!;
-      const notifier = (await other.app.get(MasterJobExecutorBindings.NOTIFIER)) as PostgresNotifier;
+      const notifier = (await other.app.get(
+        MasterJobExecutorBindings.NOTIFIER,
+      )) as PostgresNotifier;
       expect(notifier).to.be.instanceOf(PostgresNotifier);
       await waitFor('the other replica listens', () => notifier.listening, 3000);
       await waitFor(
@@ -347,14 +352,20 @@ function electionSuite(backend: BackendName): void {
     expect(countB.calls('updateAll')).to.be.below(5);
     const tokens = new Set(locks.map(l => b.handles.get(l)!.fencingToken));
     expect([...tokens]).to.deepEqual([2]); // one token for the whole batch, above each row's 1
-    await holdsFor('one master per lock', () => locks.every(l => cluster.masters(l, [b]).length === 1), L);
+    await holdsFor(
+      'one master per lock',
+      () => locks.every(l => cluster.masters(l, [b]).length === 1),
+      L,
+    );
     log().expectNoOverlap();
     expectNoErrors([b]);
   });
 
   it('elects one master per lock for 50 locks over 3 replicas', async function () {
     this.timeout(60000);
-    const locks = Array.from({length: 50}, (_, i) => cluster.name(`LOCK-${String(i).padStart(2, '0')}`));
+    const locks = Array.from({length: 50}, (_, i) =>
+      cluster.name(`LOCK-${String(i).padStart(2, '0')}`),
+    );
     const timings = {checkMasterInterval: 1000, heartbeatInterval: 200, leaseDuration: 1500};
     const replicas = await cluster.addReplicas(3);
     for (const r of replicas) for (const lockName of locks) r.startMaster(lockName, timings);
@@ -363,7 +374,8 @@ function electionSuite(backend: BackendName): void {
       'one running job and one master per lock',
       () =>
         locks.every(
-          lockName => log().running(lockName).length === 1 && cluster.masters(lockName).length === 1,
+          lockName =>
+            log().running(lockName).length === 1 && cluster.masters(lockName).length === 1,
         ),
       15000,
     );
@@ -399,7 +411,12 @@ function electionSuite(backend: BackendName): void {
 
   it('starts no job while the control row disables the lock, starts one once enabled, stops it when disabled again', async () => {
     const controls = await cluster.controlRepo();
-    await controls.create({lockName: LOCK, enabled: false, reason: 'maintenance', updatedAt: new Date()});
+    await controls.create({
+      lockName: LOCK,
+      enabled: false,
+      reason: 'maintenance',
+      updatedAt: new Date(),
+    });
     const replicas = await cluster.addReplicas(3);
     for (const r of replicas) r.startMaster(LOCK);
 
@@ -414,13 +431,19 @@ function electionSuite(backend: BackendName): void {
       L + 2 * C,
     );
 
-    await controls.updateAll({enabled: true, reason: 'done', updatedAt: new Date()}, {lockName: LOCK});
+    await controls.updateAll(
+      {enabled: true, reason: 'done', updatedAt: new Date()},
+      {lockName: LOCK},
+    );
     const enabledAt = mono();
     const master = await cluster.waitForSoleMaster(LOCK, 3000);
     expect(log().tenures[0].startedAt - enabledAt).to.be.below(2 * C + 1000);
     await holdsFor('one master', () => cluster.masters(LOCK).length === 1, L);
 
-    await controls.updateAll({enabled: false, reason: 'again', updatedAt: new Date()}, {lockName: LOCK});
+    await controls.updateAll(
+      {enabled: false, reason: 'again', updatedAt: new Date()},
+      {lockName: LOCK},
+    );
     const disabledAt = mono();
     await waitFor('the master stops', () => log().running(LOCK).length === 0, 3000);
     const [tenure] = log().tenures;

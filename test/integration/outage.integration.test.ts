@@ -11,12 +11,7 @@
 import {expect} from '@loopback/testlab';
 import {spawnSync} from 'child_process';
 import path from 'path';
-import {
-  BackendName,
-  openTestDatabase,
-  SQL_BACKENDS,
-  TestDatabase,
-} from '../fixtures/databases';
+import {BackendName, openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 import {holdsFor, mono, serverAddress, sleep, waitFor} from '../../cluster-kit';
 import {Cluster, FAST, Replica, Tenure} from '../fixtures/cluster';
 import {TcpProxy} from '../fixtures/tcp-proxy';
@@ -86,8 +81,9 @@ function outageSuite(backend: BackendName): void {
     await waitFor(
       'everybody sees the master and it renewed',
       () =>
-        replicas.every(r => r === master || r.handles.get(LOCK)!.status().observedHolder === master.instanceId) &&
-        master.store!.calls.filter(c => c.op === 'renew').length >= 2,
+        replicas.every(
+          r => r === master || r.handles.get(LOCK)!.status().observedHolder === master.instanceId,
+        ) && master.store!.calls.filter(c => c.op === 'renew').length >= 2,
       3000,
     );
     return {replicas, master};
@@ -109,11 +105,15 @@ function outageSuite(backend: BackendName): void {
     await waitFor(
       'every other replica sees the new master',
       () =>
-        replicas.every(r => r === master || r.handles.get(LOCK)!.status().observedHolder === master.instanceId),
+        replicas.every(
+          r => r === master || r.handles.get(LOCK)!.status().observedHolder === master.instanceId,
+        ),
       3000,
     );
     // Every mastership that ended did so because it could not renew in time.
-    const ended = log().of(LOCK).filter(t => t.stoppedAt !== undefined);
+    const ended = log()
+      .of(LOCK)
+      .filter(t => t.stoppedAt !== undefined);
     expect(ended.map(t => t.reason)).to.matchEach('expired');
     log().expectNoOverlap();
     const row = await cluster.row(LOCK);
@@ -204,7 +204,9 @@ function outageSuite(backend: BackendName): void {
       [path.join(__dirname, '../fixtures/outage-child.js'), backend, 'mje_outage', String(OUTAGE)],
       {encoding: 'utf8', timeout: 25000, env: {...process.env, DEBUG: ''}},
     );
-    const stderr = child.stderr.split('\n').filter(l => !/DeprecationWarning|trace-deprecation/.test(l));
+    const stderr = child.stderr
+      .split('\n')
+      .filter(l => !/DeprecationWarning|trace-deprecation/.test(l));
     if (child.status !== 0) {
       throw new Error(
         `the replica process died (exit ${child.status}, signal ${child.signal}):\n` +
