@@ -14,7 +14,7 @@ module.exports = {
     },
     {
       // connector settings are snake_case (query_timeout, application_name)
-      files: ['example/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+      files: ['example/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'cluster-kit/**/*.ts'],
       rules: {'@typescript-eslint/naming-convention': 'off'},
     },
   ],

@@ -4,10 +4,13 @@
 // --mysql), injects random faults into the master for the given time, checks
 // the record continuously, and prints one summary. Exits 1 on any violation.
 
-import {formatSummary, runChaos} from '../test/cluster/chaos';
-import {DatabaseServer} from '../test/cluster/database-server';
-import {PrivateServer} from '../test/cluster/private-server';
-import {ProcessCluster} from '../test/cluster/harness';
+import {
+  DatabaseServer,
+  formatSummary,
+  PrivateServer,
+  ProcessCluster,
+  runChaos,
+} from '../cluster-kit';
 
 function parseArgs(argv: string[]): {
   durationS: number;
@@ -43,7 +46,7 @@ async function main(): Promise<number> {
   await server.ensureDatabase();
   const cluster = new ProcessCluster({
     server,
-    lockName: `CHAOS-${args.seed}-${Date.now()}`,
+    lockNames: [`CHAOS-${args.seed}-${Date.now()}`],
     replicas: args.replicas,
     namePrefix: 'chaos',
     fencedWriteInterval: 100,

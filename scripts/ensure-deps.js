@@ -21,7 +21,8 @@ const modifiedAt = file => {
 
 const installedAt = modifiedAt('node_modules/.package-lock.json');
 const lockedAt = modifiedAt('package-lock.json');
-if (installedAt !== undefined && (lockedAt === undefined || installedAt >= lockedAt)) process.exit(0);
+if (installedAt !== undefined && (lockedAt === undefined || installedAt >= lockedAt))
+  process.exit(0);
 
 console.error(
   installedAt === undefined

@@ -27,20 +27,24 @@
 import {randomUUID} from 'crypto';
 import http from 'http';
 import {hostname} from 'os';
-import {openSql, parseDatabaseUrl, Sql} from '../lib/db';
+import {openSql, parseDatabaseUrl, Sql} from '../../cluster-kit/sql';
 import {CONTROL_TABLE, LOCK_TABLE} from './schema';
 
 function numberFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number, got "${raw}"`);
+  if (!Number.isFinite(value) || value < 0)
+    throw new Error(`${name} must be a number, got "${raw}"`);
   return value;
 }
 
 const PORT = numberFromEnv('PORT', 3000);
 const INSTANCE_ID = process.env.INSTANCE_ID?.trim() || randomUUID();
-const LOCKS = (process.env.DEMO_LOCKS ?? 'JOB-SCHEDULER').split(',').map(s => s.trim()).filter(Boolean);
+const LOCKS = (process.env.DEMO_LOCKS ?? 'JOB-SCHEDULER')
+  .split(',')
+  .map(s => s.trim())
+  .filter(Boolean);
 const INIT_DELAY = numberFromEnv('INIT_DELAY', 1000);
 const CHECK_MASTER_INTERVAL = numberFromEnv('CHECK_MASTER_INTERVAL', 30000);
 const HEARTBEAT_INTERVAL = numberFromEnv('MASTER_JOB_HEARTBEAT_INTERVAL', 8000);
@@ -75,20 +79,25 @@ class NaiveMaster {
   startMaster(): void {
     setTimeout(() => {
       void this.checkMaster();
-      setInterval(() => void this.checkMaster(), CHECK_MASTER_INTERVAL);
+      setInterval(() => {
+        void this.checkMaster();
+      }, CHECK_MASTER_INTERVAL);
     }, INIT_DELAY);
   }
 
   private async checkMaster(): Promise<void> {
-    const control = await this.db.query(`SELECT * FROM ${CONTROL_TABLE} WHERE lock_name = ? LIMIT 1`, [
-      this.lockName,
-    ]);
+    const control = await this.db.query(
+      `SELECT * FROM ${CONTROL_TABLE} WHERE lock_name = ? LIMIT 1`,
+      [this.lockName],
+    );
     if (control.rows.length) {
       this.canBecomeMaster = false; // disabled: no takeover, no heartbeat; the job keeps running
       return;
     }
     this.canBecomeMaster = true;
-    const {rows} = await this.db.query(`SELECT * FROM ${LOCK_TABLE} WHERE lock_name = ? LIMIT 1`, [this.lockName]);
+    const {rows} = await this.db.query(`SELECT * FROM ${LOCK_TABLE} WHERE lock_name = ? LIMIT 1`, [
+      this.lockName,
+    ]);
     const masterInst = rows[0];
     if (masterInst) {
       if (Date.now() - Number(masterInst.heartbeat_time) > TOLERANCE) {
@@ -143,7 +152,8 @@ class NaiveMaster {
 async function readBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
   let raw = '';
   for await (const chunk of req) raw += chunk;
-  if ((req.headers['content-type'] ?? '').includes('application/json')) return raw ? JSON.parse(raw) : {};
+  if ((req.headers['content-type'] ?? '').includes('application/json'))
+    return raw ? JSON.parse(raw) : {};
   return Object.fromEntries(new URLSearchParams(raw));
 }
 
@@ -162,19 +172,25 @@ function controlServer(db: Sql, masters: NaiveMaster[]): http.Server {
       }
       if (route === 'GET /api/MasterControls/status') {
         const locks = (await db.query(`SELECT * FROM ${LOCK_TABLE}`)).rows;
-        return send(res, 200, {instanceId: INSTANCE_ID, locks, local: masters.map(m => ({lockName: m.lockName, isMaster: m.master}))});
+        return send(res, 200, {
+          instanceId: INSTANCE_ID,
+          locks,
+          local: masters.map(m => ({lockName: m.lockName, isMaster: m.master})),
+        });
       }
       const body = await readBody(req);
       const lockName = String(body.lockName ?? '');
       if (!lockName) return send(res, 422, {error: {message: 'lockName is required'}});
       if (route === 'POST /api/MasterControls/disable') {
-        const found = await db.query(`SELECT * FROM ${CONTROL_TABLE} WHERE lock_name = ? LIMIT 1`, [lockName]);
-        if (found.rows.length) return send(res, 200, {message: `${lockName} is already flagged as disabled`});
-        await db.query(`INSERT INTO ${CONTROL_TABLE} (lock_name, reason, last_updated_time) VALUES (?, ?, ?)`, [
+        const found = await db.query(`SELECT * FROM ${CONTROL_TABLE} WHERE lock_name = ? LIMIT 1`, [
           lockName,
-          String(body.reason ?? ''),
-          Date.now(),
         ]);
+        if (found.rows.length)
+          return send(res, 200, {message: `${lockName} is already flagged as disabled`});
+        await db.query(
+          `INSERT INTO ${CONTROL_TABLE} (lock_name, reason, last_updated_time) VALUES (?, ?, ?)`,
+          [lockName, String(body.reason ?? ''), Date.now()],
+        );
         return send(res, 200, {message: `Flagged ${lockName} as disabled`});
       }
       if (route === 'POST /api/MasterControls/enable') {
@@ -195,7 +211,9 @@ function main(): void {
   const masters = LOCKS.map(lockName => new NaiveMaster(db, lockName));
   const server = controlServer(db, masters);
   server.listen(PORT, process.env.HOST, () => {
-    console.error(`Baseline replica (instance ${INSTANCE_ID}) on port ${PORT}; masters for ${LOCKS.length} lock(s)`);
+    console.error(
+      `Baseline replica (instance ${INSTANCE_ID}) on port ${PORT}; masters for ${LOCKS.length} lock(s)`,
+    );
     masters.forEach(m => m.startMaster());
   });
   // No SIGTERM handler, like the original: the process ends, the lock waits for expiry.

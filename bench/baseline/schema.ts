@@ -5,7 +5,7 @@
 //  - baseline_master_control: no unique key on lockName, as in the original
 //    (disable is find-then-create, so concurrent disables can duplicate rows).
 
-import {Sql} from '../lib/db';
+import type {Sql} from '../../cluster-kit/sql';
 
 export const LOCK_TABLE = 'baseline_master_lock';
 export const CONTROL_TABLE = 'baseline_master_control';

@@ -8,6 +8,7 @@ import {
   MasterJobExecutorConfig,
   MasterLockRepository,
 } from '../../src';
+import {waitFor} from '../../cluster-kit';
 
 class App extends RepositoryMixin(Application) {}
 
@@ -37,14 +38,6 @@ function makeApp(
   return app;
 }
 
-async function waitFor(check: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise(resolve => setTimeout(resolve, 10));
-  }
-}
-
 describe('MasterJobExecutorComponent in an app (memory)', () => {
   const savedEnv = {...process.env};
   afterEach(() => {
@@ -68,7 +61,7 @@ describe('MasterJobExecutorComponent in an app (memory)', () => {
         },
       },
     });
-    await waitFor(() => master.isMaster);
+    await waitFor('mastership', () => master.isMaster, 3000);
     await app.stop();
     expect(calls).to.eql(['start:one:1', 'stop:stopped']);
     const locks = await app.getRepository(MasterLockRepository);
@@ -89,7 +82,7 @@ describe('MasterJobExecutorComponent in an app (memory)', () => {
       lockName: 'X',
       masterJob: {start() {}},
     });
-    await waitFor(() => m.isMaster);
+    await waitFor('mastership', () => m.isMaster, 3000);
     const locks = await app.getRepository(MasterLockRepository);
     expect(locks.dataSource.name).to.equal('coordination');
     expect((await locks.findById('X')).instanceId).to.equal(executor.instanceId);

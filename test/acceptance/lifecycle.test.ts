@@ -18,9 +18,9 @@ import {
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
 } from '../../src';
+import {waitFor} from '../../cluster-kit';
 import {placeAfterDataSources} from '../../src/component';
 import {RepositoryLockStore} from '../../src/store/repository-lock-store';
-import {waitFor} from '../fixtures/cluster';
 
 const EVENTS = 'test.lifecycleEvents';
 

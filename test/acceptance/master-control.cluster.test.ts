@@ -13,9 +13,10 @@ import {
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
 } from '../../src';
+import {holdsFor, mono, waitFor} from '../../cluster-kit';
 import {createNotifier} from '../../src/store/dialects';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
-import {FAST, holdsFor, now, waitFor} from '../fixtures/cluster';
+import {FAST} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
 class RestApp extends RepositoryMixin(RestApplication) {}
@@ -81,7 +82,7 @@ for (const backend of SQL_BACKENDS) {
         events.push({
           kind,
           instanceId: ctx.instanceId,
-          at: now(),
+          at: mono(),
           reason: ctx.reason,
         });
       };
@@ -179,7 +180,7 @@ for (const backend of SQL_BACKENDS) {
       startAll();
       const master = await soleMaster();
       const [other, third] = replicas.filter(r => r !== master);
-      const sent = now();
+      const sent = mono();
       const res = await other.client
         .post('/api/MasterControls/disable')
         .type('form')
@@ -208,7 +209,7 @@ for (const backend of SQL_BACKENDS) {
         {lockName, enabled: false, reason: 'testing', holder: null},
       ]);
 
-      const enabledAt = now();
+      const enabledAt = mono();
       await third.client
         .post('/api/MasterControls/enable')
         .type('form')
@@ -233,7 +234,7 @@ for (const backend of SQL_BACKENDS) {
         const res = await other.client
           .post('/api/MasterControls/disable')
           .send({lockName, reason: `round ${round}`});
-        const disabledAt = now();
+        const disabledAt = mono();
         expect(res.status).to.equal(200);
         await handover;
         await holdsFor(
@@ -251,14 +252,14 @@ for (const backend of SQL_BACKENDS) {
               events.push({
                 kind: 'start',
                 instanceId: ctx.instanceId,
-                at: now(),
+                at: mono(),
               });
             },
             stop: ctx => {
               events.push({
                 kind: 'stop',
                 instanceId: ctx.instanceId,
-                at: now(),
+                at: mono(),
                 reason: ctx.reason,
               });
             },

@@ -13,6 +13,7 @@ import {
   MasterJobExecutorComponent,
   MasterJobExecutorConfig,
 } from '../../src';
+import {waitFor} from '../../cluster-kit';
 
 class App extends RepositoryMixin(RestApplication) {}
 
@@ -154,15 +155,15 @@ describe('MasterControlController (memory)', () => {
       checkMasterInterval: 60000,
       heartbeatInterval: 20000,
     });
-    await waitFor(() => master.isMaster);
+    await waitFor('mastership', () => master.isMaster, 3000);
     await client
       .post('/api/MasterControls/disable')
       .send({lockName: 'JOB', reason: 'maintenance'})
       .expect(200);
-    await waitFor(() => events.length === 2, 1000);
+    await waitFor('start and stop', () => events.length === 2, 1000);
     expect(events).to.eql(['start', 'stop:disabled']);
     await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(200);
-    await waitFor(() => master.isMaster, 1000);
+    await waitFor('mastership again', () => master.isMaster, 1000);
     expect(events).to.eql(['start', 'stop:disabled', 'start']);
   });
 
@@ -172,7 +173,7 @@ describe('MasterControlController (memory)', () => {
       lockName: 'RUNNING',
       masterJob: {start() {}},
     });
-    await waitFor(() => master.isMaster);
+    await waitFor('mastership', () => master.isMaster, 3000);
     await client
       .post('/api/MasterControls/disable')
       .send({lockName: 'OFF', reason: 'not yet'})
@@ -356,11 +357,3 @@ describe('MasterControlController options', () => {
     });
   });
 });
-
-async function waitFor(check: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise(resolve => setTimeout(resolve, 10));
-  }
-}

@@ -11,7 +11,7 @@ import {
   MasterJobExecutorComponent,
   MasterLockRepository,
 } from '../../src';
-import {waitFor} from '../fixtures/cluster';
+import {waitFor} from '../../cluster-kit';
 
 class App extends RepositoryMixin(Application) {}
 

@@ -3,7 +3,7 @@ import {juggler, RepositoryMixin} from '@loopback/repository';
 import {RestApplication} from '@loopback/rest';
 import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
-import {waitFor} from '../fixtures/cluster';
+import {waitFor} from '../../cluster-kit';
 
 class App extends RepositoryMixin(RestApplication) {}
 

@@ -2,7 +2,15 @@
 // violation, and accept what the election is allowed to do.
 
 import {expect} from '@loopback/testlab';
-import {checkCluster, CheckOptions, ClusterLog, emptyLog, JobEvent, WriteEvent} from './checker';
+import {
+  checkCluster,
+  checkMasterships,
+  CheckOptions,
+  ClusterLog,
+  emptyLog,
+  JobEvent,
+  WriteEvent,
+} from '../../cluster-kit';
 
 const LOCK = 'L';
 const OPTIONS: CheckOptions = {
@@ -214,5 +222,50 @@ describe('cluster checker', () => {
       /a stopped at t=1000 with reason disabled \(bound 400 ms/,
     );
     expect(report.violations[1]).to.match(/b started at t=1200 while the lock was disabled/);
+  });
+
+  describe('checkMasterships (every lock, nothing excused)', () => {
+    const on = (lockName: string, e: JobEvent): JobEvent => ({...e, lockName});
+
+    it("counts each start during another replica's mastership, lock by lock", () => {
+      const report = checkMasterships({
+        jobs: [
+          on('X', job('start', 'a', 1, 0)),
+          on('Y', job('start', 'b', 1, 5)),
+          on('X', job('start', 'b', 2, 10)), // a still runs X
+          on('X', job('start', 'c', 3, 20)), // a and b still run X
+          on('X', job('stop', 'a', 1, 30, 'lost')),
+        ],
+        exits: [],
+      });
+      expect(report.overlaps).to.equal(3);
+      expect(report.byLock.get('Y')!.overlaps).to.equal(0);
+      expect(report.violations[0]).to.match(/^X: two masters: a \(token 1\) and b \(token 2\)/);
+    });
+
+    it('orders lines of equal time as they were recorded (a fake clock stands still)', () => {
+      const handover = [
+        job('start', 'a', 1, 0),
+        job('stop', 'a', 1, 100),
+        job('start', 'b', 2, 100),
+      ];
+      expect(checkMasterships({jobs: handover, exits: []}).overlaps).to.equal(0);
+      const early = [job('start', 'a', 1, 0), job('start', 'b', 2, 100), job('stop', 'a', 1, 100)];
+      expect(checkMasterships({jobs: early, exits: []}).overlaps).to.equal(1);
+    });
+
+    it('ends a mastership at the exit of its process, and takes lines without tokens', () => {
+      const report = checkMasterships({
+        jobs: [
+          {...job('start', 'a', 0, 0), fencingToken: null},
+          {...job('stop', 'b', 0, 50, 'deleted-stale-lock'), fencingToken: null},
+          {...job('start', 'b', 0, 60), fencingToken: null},
+        ],
+        exits: [{instanceId: 'a', at: 40, code: null, signal: 'SIGKILL', causedBy: 'SIGKILL'}],
+      });
+      expect(report.overlaps).to.equal(0);
+      expect(report.strayStops.map(e => e.instanceId)).to.deepEqual(['b']);
+      expect(report.violations).to.have.length(1); // the stray stop; no token order without tokens
+    });
   });
 });

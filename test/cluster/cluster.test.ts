@@ -2,15 +2,24 @@
 // injected into the master one after another: SIGKILL, SIGTERM, SIGSTOP
 // beyond the lease, its database connections killed, the database server
 // restarted, disable/enable over HTTP. After each one the checker reads the
-// whole record so far (see checker.ts for what it verifies).
+// whole record so far (see cluster-kit/checker.ts for what it verifies).
 
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
-import {CheckReport, FaultRecord} from './checker';
-import {DatabaseServer, SqlBackend} from './database-server';
-import {PrivateServer} from './private-server';
-import {formatSummary, runChaos} from './chaos';
-import {ClusterTimings, FAST_TIMINGS, mono, ProcessCluster, sleep} from './harness';
+import {
+  CheckReport,
+  ClusterTimings,
+  DatabaseServer,
+  FAST_TIMINGS,
+  FaultRecord,
+  formatSummary,
+  mono,
+  PrivateServer,
+  ProcessCluster,
+  runChaos,
+  sleep,
+  SqlBackend,
+} from '../../cluster-kit';
 
 const REPLICAS = 3;
 /** Lines younger than this may still be in the pipes: the checker looks at older ones. */
@@ -63,7 +72,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       await server.ensureDatabase();
       cluster = new ProcessCluster({
         server,
-        lockName: `CLUSTER-${randomBytes(3).toString('hex')}`,
+        lockNames: [`CLUSTER-${randomBytes(3).toString('hex')}`],
         replicas: REPLICAS,
         namePrefix: backend === 'postgresql' ? 'pg' : 'my',
         timings: T,
@@ -127,7 +136,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const victimStart = c.log.jobs
         .filter(e => e.event === 'start' && e.instanceId === victim.instanceId)
         .pop();
-      expect(next.fencingToken).to.be.above(victimStart!.fencingToken);
+      expect(next.fencingToken).to.be.above(victimStart!.fencingToken!);
       await c.spawnReplica();
       await expectHealthy(fault);
     });

@@ -5,8 +5,7 @@
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {openTestDatabase} from '../fixtures/databases';
-import {DatabaseServer} from './database-server';
-import {mono, ProcessCluster, sleep, waitUntil} from './harness';
+import {DatabaseServer, mono, ProcessCluster, sleep, waitFor} from '../../cluster-kit';
 
 const CRON_LOCK = 'DEMO-CRON';
 const RUN_SECONDS = Number(process.env.CLUSTER_CRON_SECONDS ?? 60);
@@ -20,9 +19,10 @@ describe('cluster-singleton cron in example app processes on postgresql', functi
     await db.close();
     cluster = new ProcessCluster({
       server: new DatabaseServer('postgresql', 'mje_cron'),
-      lockName: `CRON-SIDE-${randomBytes(3).toString('hex')}`,
+      lockNames: [`CRON-SIDE-${randomBytes(3).toString('hex')}`],
       replicas: 3,
       namePrefix: 'cron',
+      fencedWriteInterval: 100,
       extraEnv: {DEMO_CRON: '* * * * * *'},
     });
     await cluster.start();
@@ -41,12 +41,11 @@ describe('cluster-singleton cron in example app processes on postgresql', functi
   it('fires each second on exactly one replica over a minute with a failover', async () => {
     const c = cluster!;
     const started = mono();
-    await waitUntil('a DEMO-CRON master', () => cronMaster(c) !== undefined, 10000);
+    await waitFor('a DEMO-CRON master', () => cronMaster(c) !== undefined, 10000, 20);
     await sleep((RUN_SECONDS * 1000) / 2);
     const victim = cronMaster(c)!;
     const firedBefore = c.cronFirings.length;
-    victim.causedExit = 'SIGKILL';
-    victim.signal('SIGKILL');
+    victim.kill('SIGKILL');
     const killedAt = mono();
     await sleep(Math.max(0, started + RUN_SECONDS * 1000 - mono()));
 

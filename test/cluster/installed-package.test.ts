@@ -13,8 +13,7 @@ import path from 'path';
 import readline from 'readline';
 import {promisify} from 'util';
 import {openTestDatabase} from '../fixtures/databases';
-import {DatabaseServer, SqlBackend} from './database-server';
-import {waitUntil} from './harness';
+import {DatabaseServer, SqlBackend, waitFor} from '../../cluster-kit';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../../..');
@@ -137,7 +136,7 @@ describe('the packed package in a CLI-shaped app (real processes)', function () 
           return p;
         });
         const describeAll = () => replicas.map(r => r.output.join('\n')).join('\n---\n');
-        await waitUntil(
+        await waitFor(
           'both replicas to listen and one to run REPORT',
           () => {
             if (replicas.some(r => r.exit)) throw new Error(`a replica exited:\n${describeAll()}`);
@@ -152,12 +151,12 @@ describe('the packed package in a CLI-shaped app (real processes)', function () 
         const before = master.lines.at(-1)!;
 
         master.child.kill('SIGTERM');
-        const started = await waitUntil(
+        const started = await waitFor(
           'the other replica to start REPORT',
           () => other.lines.find(l => l.lockName === 'REPORT' && l.event === 'start'),
           10000,
         );
-        await waitUntil('the old master to exit', () => master.exit, 10000);
+        await waitFor('the old master to exit', () => master.exit, 10000);
         const stopped = master.lines.find(l => l.lockName === 'REPORT' && l.event === 'stop')!;
 
         expect(stopped).to.containDeep({reason: 'stopped', fencingToken: before.fencingToken});
@@ -176,7 +175,7 @@ describe('the packed package in a CLI-shaped app (real processes)', function () 
         expect(master.output.join('\n')).to.not.match(/timed out|outcome unknown|Error/);
 
         other.child.kill('SIGTERM');
-        await waitUntil('the last replica to exit', () => other.exit, 10000);
+        await waitFor('the last replica to exit', () => other.exit, 10000);
         expect(other.lines.at(-1)).to.containDeep({event: 'stop', reason: 'stopped'});
       });
     });

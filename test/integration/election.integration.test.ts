@@ -5,9 +5,10 @@
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
+import {holdsFor, mono, sleep, waitFor} from '../../cluster-kit';
 import {MasterJobExecutorBindings} from '../../src';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
-import {Cluster, FAST, holdsFor, now, Replica, sleep, waitFor} from '../fixtures/cluster';
+import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
 const L = FAST.leaseDuration;
 const H = FAST.heartbeatInterval;
@@ -187,11 +188,11 @@ function electionSuite(backend: BackendName): void {
         3000,
       );
 
-      const stopCalledAt = now();
+      const stopCalledAt = mono();
       if (how === 'handle.stop()') await old.handles.get(LOCK)!.stop();
       else if (how === 'executor.stopAll()') await old.executor.stopAll();
       else await old.app.stop();
-      const stopReturnedAt = now();
+      const stopReturnedAt = mono();
 
       const [first] = log().of(LOCK);
       expect(first.instanceId).to.equal(old.instanceId);
@@ -249,10 +250,10 @@ function electionSuite(backend: BackendName): void {
         3000,
       );
       const callsBefore = calls.length;
-      const stopCalledAt = now();
+      const stopCalledAt = mono();
       await old.handles.get(LOCK)!.stop();
       await cluster.waitForSoleMaster(LOCK, 3000, [other]);
-      expect(now() - stopCalledAt).to.be.below(1000);
+      expect(mono() - stopCalledAt).to.be.below(1000);
       const ops = calls.slice(callsBefore).map(c => c.op);
       // No read before the takeover, nor after it: it read the control itself.
       expect(ops[0]).to.equal('takeOver');
@@ -282,7 +283,7 @@ function electionSuite(backend: BackendName): void {
     // Connected first, so that their reads, and so their takeovers, coincide.
     if (backend !== 'memory') await Promise.all(replicas.map(r => ping(r.dataSource)));
 
-    const startedAt = now();
+    const startedAt = mono();
     for (const r of replicas) r.startMaster(LOCK);
     await waitFor('a start', () => log().of(LOCK).length > 0, L + 5000);
     await holdsFor(
@@ -435,7 +436,7 @@ function electionSuite(backend: BackendName): void {
       {enabled: true, reason: 'done', updatedAt: new Date()},
       {lockName: LOCK},
     );
-    const enabledAt = now();
+    const enabledAt = mono();
     const master = await cluster.waitForSoleMaster(LOCK, 3000);
     expect(log().tenures[0].startedAt - enabledAt).to.be.below(2 * C + 1000);
     await holdsFor('one master', () => cluster.masters(LOCK).length === 1, L);
@@ -444,7 +445,7 @@ function electionSuite(backend: BackendName): void {
       {enabled: false, reason: 'again', updatedAt: new Date()},
       {lockName: LOCK},
     );
-    const disabledAt = now();
+    const disabledAt = mono();
     await waitFor('the master stops', () => log().running(LOCK).length === 0, 3000);
     const [tenure] = log().tenures;
     expect(tenure.instanceId).to.equal(master.instanceId);

@@ -7,7 +7,7 @@ import {RestApplication} from '@loopback/rest';
 import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {MasterJobExecutor, MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
-import {waitFor} from '../fixtures/cluster';
+import {waitFor} from '../../cluster-kit';
 import {BACKENDS, openTestDatabase, TestDatabase} from '../fixtures/databases';
 
 class App extends RepositoryMixin(RestApplication) {}

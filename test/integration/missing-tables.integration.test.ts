@@ -1,6 +1,7 @@
 import {expect} from '@loopback/testlab';
 import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
-import {TestApp, waitFor} from '../fixtures/cluster';
+import {waitFor} from '../../cluster-kit';
+import {TestApp} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
 for (const backend of SQL_BACKENDS) {

@@ -11,14 +11,9 @@
 import {expect} from '@loopback/testlab';
 import {spawnSync} from 'child_process';
 import path from 'path';
-import {
-  BackendName,
-  openTestDatabase,
-  serverAddress,
-  SQL_BACKENDS,
-  TestDatabase,
-} from '../fixtures/databases';
-import {Cluster, FAST, holdsFor, now, Replica, sleep, Tenure, waitFor} from '../fixtures/cluster';
+import {BackendName, openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
+import {holdsFor, mono, serverAddress, sleep, waitFor} from '../../cluster-kit';
+import {Cluster, FAST, Replica, Tenure} from '../fixtures/cluster';
 import {TcpProxy} from '../fixtures/tcp-proxy';
 
 const L = FAST.leaseDuration;
@@ -101,7 +96,7 @@ function outageSuite(backend: BackendName): void {
       expect(r.executor.getMaster(LOCK)).to.equal(r.handles.get(LOCK));
     }
     const master = await cluster.waitForSoleMaster(LOCK, RECOVERY);
-    const recoveredIn = now() - outageEndedAt;
+    const recoveredIn = mono() - outageEndedAt;
     await holdsFor(
       'one master, one running job',
       () => cluster.masters(LOCK).length === 1 && log().running(LOCK).length === 1,
@@ -151,12 +146,12 @@ function outageSuite(backend: BackendName): void {
     const driverErrorsBefore = db!.driverErrors.length;
     let killed = await db!.terminateConnections();
     expect(killed).to.be.aboveOrEqual(replicas.length); // each pool holds a connection
-    const stormStartedAt = now();
-    while (now() - stormStartedAt < OUTAGE) {
+    const stormStartedAt = mono();
+    while (mono() - stormStartedAt < OUTAGE) {
       killed += await db!.terminateConnections();
       await sleep(50);
     }
-    const stormEndedAt = now();
+    const stormEndedAt = mono();
     const electionErrors = errorCount(replicas);
     const driverErrors = db!.driverErrors.length - driverErrorsBefore;
     // The kills were felt: by the pools (idle connections) or the election.
@@ -178,7 +173,7 @@ function outageSuite(backend: BackendName): void {
       const {replicas, master} = await startCluster({port: p.port});
       const [first] = log().of(LOCK);
 
-      const outageAt = now();
+      const outageAt = mono();
       if (kind === 'refused') p.down();
       else p.freeze();
       await waitFor('the master stops', () => log().running(LOCK).length === 0, L + 1000);
@@ -188,11 +183,11 @@ function outageSuite(backend: BackendName): void {
       await holdsFor(
         'no master during the outage',
         () => log().running(LOCK).length === 0 && cluster.masters(LOCK).length === 0,
-        Math.max(0, outageAt + OUTAGE - now()),
+        Math.max(0, outageAt + OUTAGE - mono()),
       );
       expect(errorCount(replicas)).to.be.above(0);
       p.restore();
-      const restoredAt = now();
+      const restoredAt = mono();
 
       await expectRecovery(replicas, restoredAt);
       const last = log().running(LOCK)[0];

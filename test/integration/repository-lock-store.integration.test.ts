@@ -14,10 +14,10 @@ import {
   MasterLock,
   MasterLockRepository,
 } from '../../src';
+import {waitFor} from '../../cluster-kit';
 import {createLockStore, createNotifier} from '../../src/store/dialects';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
 import {RepositoryLockStore} from '../../src/store/repository-lock-store';
-import {waitFor} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
 interface PgClient {

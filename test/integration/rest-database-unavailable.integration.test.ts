@@ -36,11 +36,10 @@ import {
   BackendName,
   disconnect,
   openTestDatabase,
-  serverAddress,
   SQL_BACKENDS,
   TestDatabase,
 } from '../fixtures/databases';
-import {now, sleep, waitFor} from '../fixtures/cluster';
+import {mono, serverAddress, sleep, waitFor} from '../../cluster-kit';
 import {TcpProxy} from '../fixtures/tcp-proxy';
 
 class App extends RepositoryMixin(RestApplication) {}
@@ -101,14 +100,14 @@ function call(
   limit = CLIENT_LIMIT,
 ): Promise<Answer> {
   return new Promise(resolve => {
-    const started = now();
+    const started = mono();
     const payload = body ? JSON.stringify(body) : undefined;
     let done = false;
     const finish = (answer: Omit<Answer, 'elapsed'>) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      resolve({...answer, elapsed: Math.round(now() - started)});
+      resolve({...answer, elapsed: Math.round(mono() - started)});
     };
     const req = http.request(
       new URL(path, url),
@@ -285,10 +284,10 @@ function restOutageSuite(backend: BackendName): void {
       lockName: LOCK,
       masterJob: {
         start: () => {
-          jobEvents.push({event: 'start', at: now()});
+          jobEvents.push({event: 'start', at: mono()});
         },
         stop: ({reason}) => {
-          jobEvents.push({event: 'stop', at: now(), reason});
+          jobEvents.push({event: 'stop', at: mono(), reason});
         },
       },
     });
@@ -300,8 +299,8 @@ function restOutageSuite(backend: BackendName): void {
     if (!app || !proxy) return;
     // Best effort: a failure here would skip the other cases.
     restoreProxy();
-    const deadline = now() + 10000;
-    while (now() < deadline) {
+    const deadline = mono() + 10000;
+    while (mono() < deadline) {
       const enabled = await call(url, 'POST', `${BASE}/enable`, {lockName: LOCK}, 2000);
       if (enabled.status === 200 && handle.isMaster) break;
       await sleep(200);
@@ -389,7 +388,7 @@ function restOutageSuite(backend: BackendName): void {
 
   async function recover(): Promise<Recovery> {
     restoreProxy();
-    const restoredAt = now();
+    const restoredAt = mono();
     const endpoints = [
       {endpoint: databaseEndpoints(PROBE)[0]},
       {endpoint: databaseEndpoints(LOCK)[1]},
@@ -401,11 +400,11 @@ function restOutageSuite(backend: BackendName): void {
       okIn: undefined as number | undefined,
       last: undefined as unknown as Answer,
     }));
-    while (now() - restoredAt < ENDPOINTS_RECOVERY) {
+    while (mono() - restoredAt < ENDPOINTS_RECOVERY) {
       for (const e of endpoints) {
         if (e.okIn !== undefined) continue;
         e.last = await callEndpoint(e.endpoint, 2000);
-        if (e.last.status === 200) e.okIn = Math.round(now() - restoredAt);
+        if (e.last.status === 200) e.okIn = Math.round(mono() - restoredAt);
       }
       if (endpoints.every(e => e.okIn !== undefined)) break;
       await sleep(100);
@@ -414,7 +413,7 @@ function restOutageSuite(backend: BackendName): void {
     let lateDisable = false;
     let masterIn: number | undefined;
     let holder: string | null | undefined;
-    while (now() - restoredAt < MASTER_RECOVERY + 2000) {
+    while (mono() - restoredAt < MASTER_RECOVERY + 2000) {
       const list = await call(url, 'GET', BASE, undefined, 2000);
       const control = Array.isArray(list.body)
         ? list.body.find((c: {lockName: string}) => c.lockName === LOCK)
@@ -424,7 +423,7 @@ function restOutageSuite(backend: BackendName): void {
         await call(url, 'POST', `${BASE}/enable`, {lockName: LOCK}, 2000);
       }
       if (handle.isMaster) {
-        masterIn = Math.round(now() - restoredAt);
+        masterIn = Math.round(mono() - restoredAt);
         break;
       }
       await sleep(50);
@@ -444,7 +443,7 @@ function restOutageSuite(backend: BackendName): void {
     const errorsBefore = executorErrors.length;
     const stopsBefore = jobEvents.filter(e => e.event === 'stop').length;
 
-    const faultAt = now();
+    const faultAt = mono();
     if (kind === 'frozen') p.freeze();
     else if (kind === 'down') p.down();
     else cutEveryRequest(p);
@@ -458,11 +457,15 @@ function restOutageSuite(backend: BackendName): void {
       observations.push({round: '1', endpoint: e, answer, cuts: p.cutMidRequest - cutsAtStart});
     }
     // Round 2: all at once, once the master has stopped (or its lease is over).
+    const waitedFrom = mono();
     const expiredIn = await waitFor(
       'the master stops during the outage',
       () => !handle.isMaster,
-      Math.max(0, faultAt + LEASE + 1000 - now()),
-    ).catch(() => undefined);
+      Math.max(0, faultAt + LEASE + 1000 - mono()),
+    ).then(
+      () => mono() - waitedFrom,
+      () => undefined,
+    );
     const round2 = await Promise.all(
       [...databaseEndpoints(LOCK), HEALTH].map(async e => ({
         round: '2',
@@ -475,7 +478,7 @@ function restOutageSuite(backend: BackendName): void {
       .filter(e => e.event === 'stop')
       .slice(stopsBefore)
       .map(e => e.reason);
-    const outageMs = Math.round(now() - faultAt);
+    const outageMs = Math.round(mono() - faultAt);
     const cuts = p.cutMidRequest - cutsBefore;
     const refused = proxy!.refused - refusedBefore;
     const modeDuringOutage = p.mode;

@@ -1,10 +1,12 @@
 // Random faults on a process cluster, drawn from a seeded PRNG, with the
-// checker run after every one. `npm run chaos` (scripts/chaos.ts) runs it for
-// minutes; the cluster tests run it briefly. The sequence of faults and their
-// parameters depends on the seed only; how the cluster reacts is real timing.
+// checker run after every one, and the summary of a run. `npm run chaos`
+// (scripts/chaos.ts) runs it for minutes; the cluster tests run it briefly.
+// The sequence of faults and their parameters depends on the seed only; how
+// the cluster reacts is real timing.
 
-import {CheckReport, FaultKind, FaultRecord, mono} from './checker';
-import {ProcessCluster, sleep} from './harness';
+import {CheckReport, FaultKind, FaultRecord} from './checker';
+import {ProcessCluster} from './cluster';
+import {mono, sleep} from './time';
 
 /** mulberry32: small, fast, good enough to pick faults reproducibly. */
 export function seededRandom(seed: number): () => number {

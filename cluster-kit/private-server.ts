@@ -1,15 +1,16 @@
-// A database server of the tests' own, for the faults that stop, restart or
+// A database server of the kit's own, for the faults that stop, restart or
 // freeze a server: a PostgreSQL cluster made with initdb, or a MariaDB made
 // with mariadb-install-db, in a temporary directory on a free port, removed
-// by destroy(). The machine's shared servers are never stopped by a test.
+// by destroy(). The machine's shared servers are never stopped by a test or
+// by `npm run chaos`.
 
 import {ChildProcess, execFile, spawn} from 'child_process';
 import {existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync} from 'fs';
-import net from 'net';
 import os from 'os';
 import path from 'path';
 import {promisify} from 'util';
-import type {ServerAddress} from '../fixtures/databases';
+import {freePort} from './http';
+import type {ServerAddress} from './sql';
 
 const run = promisify(execFile);
 
@@ -23,17 +24,6 @@ function pgBin(tool: string): string {
     .find(d => existsSync(path.join(d, tool)));
   if (!dir) throw new Error(`${tool} not found under ${root}/*/bin`);
   return path.join(dir, tool);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const {port} = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** PostgreSQL refuses to run as root: its tools run as the `postgres` user then. */

@@ -1,5 +1,9 @@
-// Checks the record of a process cluster run against the election's promises.
-// All times are CLOCK_MONOTONIC ms, shared by the processes of one host.
+// The one checker of the cluster kit: reads a record of masterships (job
+// start/stop lines, fenced writes, faults, pauses, exits, disables) and says
+// what broke the election's promises. The process harness (cluster.ts), the
+// benchmark, `npm run chaos`, and the tests' in-process and fake-clock
+// clusters all check through it. All times are CLOCK_MONOTONIC ms, shared by
+// the processes of one host (or a fake clock, for the unit tests).
 //
 //  - Mutual exclusion: no two replicas are in start..stop of a lock at once,
 //    except a replica that was paused (SIGSTOP) during its mastership: that
@@ -12,15 +16,16 @@
 //  - After a disable returns: no start() until enable, and the master stops
 //    (reason 'disabled') within the disable bound.
 //  - No process exits unless the harness killed or terminated it.
-
-/** CLOCK_MONOTONIC in ms, as the example app prints it. */
-export const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
+//
+// checkMasterships() applies the first, third and fourth rules to every lock
+// of a record; checkCluster() applies all of them to one lock.
 
 export interface JobEvent {
   event: 'start' | 'stop';
   lockName: string;
   instanceId: string;
-  fencingToken: number;
+  /** null: a replica without fencing tokens (the benchmark's baseline). */
+  fencingToken: number | null;
   reason: string | null;
   mono: number;
 }
@@ -108,11 +113,11 @@ export interface CheckOptions {
 
 export interface Tenure {
   instanceId: string;
-  fencingToken: number;
+  fencingToken: number | null;
   start: number;
   /** Infinity while open. */
   end: number;
-  /** The stop reason, 'killed', or 'open'. */
+  /** The stop reason, 'killed', 'restarted' (a start without a stop), or 'open'. */
   endReason: string;
 }
 
@@ -148,49 +153,98 @@ export interface CheckReport {
   processesLost: number;
 }
 
-export function checkCluster(log: ClusterLog, options: CheckOptions): CheckReport {
+/** A tenure with the places of its start and stop among the lock's job lines. */
+interface RankedTenure extends Tenure {
+  /** Lines of equal time keep the order they were recorded in (a fake clock stands still). */
+  startRank: number;
+  endRank: number;
+}
+
+export interface MastershipOptions {
+  lockName: string;
+  /** Lines and exits after this time are ignored. */
+  until: number;
+  /**
+   * Called for every pair in which `b` started while `a`, another replica,
+   * was master (in start..stop); true if that is excused (pushing any
+   * violation it finds meanwhile), false if it counts as two masters at once.
+   */
+  excuse?: (a: Tenure, b: Tenure, violations: string[]) => boolean;
+}
+
+export interface Masterships {
+  lockName: string;
+  /** In order of start. */
+  tenures: Tenure[];
+  /** Two masters at once, not excused (each is also a violation). */
+  overlaps: number;
+  excusedOverlaps: number;
+  /** stop() lines of a replica that was not master with that token (each is also a violation). */
+  strayStops: JobEvent[];
+  violations: string[];
+}
+
+const fmt = (t: number) => `t=${Math.round(t)}`;
+
+/**
+ * The masterships of one lock, from its start/stop lines and the exits of
+ * the processes, and the rules they break on their own: a start by a replica
+ * that is master already, a stop on one that is not, an exit while master
+ * without stop() (unless SIGKILLed), tokens that do not increase from one
+ * mastership to the next, and two replicas master at once.
+ */
+export function readMasterships(
+  log: Pick<ClusterLog, 'jobs' | 'exits'>,
+  options: MastershipOptions,
+): Masterships {
   const {lockName, until} = options;
   const violations: string[] = [];
-  const fmt = (t: number) => `t=${Math.round(t)}`;
-  const pausesOf = (id: string) => log.pauses.filter(p => p.instanceId === id && p.from <= until);
-
-  // ---- masterships (tenures) and the replicas they ran on ----
-  const tenures: Tenure[] = [];
-  const open = new Map<string, Tenure>();
+  const tenures: RankedTenure[] = [];
+  const open = new Map<string, RankedTenure>();
+  const strayStops: JobEvent[] = [];
   const jobs = log.jobs
     .filter(e => e.lockName === lockName && e.mono <= until)
-    .sort((a, b) => a.mono - b.mono);
-  for (const e of jobs) {
+    .sort((a, b) => a.mono - b.mono); // stable: equal times keep their order
+  jobs.forEach((e, rank) => {
     const current = open.get(e.instanceId);
     if (e.event === 'start') {
       if (current) {
         violations.push(
           `${e.instanceId} started token ${e.fencingToken} at ${fmt(e.mono)} while master`,
         );
+        current.end = e.mono;
+        current.endRank = rank;
+        current.endReason = 'restarted';
       }
-      const tenure = {
+      const tenure: RankedTenure = {
         instanceId: e.instanceId,
         fencingToken: e.fencingToken,
         start: e.mono,
         end: Infinity,
+        endReason: 'open',
+        startRank: rank,
+        endRank: Infinity,
       };
-      tenures.push({...tenure, endReason: 'open'});
-      open.set(e.instanceId, tenures[tenures.length - 1]);
+      tenures.push(tenure);
+      open.set(e.instanceId, tenure);
     } else if (!current || current.fencingToken !== e.fencingToken) {
+      strayStops.push(e);
       violations.push(
         `stop() (token ${e.fencingToken}, ${e.reason}) ran on ${e.instanceId} at ${fmt(e.mono)}, ` +
           `which was not master with that token`,
       );
     } else {
       current.end = e.mono;
+      current.endRank = rank;
       current.endReason = e.reason ?? 'null';
       open.delete(e.instanceId);
     }
-  }
+  });
   for (const exit of log.exits.filter(x => x.at <= until)) {
     const tenure = open.get(exit.instanceId);
     if (!tenure) continue;
     tenure.end = exit.at;
+    tenure.endRank = -Infinity; // a start at the instant of the kill is not an overlap
     tenure.endReason = 'killed';
     open.delete(exit.instanceId);
     if (exit.causedBy !== 'SIGKILL') {
@@ -200,29 +254,27 @@ export function checkCluster(log: ClusterLog, options: CheckOptions): CheckRepor
 
   // ---- mutual exclusion and token order ----
   let overlaps = 0;
-  let fencedOverlaps = 0;
+  let excusedOverlaps = 0;
   for (let i = 0; i < tenures.length; i++) {
     const a = tenures[i];
     for (let j = i + 1; j < tenures.length; j++) {
       const b = tenures[j];
-      if (j === i + 1 && b.fencingToken <= a.fencingToken) {
+      if (
+        j === i + 1 &&
+        a.fencingToken !== null &&
+        b.fencingToken !== null &&
+        b.fencingToken <= a.fencingToken
+      ) {
         violations.push(
           `token did not increase: ${b.instanceId} started token ${b.fencingToken} at ${fmt(b.start)} ` +
             `after ${a.instanceId}'s token ${a.fencingToken}`,
         );
       }
-      if (b.start >= a.end || b.instanceId === a.instanceId) continue;
-      const pause = pausesOf(a.instanceId).find(p => p.from >= a.start && p.from <= b.start);
-      if (pause) {
-        // Stale: fenced, but once running again it must notice at once (its deadline passed).
-        const resumed = pause.to ?? until;
-        if (Math.min(a.end, until) - resumed > options.staleStopBound) {
-          violations.push(
-            `${a.instanceId} (token ${a.fencingToken}) resumed at ${fmt(resumed)} after ${b.instanceId} took over, ` +
-              `and went on as master until ${a.end === Infinity ? 'now' : fmt(a.end)}`,
-          );
-        }
-        fencedOverlaps++;
+      const startsWithin = b.start < a.end || (b.start === a.end && b.startRank < a.endRank);
+      if (!startsWithin) break; // nor do the later ones: tenures are in order of start
+      if (b.instanceId === a.instanceId) continue;
+      if (options.excuse?.(a, b, violations)) {
+        excusedOverlaps++;
         continue;
       }
       const overlap = Math.min(a.end, b.end, until) - b.start;
@@ -233,6 +285,77 @@ export function checkCluster(log: ClusterLog, options: CheckOptions): CheckRepor
       );
     }
   }
+  return {lockName, tenures, overlaps, excusedOverlaps, strayStops, violations};
+}
+
+export interface MastershipsReport {
+  byLock: Map<string, Masterships>;
+  /** Over all the locks. */
+  overlaps: number;
+  strayStops: JobEvent[];
+  violations: string[];
+}
+
+/**
+ * Mutual exclusion, token order and stop() on the master only, for every
+ * lock of a record (or the given ones), with no pause excused: what the
+ * benchmark and the in-process and fake-clock clusters of the tests check.
+ */
+export function checkMasterships(
+  log: Pick<ClusterLog, 'jobs' | 'exits'>,
+  options: {until?: number; lockNames?: Iterable<string>} = {},
+): MastershipsReport {
+  const until = options.until ?? Infinity;
+  const byName = new Map<string, JobEvent[]>();
+  for (const e of log.jobs) {
+    const list = byName.get(e.lockName);
+    if (list) list.push(e);
+    else byName.set(e.lockName, [e]);
+  }
+  const report: MastershipsReport = {
+    byLock: new Map(),
+    overlaps: 0,
+    strayStops: [],
+    violations: [],
+  };
+  for (const lockName of options.lockNames ?? byName.keys()) {
+    const m = readMasterships(
+      {jobs: byName.get(lockName) ?? [], exits: log.exits},
+      {lockName, until},
+    );
+    report.byLock.set(lockName, m);
+    report.overlaps += m.overlaps;
+    report.strayStops.push(...m.strayStops);
+    report.violations.push(...m.violations.map(v => `${lockName}: ${v}`));
+  }
+  return report;
+}
+
+export function checkCluster(log: ClusterLog, options: CheckOptions): CheckReport {
+  const {lockName, until} = options;
+  const pausesOf = (id: string) => log.pauses.filter(p => p.instanceId === id && p.from <= until);
+
+  // ---- masterships (tenures), mutual exclusion and token order ----
+  const masterships = readMasterships(log, {
+    lockName,
+    until,
+    excuse: (a, b, found) => {
+      const pause = pausesOf(a.instanceId).find(p => p.from >= a.start && p.from <= b.start);
+      if (!pause) return false;
+      // Stale: fenced, but once running again it must notice at once (its deadline passed).
+      const resumed = pause.to ?? until;
+      if (Math.min(a.end, until) - resumed > options.staleStopBound) {
+        found.push(
+          `${a.instanceId} (token ${a.fencingToken}) resumed at ${fmt(resumed)} after ${b.instanceId} took over, ` +
+            `and went on as master until ${a.end === Infinity ? 'now' : fmt(a.end)}`,
+        );
+      }
+      return true;
+    },
+  });
+  const {tenures, violations} = masterships;
+  const overlaps = masterships.overlaps;
+  const fencedOverlaps = masterships.excusedOverlaps;
 
   // ---- fencing: no accepted write goes back to a lower token ----
   const writes = log.writes.filter(w => w.lockName === lockName && w.monoAfter <= until);
@@ -257,7 +380,7 @@ export function checkCluster(log: ClusterLog, options: CheckOptions): CheckRepor
   const rejected = writes.filter(w => !w.accepted && !w.error);
   // A stale write: still in flight when a master with a newer token started.
   const isStale = (w: WriteEvent) =>
-    tenures.some(t => t.fencingToken > w.fencingToken && t.start <= w.monoAfter);
+    tenures.some(t => (t.fencingToken ?? -Infinity) > w.fencingToken && t.start <= w.monoAfter);
 
   // ---- recovery after every fault ----
   const recoveries: Recovery[] = [];

@@ -1,48 +1,29 @@
-// A cluster of real example-app processes (dist/example/index.js) on one
-// database, and the faults the cluster tests and `npm run chaos` inject into
-// it. Every JSON line the replicas print, every fault, pause and exit goes
-// into one ClusterLog, timed on CLOCK_MONOTONIC like the replicas' lines, for
-// the checker.
+// The process harness of the cluster kit: a cluster of real replica
+// processes (the example app, dist/example/index.js, or another script that
+// prints the same JSON lines, such as the benchmark's baseline) on one
+// database, and the faults the cluster tests, the benchmark and
+// `npm run chaos` inject into it. Every JSON line the replicas print, every
+// fault, pause and exit goes into one EventLog, timed on CLOCK_MONOTONIC like
+// the replicas' lines, for the checker.
 
-import {ChildProcess, spawn} from 'child_process';
-import {EventEmitter} from 'events';
 import path from 'path';
-import readline from 'readline';
 import {
   checkCluster,
   CheckReport,
-  ClusterLog,
   describeLog,
-  emptyLog,
   FaultKind,
   FaultRecord,
   JobEvent,
-  mono,
   WriteEvent,
 } from './checker';
 import {DatabaseServer} from './database-server';
+import {freePort} from './http';
+import {EventLog} from './log';
+import {Replica} from './replica';
+import {mono, sleep, waitFor} from './time';
 
-const EXAMPLE_DIR = path.resolve(__dirname, '../../example');
-
-export {mono};
-
-export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
-
-/** Polls `probe` until it returns a value other than undefined/false; fails after `timeout` ms. */
-export async function waitUntil<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  timeout: number,
-  interval = 20,
-): Promise<T> {
-  const deadline = mono() + timeout;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (mono() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await sleep(interval);
-  }
-}
+/** The example app as built (dist/example/index.js). */
+export const EXAMPLE_SCRIPT = path.resolve(__dirname, '../example/index.js');
 
 export interface ClusterTimings {
   initDelay: number;
@@ -50,7 +31,8 @@ export interface ClusterTimings {
   heartbeatInterval: number;
   leaseDuration: number;
   maxHeartbeatRetryCount: number;
-  stopTimeout: number;
+  /** Unset: the replicas' default (10 s). */
+  stopTimeout?: number;
 }
 
 /** Short timings for the tests (heartbeat < 0.8 x lease). */
@@ -63,74 +45,74 @@ export const FAST_TIMINGS: ClusterTimings = {
   stopTimeout: 2000,
 };
 
-export interface ClusterOptions {
-  server: DatabaseServer;
-  lockName: string;
-  replicas: number;
-  timings?: ClusterTimings;
-  /** ms between the master's fenced writes. */
-  fencedWriteInterval?: number;
-  /** Instance ids are `${namePrefix}-1`, `${namePrefix}-2`, ... */
-  namePrefix: string;
-  /** Called with every stderr line (for verbose runs). */
-  onStderr?: (instanceId: string, line: string) => void;
-  /** More environment for the replicas (e.g. DEMO_CRON). */
-  extraEnv?: Record<string, string>;
+/** The environment that sets the election's timings in a replica. */
+export function timingEnv(t: ClusterTimings): Record<string, string> {
+  const env: Record<string, string> = {
+    INIT_DELAY: String(t.initDelay),
+    CHECK_MASTER_INTERVAL: String(t.checkMasterInterval),
+    MASTER_JOB_HEARTBEAT_INTERVAL: String(t.heartbeatInterval),
+    MASTER_JOB_LEASE_DURATION: String(t.leaseDuration),
+    MASTER_JOB_MAX_HEARTBEAT_RETRY_COUNT: String(t.maxHeartbeatRetryCount),
+  };
+  if (t.stopTimeout !== undefined) env.MASTER_JOB_STOP_TIMEOUT = String(t.stopTimeout);
+  return env;
 }
 
-/** One process of the example app. */
-export class Replica {
-  url: string | undefined;
-  paused = false;
-  /** Set by the harness before it kills or terminates the process. */
-  causedExit: 'SIGKILL' | 'SIGTERM' | undefined;
-  exitedAt: number | undefined;
-  readonly exited: Promise<void>;
-  readonly stderrTail: string[] = [];
-
-  constructor(
-    readonly instanceId: string,
-    readonly child: ChildProcess,
-  ) {
-    this.exited = new Promise(resolve => child.once('exit', () => resolve()));
-  }
-
-  get alive(): boolean {
-    return this.exitedAt === undefined;
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    if (this.alive) this.child.kill(signal);
-  }
+export interface ClusterOptions {
+  server: DatabaseServer;
+  /** The locks every replica campaigns for (DEMO_LOCKS); faults aim at the master of the first. */
+  lockNames: string[];
+  /** How many replicas start() starts. */
+  replicas?: number;
+  /** Instance ids are `${namePrefix}-1`, `${namePrefix}-2`, ... */
+  namePrefix: string;
+  /** Default: the example app. */
+  script?: string;
+  timings?: ClusterTimings;
+  /** ms between the master's fenced writes (DEMO_FENCED_WRITE_INTERVAL); unset: none. */
+  fencedWriteInterval?: number;
+  /** The environment the replicas' own is added to; default this process's. */
+  baseEnv?: NodeJS.ProcessEnv;
+  /** More environment for the replicas (e.g. DEMO_CRON). */
+  extraEnv?: Record<string, string>;
+  /**
+   * 'listening' (default): PORT=0, ready once the replica prints its URL.
+   * 'http': a free port chosen here, ready once its REST API answers.
+   */
+  readiness?: 'listening' | 'http';
+  /** A log shared with other clusters; default one of its own. */
+  log?: EventLog;
+  /** Called with every stderr line (for verbose runs). */
+  onStderr?: (instanceId: string, line: string) => void;
+  /** Called when a replica exits, whoever caused it. */
+  onExit?: (replica: Replica) => void;
 }
 
 export class ProcessCluster {
-  readonly log: ClusterLog = emptyLog();
-  /** The `cron` lines of the example's DEMO-CRON job. */
-  readonly cronFirings: {
-    lockName: string;
-    instanceId: string;
-    fencingToken: number;
-    at: string;
-    mono: number;
-  }[] = [];
+  readonly log: EventLog;
   readonly replicas: Replica[] = [];
   readonly timings: ClusterTimings;
-  readonly lockName: string;
+  readonly lockNames: string[];
   readonly server: DatabaseServer;
   /** Where the timeline of describe() starts. */
   readonly origin = mono();
-  /** Emits each parsed line as it arrives: 'write' (WriteEvent). */
-  private readonly lines = new EventEmitter();
   private spawned = 0;
+  private stopped = false;
   private readonly killOnExit = () => this.replicas.forEach(r => r.signal('SIGKILL'));
 
   constructor(private readonly options: ClusterOptions) {
+    if (!options.lockNames.length) throw new Error('a cluster needs a lock name');
     this.timings = options.timings ?? FAST_TIMINGS;
-    this.lockName = options.lockName;
+    this.lockNames = options.lockNames;
     this.server = options.server;
-    // Never leave replicas campaigning behind a test run that ends abruptly.
+    this.log = options.log ?? new EventLog();
+    // Never leave replicas campaigning behind a run that ends abruptly.
     process.on('exit', this.killOnExit);
+  }
+
+  /** The lock the faults and the checker look at. */
+  get lockName(): string {
+    return this.lockNames[0];
   }
 
   /** leaseDuration + checkMasterInterval + 1 s: the longest a fault may leave the lock masterless. */
@@ -138,118 +120,112 @@ export class ProcessCluster {
     return this.timings.leaseDuration + this.timings.checkMasterInterval + 1000;
   }
 
-  /** Spawns the replicas at once; each migrates at start, as the example app does. */
+  /** The `cron` lines of the example's DEMO-CRON job. */
+  get cronFirings() {
+    return this.log.cronFirings;
+  }
+
+  /** Starts `options.replicas` at once; each migrates at start, as the example app does. */
   async start(): Promise<void> {
-    await Promise.all(Array.from({length: this.options.replicas}, () => this.spawnReplica()));
+    await this.ensure(this.options.replicas ?? 0);
   }
 
+  /** Replicas alive and not being killed or terminated. */
   live(): Replica[] {
-    return this.replicas.filter(r => r.alive && !r.causedExit);
+    return this.replicas.filter(r => r.live);
   }
 
-  /** Starts one more replica and waits until it listens. */
+  /** Replicas whose process still runs. */
+  alive(): Replica[] {
+    return this.replicas.filter(r => r.alive);
+  }
+
+  /**
+   * Starts replicas until `n` are live and ready. One that dies while
+   * booting (e.g. the server refused it a connection) is replaced, after
+   * `retryDelay` ms, up to `attempts - 1` times; then its error is thrown.
+   */
+  async ensure(n: number, {attempts = 1, retryDelay = 2000, timeout = 30000} = {}): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      const starting: Promise<Replica>[] = [];
+      for (let i = this.live().length; i < n; i++) starting.push(this.spawnReplica(timeout));
+      const failed = (await Promise.allSettled(starting)).filter(r => r.status === 'rejected');
+      if (!failed.length) return;
+      if (attempt >= attempts) throw (failed[0] as PromiseRejectedResult).reason;
+      await sleep(retryDelay);
+    }
+  }
+
+  /** Starts one more replica and waits until it is ready. */
   async spawnReplica(timeout = 30000): Promise<Replica> {
     const instanceId = `${this.options.namePrefix}-${++this.spawned}`;
-    const t = this.timings;
-    const child = spawn(process.execPath, [path.join(EXAMPLE_DIR, 'index.js')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        PORT: '0', // the OS picks a free port; the replica prints its URL
-        HOST: '127.0.0.1',
-        DATABASE_URL: this.server.url,
-        INSTANCE_ID: instanceId,
-        DEMO_LOCKS: this.lockName,
-        DEMO_FENCED_WRITE_INTERVAL: String(this.options.fencedWriteInterval ?? 100),
-        INIT_DELAY: String(t.initDelay),
-        CHECK_MASTER_INTERVAL: String(t.checkMasterInterval),
-        MASTER_JOB_HEARTBEAT_INTERVAL: String(t.heartbeatInterval),
-        MASTER_JOB_LEASE_DURATION: String(t.leaseDuration),
-        MASTER_JOB_MAX_HEARTBEAT_RETRY_COUNT: String(t.maxHeartbeatRetryCount),
-        MASTER_JOB_STOP_TIMEOUT: String(t.stopTimeout),
-        ...this.options.extraEnv,
-      },
+    const http = this.options.readiness === 'http';
+    const port = http ? await freePort() : 0;
+    const env: NodeJS.ProcessEnv = {
+      ...(this.options.baseEnv ?? process.env),
+      ...timingEnv(this.timings),
+      ...(this.options.fencedWriteInterval !== undefined
+        ? {DEMO_FENCED_WRITE_INTERVAL: String(this.options.fencedWriteInterval)}
+        : {}),
+      ...this.options.extraEnv,
+      PORT: String(port), // 0: the OS picks a free port; the replica prints its URL
+      HOST: '127.0.0.1',
+      DATABASE_URL: this.server.url,
+      INSTANCE_ID: instanceId,
+      DEMO_LOCKS: this.lockNames.join(','),
+    };
+    const onStderr = this.options.onStderr;
+    const replica = new Replica({
+      instanceId,
+      script: this.options.script ?? EXAMPLE_SCRIPT,
+      env,
+      port,
+      log: this.log,
+      onStderr: onStderr && (line => onStderr(instanceId, line)),
     });
-    const replica = new Replica(instanceId, child);
     this.replicas.push(replica);
-    readline.createInterface({input: child.stdout!}).on('line', line => this.onStdout(line));
-    readline.createInterface({input: child.stderr!}).on('line', line => {
-      replica.stderrTail.push(line);
-      if (replica.stderrTail.length > 40) replica.stderrTail.shift();
-      replica.url ??= / at (http:\/\/\S+?);/.exec(line)?.[1];
-      this.options.onStderr?.(instanceId, line);
-    });
-    child.once('exit', (code, signal) => {
-      replica.exitedAt = mono();
-      this.log.exits.push({
-        instanceId,
-        at: replica.exitedAt,
-        code,
-        signal,
-        causedBy: replica.causedExit,
-      });
-    });
-    await waitUntil(
-      `${instanceId} to listen`,
-      () => {
-        if (!replica.alive) {
-          throw new Error(`${instanceId} exited at start:\n${replica.stderrTail.join('\n')}`);
-        }
-        return replica.url !== undefined;
-      },
-      timeout,
-    );
+    const onExit = this.options.onExit;
+    if (onExit) void replica.exited.then(() => onExit(replica));
+    await (http ? replica.ready(timeout) : replica.listening(timeout));
     return replica;
-  }
-
-  private onStdout(line: string): void {
-    let event: JobEvent | WriteEvent;
-    try {
-      event = JSON.parse(line);
-    } catch {
-      return; // not an event line
-    }
-    if (event.event === 'write') {
-      this.log.writes.push(event);
-      this.lines.emit('write', event);
-    } else if (event.event === 'start' || event.event === 'stop') {
-      this.log.jobs.push(event);
-    } else if ((event as {event: string}).event === 'cron') {
-      this.cronFirings.push(event as unknown as ProcessCluster['cronFirings'][number]);
-    }
   }
 
   // ---- observing ----
 
-  /** The live, running replica that is in start..stop of the lock, if any. */
-  master(): Replica | undefined {
-    const open = new Map<string, boolean>();
-    for (const e of this.log.jobs) {
-      if (e.lockName === this.lockName) open.set(e.instanceId, e.event === 'start');
+  /** The live, running replica that started last as master of the lock and is not paused, if any. */
+  master(lockName = this.lockName): Replica | undefined {
+    const byId = new Map(this.live().map(r => [r.instanceId, r]));
+    const running = this.log.running(lockName);
+    for (let i = running.length - 1; i >= 0; i--) {
+      const replica = byId.get(running[i].instanceId);
+      if (replica && !replica.paused) return replica;
     }
-    return this.live().find(r => !r.paused && open.get(r.instanceId));
+    return undefined;
   }
 
-  waitForMaster(timeout: number, what = 'a master'): Promise<Replica> {
-    return waitUntil(what, () => this.master(), timeout);
+  waitForMaster(timeout: number, what = 'a master', lockName = this.lockName): Promise<Replica> {
+    return waitFor(what, () => this.master(lockName), timeout, 20);
   }
 
-  /** Waits for a job line with mono >= since that matches. */
-  waitForJobEvent(
+  /** Waits for a job line with mono >= since that matches; fails after `timeout` ms. */
+  async waitForJobEvent(
     what: string,
     match: (e: JobEvent) => boolean,
     since: number,
     timeout: number,
   ): Promise<JobEvent> {
-    return waitUntil(what, () => this.log.jobs.find(e => e.mono >= since && match(e)), timeout);
+    const event = await this.log.nextJob(match, since, timeout);
+    if (!event) throw new Error(`timed out after ${timeout} ms waiting for: ${what}`);
+    return event;
   }
 
   /** Waits until the master has made an accepted fenced write at or after `since`. */
   waitForAcceptedWrite(since: number, timeout: number): Promise<WriteEvent> {
-    return waitUntil(
+    return waitFor(
       'an accepted fenced write',
       () => this.log.writes.find(w => w.monoBefore >= since && w.accepted),
       timeout,
+      20,
     );
   }
 
@@ -270,7 +246,7 @@ export class ProcessCluster {
   describe(): string {
     const stderr = this.replicas
       .filter(r => r.stderrTail.length)
-      .map(r => `--- ${r.instanceId} stderr (last lines):\n${r.stderrTail.slice(-8).join('\n')}`);
+      .map(r => `--- ${r.instanceId} stderr (last lines):\n${r.stderr(8)}`);
     return [describeLog(this.log, this.lockName, this.origin), ...stderr].join('\n');
   }
 
@@ -296,17 +272,14 @@ export class ProcessCluster {
     signal: 'SIGKILL' | 'SIGTERM',
   ): Promise<{victim: Replica; fault: FaultRecord}> {
     const victim = await this.requireMaster();
-    victim.causedExit = signal;
-    const fault = this.recordFault(signal === 'SIGKILL' ? 'sigkill' : 'sigterm', victim);
-    victim.signal(signal);
-    await waitUntil(
+    const at = victim.kill(signal);
+    const fault = this.recordFault(signal === 'SIGKILL' ? 'sigkill' : 'sigterm', victim, at);
+    await waitFor(
       `${victim.instanceId} to exit after ${signal}`,
       () => !victim.alive,
-      this.timings.stopTimeout + 5000,
+      (this.timings.stopTimeout ?? 10000) + 5000,
+      20,
     );
-    // A SIGKILLed process was gone from the moment of the kill.
-    if (signal === 'SIGKILL')
-      this.log.exits.find(x => x.instanceId === victim.instanceId)!.at = fault.at;
     return {victim, fault};
   }
 
@@ -326,7 +299,7 @@ export class ProcessCluster {
     return new Promise((resolve, reject) => {
       const done = () => {
         clearTimeout(timer);
-        this.lines.off('write', onWrite);
+        this.log.lines.off('write', onWrite);
       };
       const onWrite = (w: WriteEvent) => {
         if (w.instanceId !== replica.instanceId) return;
@@ -337,7 +310,7 @@ export class ProcessCluster {
         done();
         reject(new Error(`no write of ${replica.instanceId} in ${timeout} ms`));
       }, timeout);
-      this.lines.on('write', onWrite);
+      this.log.lines.on('write', onWrite);
     });
   }
 
@@ -448,26 +421,23 @@ export class ProcessCluster {
     action: 'disable' | 'enable',
     form: Record<string, string>,
   ): Promise<unknown> {
-    const res = await fetch(`${replica.url}/api/MasterControls/${action}`, {
-      method: 'POST',
-      headers: {'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json'},
-      body: new URLSearchParams(form).toString(),
-      signal: AbortSignal.timeout(5000),
-    });
-    const body = await res.json();
-    if (res.status !== 200) {
-      throw new Error(`${action} on ${replica.instanceId}: ${res.status} ${JSON.stringify(body)}`);
-    }
-    return body;
+    return replica.post(`/api/MasterControls/${action}`, form, 200, 5000);
+  }
+
+  /** SIGTERMs every replica left and waits for their exits (SIGKILL after `graceMs`). */
+  async stop(graceMs = 15000): Promise<void> {
+    this.stopped = true;
+    await Promise.all(this.replicas.map(r => r.terminate(graceMs)));
+    process.off('exit', this.killOnExit);
   }
 
   /** SIGKILLs every replica left; for after hooks. */
   async shutdown(): Promise<void> {
+    this.stopped = true;
     for (const r of this.replicas) {
       if (!r.alive) continue;
-      r.causedExit ??= 'SIGKILL';
       r.signal('SIGCONT'); // a stopped process still dies of SIGKILL; this keeps its exit prompt
-      r.signal('SIGKILL');
+      r.kill('SIGKILL');
     }
     await Promise.all(this.replicas.map(r => Promise.race([r.exited, sleep(5000)])));
     process.off('exit', this.killOnExit);

@@ -1,19 +1,29 @@
 // The database server under a process cluster, seen from an admin connection:
-// create the test database, kill client connections, and, only for a server
-// of the tests' own (PrivateServer), stop and restart it. Used by the cluster
-// tests and by `npm run chaos`.
+// create the cluster's database, kill client connections, read the fenced
+// resource, and, only for a server of the kit's own (PrivateServer), stop and
+// restart it. Used by the process harness (its faults), the cluster tests,
+// the benchmark and `npm run chaos`.
 
-import mysql from 'mysql2/promise';
-import {serverAddress, ServerAddress} from '../fixtures/databases';
-import {mono} from './checker';
+import type {Connection} from 'mysql2/promise';
 import type {PrivateServer} from './private-server';
+import {
+  AdminOptions,
+  checkName,
+  databaseUrl,
+  ensureDatabase,
+  PgClient,
+  serverAddress,
+  ServerAddress,
+  SqlBackend,
+  withMysql,
+  withPg,
+} from './sql';
+import {mono, sleep} from './time';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-// `pg` comes with loopback-connector-postgresql and has no types installed.
-const pg: {Client: new (config: object) => any} = require('pg');
-/* eslint-enable @typescript-eslint/no-explicit-any */
+export type {SqlBackend} from './sql';
 
-export type SqlBackend = 'postgresql' | 'mysql';
+/** Admin connections here are short-lived and give up fast. */
+const ADMIN: AdminOptions = {connectTimeout: 2000, queryTimeout: 5000};
 
 export class DatabaseServer {
   readonly address: ServerAddress;
@@ -24,16 +34,13 @@ export class DatabaseServer {
     readonly database: string,
     private readonly own?: PrivateServer,
   ) {
-    if (!/^[a-z_][a-z0-9_]*$/.test(database)) throw new Error(`bad database name ${database}`);
+    checkName(database);
     this.address = own?.address ?? serverAddress(backend);
   }
 
   /** DATABASE_URL for the example app. */
   get url(): string {
-    const {user, password, host, port} = this.address;
-    const auth = encodeURIComponent(user) + (password ? ':' + encodeURIComponent(password) : '');
-    const scheme = this.backend === 'postgresql' ? 'postgres' : 'mysql';
-    return `${scheme}://${auth}@${host}:${port}/${this.database}`;
+    return databaseUrl(this.backend, this.address, this.database);
   }
 
   /** Only a server of the tests' own is ever stopped and started. */
@@ -42,16 +49,7 @@ export class DatabaseServer {
   }
 
   async ensureDatabase(): Promise<void> {
-    if (this.backend === 'postgresql') {
-      await this.withPg(async client => {
-        const {rowCount} = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [
-          this.database,
-        ]);
-        if (!rowCount) await client.query(`CREATE DATABASE ${this.database}`);
-      });
-    } else {
-      await this.withMysql(conn => conn.query(`CREATE DATABASE IF NOT EXISTS ${this.database}`));
-    }
+    await ensureDatabase(this.backend, this.address, this.database, ADMIN);
   }
 
   /**
@@ -125,7 +123,7 @@ export class DatabaseServer {
       const askedAt = mono();
       if (await this.isAnswering()) return askedAt;
       if (mono() > deadline) throw new Error(`${this.backend} not answering after ${timeout} ms`);
-      await new Promise(resolve => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 
@@ -156,35 +154,11 @@ export class DatabaseServer {
     return this.own;
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  private async withPg<T>(work: (client: any) => Promise<T>, database = 'postgres'): Promise<T> {
-    const {host, port, user, password} = this.address;
-    const client = new pg.Client({
-      host,
-      port,
-      user,
-      password,
-      database,
-      connectionTimeoutMillis: 2000,
-      query_timeout: 5000,
-    });
-    client.on('error', () => {}); // a server shutdown while connected must not crash the harness
-    await client.connect();
-    try {
-      return await work(client);
-    } finally {
-      await client.end().catch(() => {});
-    }
+  private withPg<T>(work: (client: PgClient) => Promise<T>, database = 'postgres'): Promise<T> {
+    return withPg(this.address, work, {...ADMIN, database});
   }
 
-  private async withMysql<T>(work: (conn: mysql.Connection) => Promise<T>): Promise<T> {
-    const {host, port, user, password} = this.address;
-    const conn = await mysql.createConnection({host, port, user, password, connectTimeout: 2000});
-    conn.on('error', () => {});
-    try {
-      return await work(conn);
-    } finally {
-      await conn.end().catch(() => {});
-    }
+  private withMysql<T>(work: (conn: Connection) => Promise<T>): Promise<T> {
+    return withMysql(this.address, work, ADMIN);
   }
 }

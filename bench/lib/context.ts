@@ -1,0 +1,116 @@
+// What the scenarios of one benchmark run share, made by main() and passed to
+// each: the options, the replicas' scripts (from a private copy of dist/), the
+// database server, the one event log every replica prints into, the
+// harness's own pool and the server's counters, and the failures so far.
+
+import {execSync} from 'child_process';
+import {cpSync, mkdtempSync, rmSync, symlinkSync} from 'fs';
+import os from 'os';
+import path from 'path';
+import {
+  DatabaseServer,
+  EventLog,
+  mono,
+  openSql,
+  recreateDatabase,
+  serverAddress,
+  Sql,
+} from '../../cluster-kit';
+import {createBaselineSchema} from '../baseline/schema';
+import {BenchOptions} from './options';
+import {ServerWatch, StatementCounter} from './server-stats';
+
+export type Impl = 'ours' | 'baseline';
+export const IMPL_NAMES: Impl[] = ['ours', 'baseline'];
+
+/** A line on stderr with the time of day. */
+export function note(message: string): void {
+  const t = new Date().toISOString().slice(11, 19);
+  process.stderr.write(`[${t}] ${message}\n`);
+}
+
+export class BenchContext {
+  readonly server: DatabaseServer;
+  /** Every job line of every replica of the run. */
+  readonly log = new EventLog();
+  /** The script of each implementation, in the private copy of dist/. */
+  readonly scripts: Record<Impl, string>;
+  /** Clock ticks per second of /proc/<pid>/stat. */
+  readonly clockTicks: number;
+  /** Scenarios (or lanes of one) that failed; the others still report. */
+  readonly failures: {what: string; error: string}[] = [];
+  /** The harness's own checks go through this pool, so that they are subtracted. */
+  harnessSql!: Sql;
+  counter!: StatementCounter;
+  watch!: ServerWatch;
+  serverVersion = '';
+  private readonly distCopy: string;
+
+  constructor(readonly options: BenchOptions) {
+    this.server = new DatabaseServer(options.backend, options.database);
+    this.distCopy = snapshotDist();
+    this.scripts = {
+      ours: path.join(this.distCopy, 'dist', 'example', 'index.js'),
+      baseline: path.join(this.distCopy, 'dist', 'bench', 'baseline', 'replica.js'),
+    };
+    try {
+      this.clockTicks = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
+    } catch {
+      this.clockTicks = 100;
+    }
+  }
+
+  /** A fresh database with both implementations' tables, the server's counters started. */
+  async prepare(): Promise<void> {
+    const {backend, database} = this.options;
+    await recreateDatabase(backend, serverAddress(backend), database);
+    execSync(
+      `"${process.execPath}" "${path.join(this.distCopy, 'dist', 'example', 'migrate.js')}"`,
+      {
+        env: {...process.env, DATABASE_URL: this.server.url},
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
+    this.harnessSql = openSql(backend, serverAddress(backend), database, 2, true);
+    await createBaselineSchema(this.harnessSql);
+    this.watch = new ServerWatch(backend, mono);
+    this.watch.start();
+    this.counter = new StatementCounter(backend, database, [this.watch]);
+    try {
+      const {rows} = await this.harnessSql.query('SELECT version() AS v');
+      this.serverVersion = String(rows[0]?.v ?? '');
+    } catch {
+      // informative only
+    }
+  }
+
+  fail(what: string, err: Error): void {
+    this.failures.push({what, error: String(err?.message ?? err)});
+    note(`FAILED ${what}: ${err?.stack ?? err}`);
+  }
+
+  /** Closes the pools and removes the copy of dist/ (the replicas are killed on exit). */
+  async close(): Promise<void> {
+    try {
+      rmSync(this.distCopy, {recursive: true, force: true});
+    } catch {
+      // a temporary directory
+    }
+    await Promise.all([this.harnessSql?.close(), this.counter?.close(), this.watch?.stop()]);
+  }
+}
+
+/**
+ * The replicas run from a private copy of dist/ (node_modules linked): the
+ * tests of other engineers working in this checkout clean and rebuild dist/,
+ * which would pull the scripts from under a run of 15 minutes.
+ */
+function snapshotDist(): string {
+  const dist = path.resolve(__dirname, '..', '..');
+  const root = mkdtempSync(path.join(os.tmpdir(), 'mje-bench-'));
+  for (const dir of ['src', 'example', 'bench', 'cluster-kit']) {
+    cpSync(path.join(dist, dir), path.join(root, 'dist', dir), {recursive: true});
+  }
+  symlinkSync(path.resolve(dist, '..', 'node_modules'), path.join(root, 'node_modules'), 'dir');
+  return root;
+}

@@ -1,0 +1,111 @@
+// What a benchmark run does: the command line (`--quick`, `--mysql`,
+// `--db=<name>`, `--only=<scenarios>`, `--events`), the plan of repetitions
+// it implies, and the timings and waits that are the same for every run.
+
+import {ClusterTimings, SqlBackend} from '../../cluster-kit';
+
+export type Scenario = 'crash' | 'handoff' | 'control' | 'load' | 'scale';
+
+export interface Plan {
+  crash: {lanes: number; reps: number};
+  handoff: {ours: {lanes: number; reps: number}; baseline: {lanes: number; reps: number}};
+  control: {ours: {lanes: number; reps: number}; baseline: {lanes: number; reps: number}};
+  load: {locks: number[]; replicas: number; windowMs: number};
+  scale: {
+    replicas: number;
+    locks: number;
+    windowMs: number;
+    sampleMs: number;
+    baselineWindowMs: number;
+  };
+}
+
+export interface BenchOptions {
+  /** The arguments as given, for the report. */
+  argv: string[];
+  backend: SqlBackend;
+  quick: boolean;
+  /** The database, dropped and created afresh. */
+  database: string;
+  /** Run only these scenarios (development); undefined: all. */
+  only?: string[];
+  /** Also write every job line to `<results>-events.tmp`. */
+  events: boolean;
+  plan: Plan;
+}
+
+/** Repetitions (lanes run concurrently, each its own cluster and lock). */
+const QUICK_PLAN: Plan = {
+  crash: {lanes: 1, reps: 3},
+  handoff: {ours: {lanes: 1, reps: 5}, baseline: {lanes: 1, reps: 2}},
+  control: {ours: {lanes: 1, reps: 5}, baseline: {lanes: 1, reps: 2}},
+  load: {locks: [1, 10, 100, 1000], replicas: 3, windowMs: 6000},
+  scale: {replicas: 5, locks: 200, windowMs: 10000, sampleMs: 5000, baselineWindowMs: 10000},
+};
+
+const FULL_PLAN: Plan = {
+  crash: {lanes: 3, reps: 34},
+  handoff: {ours: {lanes: 1, reps: 100}, baseline: {lanes: 2, reps: 12}},
+  control: {ours: {lanes: 1, reps: 100}, baseline: {lanes: 2, reps: 6}},
+  load: {locks: [1, 10, 100, 1000], replicas: 3, windowMs: 12000},
+  scale: {replicas: 10, locks: 1000, windowMs: 60000, sampleMs: 10000, baselineWindowMs: 20000},
+};
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const flag = (name: string) => argv.includes(`--${name}`);
+  const option = (name: string) => argv.find(a => a.startsWith(`--${name}=`))?.split('=')[1];
+  const quick = flag('quick');
+  return {
+    argv,
+    backend: flag('mysql') ? 'mysql' : 'postgresql',
+    quick,
+    database: option('db') ?? 'mje_bench',
+    only: option('only')?.split(','),
+    events: flag('events'),
+    plan: quick ? QUICK_PLAN : FULL_PLAN,
+  };
+}
+
+/** Whether the run includes `scenario`. */
+export function runs(options: BenchOptions, scenario: Scenario): boolean {
+  return !options.only || options.only.includes(scenario);
+}
+
+/** The same timings for both implementations; the baseline's tolerance is the lease. */
+export const L = 3000; // leaseDuration
+export const H = 1000; // heartbeatInterval
+export const C = 2000; // checkMasterInterval
+export const TIMINGS: ClusterTimings = {
+  initDelay: 500,
+  checkMasterInterval: C,
+  heartbeatInterval: H,
+  leaseDuration: L,
+  maxHeartbeatRetryCount: 3,
+  // stopTimeout: the replicas' default
+};
+
+/**
+ * Connections per baseline replica. The server's max_connections (100 here)
+ * is shared with every other user of the machine: 10 replicas x 10 would not fit.
+ */
+export const BASELINE_POOL_SIZE = 4;
+/** Load and scale windows start once no job started or stopped for this long... */
+export const QUIET_MS = 5000;
+/** ...or after this long anyway (reported as not settled). */
+export const QUIET_CAP_MS = 30000;
+/**
+ * Then this long before the window: the statistics of a PostgreSQL backend
+ * reach pg_stat_database up to ~10 s late (idle flush interval, or when the
+ * pool closes an idle connection 10 s after its last use), so a startup burst
+ * would otherwise be counted in the window.
+ */
+export const STATS_SETTLE_MS = 11000;
+/**
+ * Replicas of a handoff lane: every handoff retires one, and the lane is
+ * refilled (between measurements) below 3, so a handoff happens among 3 or 4
+ * replicas. More would inflate it on 2 cores: every replica wakes on the
+ * release and races for the lock.
+ */
+export const HANDOFF_REPLICAS = 4;
+/** A replica at rest (1 lock: a renewal per H, a poll per C) uses well under this share of a core. */
+export const IDLE_CPU = 0.05;

@@ -1,0 +1,53 @@
+// Crash failover: SIGKILL of the master -> start() on another replica.
+// Clusters of 3; after a random 0.2-2.2 s (one C long: a uniform phase
+// against the renewal and polling grids) the master is killed; the sample is
+// the time to the next start line elsewhere. The killed replica is replaced
+// meanwhile.
+
+import {BenchContext, Impl, note} from '../lib/context';
+import {Lane, LaneResult, repeat, uniform} from '../lib/lane';
+import {C, L} from '../lib/options';
+import {sleep} from '../../cluster-kit';
+
+export async function crashLane(
+  ctx: BenchContext,
+  impl: Impl,
+  index: number,
+  reps: number,
+): Promise<LaneResult> {
+  const lane = new Lane(ctx, impl, `${impl}-crash${index}`, [`CRASH-${impl}-${index}`]);
+  const samples: number[] = [];
+  let replacing: Promise<void> = Promise.resolve();
+  try {
+    await lane.ensure(3);
+    await lane.waitMaster();
+    const {discarded, errors} = await repeat(lane, reps, async () => {
+      await replacing;
+      await lane.ensure(3);
+      // Uniform phase against the renewal and polling grids (the range is C long).
+      await sleep(uniform(200, 200 + C));
+      const master = await lane.waitMaster();
+      const t = master.kill('SIGKILL');
+      const e = await ctx.log.nextJob(
+        x =>
+          x.event === 'start' && x.lockName === lane.lockName && x.instanceId !== master.instanceId,
+        t,
+        L + C + 10000,
+      );
+      replacing = lane.ensure(3).catch(err => note(`${lane.name}: ${err.message}`)); // boots meanwhile
+      return () => samples.push(e ? e.mono - t : Infinity);
+    });
+    return {
+      samples,
+      extra: {},
+      unexpectedExits: lane.unexpectedExits,
+      overlaps: lane.overlaps(),
+      spuriousStops: 0,
+      discarded,
+      errors,
+    };
+  } finally {
+    await replacing;
+    await lane.stop();
+  }
+}

@@ -1,0 +1,56 @@
+// HTTP to the replicas of a cluster, one connection per request, and free
+// TCP ports for them.
+
+import http from 'http';
+import net from 'net';
+
+/**
+ * One HTTP request on a connection of its own, closed after: no keep-alive
+ * connection of the harness may hold up a replica's graceful shutdown.
+ * Resolves with the status and the body (parsed if JSON).
+ */
+export function request(
+  method: string,
+  url: string,
+  form?: string,
+  timeout = 30000,
+): Promise<{status: number; body: unknown}> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = {accept: 'application/json', connection: 'close'};
+    if (form !== undefined) {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-length'] = String(Buffer.byteLength(form));
+    }
+    const req = http.request(url, {method, headers, agent: false, timeout}, res => {
+      let raw = '';
+      res.setEncoding('utf8');
+      res.on('data', chunk => (raw += chunk));
+      res.on('end', () => {
+        let body: unknown = raw;
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          // not JSON
+        }
+        resolve({status: res.statusCode ?? 0, body});
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
+    req.on('error', reject);
+    req.end(form);
+  });
+}
+
+/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

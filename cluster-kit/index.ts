@@ -1,0 +1,17 @@
+// The cluster kit: one toolkit for the cluster tests, the benchmark and
+// `npm run chaos` (not part of the package). Real replica processes and their
+// faults (cluster.ts, replica.ts), the live record they print into (log.ts),
+// the one checker of masterships (checker.ts), random faults (chaos.ts), the
+// database servers under them (database-server.ts, private-server.ts, sql.ts),
+// HTTP to the replicas (http.ts), and time and waiting (time.ts).
+
+export * from './chaos';
+export * from './checker';
+export * from './cluster';
+export * from './database-server';
+export * from './http';
+export * from './log';
+export * from './private-server';
+export * from './replica';
+export * from './sql';
+export * from './time';
