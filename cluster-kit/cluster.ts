@@ -147,9 +147,12 @@ export class ProcessCluster {
    */
   async ensure(n: number, {attempts = 1, retryDelay = 2000, timeout = 30000} = {}): Promise<void> {
     for (let attempt = 1; !this.stopped; attempt++) {
-      const starting: Promise<Replica>[] = [];
-      for (let i = this.live().length; i < n; i++) starting.push(this.spawnReplica(timeout));
-      const failed = (await Promise.allSettled(starting)).filter(r => r.status === 'rejected');
+      // Launched one after the other, in order, then awaited together.
+      const starting: Replica[] = [];
+      while (this.live().length < n) starting.push(await this.launch());
+      const failed = (await Promise.allSettled(starting.map(r => this.ready(r, timeout)))).filter(
+        r => r.status === 'rejected',
+      );
       if (!failed.length) return;
       if (attempt >= attempts) throw (failed[0] as PromiseRejectedResult).reason;
       await sleep(retryDelay);
@@ -158,9 +161,15 @@ export class ProcessCluster {
 
   /** Starts one more replica and waits until it is ready. */
   async spawnReplica(timeout = 30000): Promise<Replica> {
+    const replica = await this.launch();
+    await this.ready(replica, timeout);
+    return replica;
+  }
+
+  /** Spawns one more replica, not waiting for it. */
+  private async launch(): Promise<Replica> {
     const instanceId = `${this.options.namePrefix}-${++this.spawned}`;
-    const http = this.options.readiness === 'http';
-    const port = http ? await freePort() : 0;
+    const port = this.options.readiness === 'http' ? await freePort() : 0;
     const env: NodeJS.ProcessEnv = {
       ...(this.options.baseEnv ?? process.env),
       ...timingEnv(this.timings),
@@ -186,8 +195,11 @@ export class ProcessCluster {
     this.replicas.push(replica);
     const onExit = this.options.onExit;
     if (onExit) void replica.exited.then(() => onExit(replica));
-    await (http ? replica.ready(timeout) : replica.listening(timeout));
     return replica;
+  }
+
+  private ready(replica: Replica, timeout: number): Promise<unknown> {
+    return this.options.readiness === 'http' ? replica.ready(timeout) : replica.listening(timeout);
   }
 
   // ---- observing ----

@@ -1,3 +1,6 @@
+// Latency summaries of the benchmark: nearest-rank percentiles over every
+// attempt, a missed deadline counting as infinitely late; rounding.
+
 /** Latency samples; a missed deadline counts as +Infinity (it never happened in time). */
 export interface Summary {
   n: number;
