@@ -9,7 +9,7 @@ import {readFileSync} from 'fs';
 import readline from 'readline';
 import {request} from './http';
 import {EventLog} from './log';
-import {mono, sleep} from './time';
+import {mono, waitFor} from './time';
 
 export interface ReplicaOptions {
   instanceId: string;
@@ -138,20 +138,22 @@ export class Replica {
     );
   }
 
+  /** Polls `condition` until it holds; fails at once if the process exits meanwhile. */
   private async untilExitOr(
     what: string,
     condition: () => boolean | Promise<boolean>,
     timeout: number,
     interval: number,
   ): Promise<void> {
-    const started = mono();
-    for (;;) {
+    const probe = async () => {
       if (!this.alive) throw new Error(`${this.instanceId} exited at start:\n${this.stderr()}`);
-      if (await condition()) return;
-      if (mono() - started > timeout) {
-        throw new Error(`${this.instanceId} did not ${what} in ${timeout} ms:\n${this.stderr()}`);
-      }
-      await sleep(interval);
+      return condition();
+    };
+    try {
+      await waitFor(`${this.instanceId} to ${what}`, probe, timeout, interval);
+    } catch (err) {
+      if (!this.alive) throw err;
+      throw new Error(`${err.message}\n${this.stderr()}`);
     }
   }
 

@@ -3,20 +3,23 @@
 // that churn, a window of statements, row writes and CPU, and the statement
 // rate each protocol predicts for a split of the locks.
 
-import {mono, sleep} from '../../cluster-kit';
+import {mono, sleep, waitFor} from '../../cluster-kit';
 import {round} from './stats';
 import {Impl} from './context';
 import {Lane} from './lane';
 import {C, H} from './options';
 
 /** Whether every lock of the lane got a master within `timeoutMs`. */
-export async function waitCoverage(lane: Lane, timeoutMs: number): Promise<boolean> {
-  const started = mono();
-  while (mono() - started < timeoutMs) {
-    if (lane.lockNames.every(n => lane.running(n).length > 0)) return true;
-    await sleep(100);
-  }
-  return false;
+export function waitCoverage(lane: Lane, timeoutMs: number): Promise<boolean> {
+  return waitFor(
+    `a master of every lock of ${lane.name}`,
+    () => lane.lockNames.every(n => lane.running(n).length > 0),
+    timeoutMs,
+    100,
+  ).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
