@@ -11,6 +11,7 @@ import {
   checkName,
   databaseUrl,
   ensureDatabase,
+  killMysqlThreads,
   PgClient,
   serverAddress,
   ServerAddress,
@@ -69,22 +70,7 @@ export class DatabaseServer {
         return rows.filter((r: {killed: boolean}) => r.killed).length;
       });
     }
-    return this.withMysql(async conn => {
-      const [rows] = await conn.query(
-        'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
-        [this.database],
-      );
-      let killed = 0;
-      for (const {id} of rows as {id: number}[]) {
-        try {
-          await conn.query(`KILL CONNECTION ${Number(id)}`);
-          killed++;
-        } catch (err) {
-          if (err.errno !== 1094) throw err; // ER_NO_SUCH_THREAD: gone already
-        }
-      }
-      return killed;
-    });
+    return this.withMysql(conn => killMysqlThreads(conn, this.database));
   }
 
   /** Stops the server (fast: clients are disconnected at once). */

@@ -142,6 +142,37 @@ export async function withMysql<T>(
   }
 }
 
+/**
+ * Kills the server threads among `ids` that are connected to `database`;
+ * returns how many it killed (a thread gone meanwhile is not counted).
+ */
+export async function killMysqlThreads(
+  conn: mysql.Connection,
+  database: string,
+  ids?: number[],
+): Promise<number> {
+  if (ids && !ids.length) return 0;
+  const [rows] = ids
+    ? await conn.query(
+        'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID IN (?)',
+        [database, ids],
+      )
+    : await conn.query(
+        'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
+        [database],
+      );
+  let killed = 0;
+  for (const {id} of rows as {id: number}[]) {
+    try {
+      await conn.query(`KILL CONNECTION ${Number(id)}`);
+      killed++;
+    } catch (err) {
+      if (err.errno !== 1094) throw err; // ER_NO_SUCH_THREAD: gone already
+    }
+  }
+  return killed;
+}
+
 /** Creates the database if it is missing; a concurrent creation is no error. */
 export async function ensureDatabase(
   backend: SqlBackend,

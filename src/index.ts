@@ -21,6 +21,7 @@ export {MasterJobExecutor} from './services/master-job-executor';
 export {TimeoutError} from './election/clock';
 export {DatabaseUnavailableError} from './services/database-unavailable';
 export {DataSourceStoppedError} from './store/datasource-state';
+export {isDuplicate as isDuplicateKeyError} from './store/errors';
 
 // Seams: replace the store or the notifier through their binding keys
 export {ChangeListener, LockNotifier} from './notify/notifier';

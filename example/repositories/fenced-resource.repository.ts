@@ -4,8 +4,7 @@
 
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository} from '@loopback/repository';
-import {MasterJobContext} from '../../src';
-import {isDuplicate} from '../../src/store/errors';
+import {isDuplicateKeyError, MasterJobContext} from '../../src';
 import {DbDataSource} from '../datasources/db.datasource';
 import {FencedResource} from '../models/fenced-resource.model';
 
@@ -32,7 +31,7 @@ export class FencedResourceRepository extends DefaultCrudRepository<
       await this.create({lockName, ...data});
       return true;
     } catch (err) {
-      if (!isDuplicate(err)) throw err;
+      if (!isDuplicateKeyError(err)) throw err;
       // Someone created the row meanwhile, maybe with a lower token: try the CAS again.
       return (await this.updateAll(data, where)).count > 0;
     }
