@@ -12,7 +12,11 @@ export type StopReason =
   /** this replica could not renew the lock before its deadline */
   | 'expired'
   /** the handle, the executor or the app was stopped */
-  | 'stopped';
+  | 'stopped'
+  /** a group handed the resource to another member, to balance the group */
+  | 'rebalanced'
+  /** fewer members than `minMembers` are alive */
+  | 'quorum';
 
 export interface MasterJobContext {
   lockName: string;
@@ -27,6 +31,8 @@ export interface MasterJobContext {
   signal: AbortSignal;
   /** Set for `stop()` only. */
   reason?: StopReason;
+  /** The resource, for a job of a group (`startGroup()`); the lock is `<groupName>/<resourceId>`. */
+  resourceId?: string;
 }
 
 export interface MasterJob {
@@ -53,6 +59,62 @@ export interface ElectionTimings {
 export interface StartMasterOptions extends Partial<ElectionTimings> {
   lockName: string;
   masterJob: MasterJob;
+  /**
+   * Quorum: the job runs only while at least this many replicas that started
+   * this lock are alive (default 1: no quorum). See docs/groups.md.
+   */
+  minMembers?: number;
+}
+
+export interface StartGroupOptions extends Partial<ElectionTimings> {
+  groupName: string;
+  /**
+   * The ids of the resources, the same on every member: an array, or a
+   * function (maybe async) re-read every checkMasterInterval.
+   */
+  resources: string[] | (() => string[] | Promise<string[]>);
+  /** Run once per resource, on its owner; `ctx.resourceId` says which. */
+  job: MasterJob;
+  /** Quorum: resources are run only while at least this many members are alive. */
+  minMembers?: number;
+}
+
+/** A replica that runs a group, as this replica sees it. */
+export interface GroupMember {
+  instanceId: string;
+  hostname: string;
+  /** How many of this replica's resources it holds. */
+  owned: number;
+  /** This replica itself. */
+  self: boolean;
+}
+
+export interface GroupStatus {
+  groupName: string;
+  state: 'idle' | 'running' | 'quorum' | 'stopped';
+  minMembers: number;
+  resources: number;
+  /** The resources this replica owns. */
+  owned: string[];
+  members: GroupMember[];
+  /** Resources nobody alive holds, as last read. */
+  unowned: number;
+}
+
+/** The handle `startGroup()` returns. Events: `master`/`slave` (resourceId, ...), `members` (GroupMember[]). */
+export interface MasterGroup extends EventEmitter {
+  readonly groupName: string;
+  /** Adds a resource (on this replica's list); it starts on a member with room. */
+  add(resourceId: string): void;
+  /** Removes a resource (from this replica's list); it stops where it runs. */
+  remove(resourceId: string): Promise<void>;
+  /** The resources this replica runs now. */
+  owned(): string[];
+  /** The live members, as last read (this replica among them once registered). */
+  members(): GroupMember[];
+  status(): GroupStatus;
+  /** Leaves the group: hands the resources over at once, then stops. */
+  stop(): Promise<void>;
 }
 
 /** Component-level configuration, see README "Configuration". */

@@ -97,6 +97,16 @@ export interface ElectionOptions {
   timings: ElectionTimings;
   store: LockStore;
   clock: Clock;
+  /** Written on the row the election creates: the group it belongs to. */
+  groupName?: string;
+  /** Passed to the job's context: the resource of a group. */
+  resourceId?: string;
+  /**
+   * Asked before every attempt to acquire: false keeps this replica from
+   * campaigning (a group's plan gives the lock to another member, or the
+   * quorum is missing) until the next poll or wake.
+   */
+  mayAcquire?: () => boolean;
 }
 
 type ResignReason = StopReason | 'startFailed';
@@ -326,6 +336,24 @@ export class LockElection extends EventEmitter implements Master {
   }
 
   /**
+   * Gives the lock up, as master: stops the job (with `reason`), then
+   * releases it; told to the others (they take it over at once) unless for
+   * the quorum, which nobody has either. Campaigns again afterwards.
+   */
+  handOver(reason: 'rebalanced' | 'quorum'): void {
+    if (this.phase instanceof Mastership) this.resign(this.phase, reason);
+  }
+
+  /**
+   * The lock as somebody else read it (a group reads all its rows at once),
+   * received at `at`: counts as this election's own observation.
+   */
+  see(lock: LockRecord, at: number): void {
+    const p = this.phase;
+    if (p instanceof Campaigning && lock.instanceId !== this.instanceId) this.observe(p, lock, at);
+  }
+
+  /**
    * The life of the election, as client-go's Run(): after initDelay, campaign
    * until this replica wins the lock, lead until the mastership ends, step
    * down, and campaign again, until stopped.
@@ -342,7 +370,12 @@ export class LockElection extends EventEmitter implements Master {
       await this.stepDown(m, reason); // stop() the job, then release the lock
       if (!(after instanceof Campaigning) || this.phase !== after) return; // stopped
       campaign = after;
-      next = reason === 'startFailed' ? 'startFailed' : 'now';
+      next =
+        reason === 'startFailed'
+          ? 'startFailed'
+          : reason === 'rebalanced' || reason === 'quorum'
+            ? 'poll' // handed over on purpose: no hurry to look again
+            : 'now';
     }
   }
 
@@ -462,6 +495,7 @@ export class LockElection extends EventEmitter implements Master {
       debug('%s: previous start() still running, not campaigning', this.lockName);
       return 'busy';
     }
+    if (this.options.mayAcquire && !this.options.mayAcquire()) return 'busy';
     const now = new Date();
     const next: LockRecord = {
       lockName: this.lockName,
@@ -471,6 +505,7 @@ export class LockElection extends EventEmitter implements Master {
       renewalId: randomUUID(),
       heartbeatAt: now,
       acquiredAt: now,
+      ...(this.options.groupName !== undefined ? {groupName: this.options.groupName} : {}),
     };
     const sentAt = this.clock.now();
     const deadline = this.deadlineFor(sentAt);
@@ -665,7 +700,8 @@ export class LockElection extends EventEmitter implements Master {
   private async stepDown(m: Mastership, reason: ResignReason): Promise<void> {
     if (reason !== 'startFailed') await this.stopJob(m, reason);
     // Released only after stop() finished, so the next master starts after it.
-    if (reason !== 'lost') await this.release(m.lock, reason !== 'disabled');
+    // Nobody is told of a lock that nobody may take (disabled, or no quorum).
+    if (reason !== 'lost') await this.release(m.lock, reason !== 'disabled' && reason !== 'quorum');
   }
 
   private async stopJob(m: Mastership, reason: StopReason): Promise<void> {
@@ -696,6 +732,7 @@ export class LockElection extends EventEmitter implements Master {
       instanceId: this.instanceId,
       fencingToken: m.lock.fencingToken,
       signal: m.controller.signal,
+      ...(this.options.resourceId !== undefined ? {resourceId: this.options.resourceId} : {}),
     };
   }
 

@@ -46,5 +46,14 @@ export const LOCK_NAME_COLUMN: PropertyDefinition = {
   postgresql: {dataType: 'varchar', dataLength: MAX_LOCK_NAME_LENGTH},
 };
 
+/** A group's name on its rows: compared exactly, as lock names. */
+export const GROUP_NAME_COLUMN: PropertyDefinition = {
+  type: 'string',
+  required: false,
+  index: true,
+  mysql: {dataType: 'varbinary', dataLength: 4 * MAX_LOCK_NAME_LENGTH, nullable: 'Y'},
+  postgresql: {dataType: 'varchar', dataLength: MAX_LOCK_NAME_LENGTH, nullable: 'YES'},
+};
+
 /** Characters of 4 bytes in UTF-8 (emoji): not every connection carries them. */
 export const ASTRAL_CHARACTER = /[\u{10000}-\u{10FFFF}]/u;

@@ -1,5 +1,5 @@
 import {Entity, model, property} from '@loopback/repository';
-import {LOCK_NAME_COLUMN} from './limits';
+import {GROUP_NAME_COLUMN, LOCK_NAME_COLUMN} from './limits';
 
 /** One row per lock: who holds it, and the marker a live master keeps changing. */
 @model({name: 'MasterLock', settings: {strict: true}})
@@ -28,6 +28,10 @@ export class MasterLock extends Entity {
 
   @property({type: 'date', mysql: {dataType: 'datetime', dataPrecision: 3}})
   acquiredAt?: Date;
+
+  /** Set on the rows of a group (members and resources), so one query reads them all. */
+  @property({...GROUP_NAME_COLUMN})
+  groupName?: string;
 
   constructor(data?: Partial<MasterLock>) {
     super(data);

@@ -6,7 +6,10 @@ import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {hostname} from 'os';
+import {sharedTimersOf} from '../election/clock';
 import {LockElection} from '../election/election';
+import {GroupRunner} from '../groups/group';
+import {Quorum} from '../groups/quorum';
 import {
   resolveTimings,
   TIMING_ENV_VARIABLES,
@@ -20,9 +23,13 @@ import {LockChange, LockStore} from '../store/lock-store';
 import {
   Clock,
   ElectionTimings,
+  GroupStatus,
   Master,
+  MasterGroup,
+  MasterJob,
   MasterJobExecutorConfig,
   MasterStatus,
+  StartGroupOptions,
   StartMasterOptions,
 } from '../types';
 
@@ -50,6 +57,8 @@ export class MasterJobExecutor extends EventEmitter {
   private readonly hostname = hostname();
   private readonly sources: TimingSource[];
   private readonly masters = new Map<string, LockElection>();
+  private readonly quorums = new Map<string, Quorum>();
+  private readonly groups = new Map<string, GroupRunner>();
   private stopped = false;
   private readonly unsubscribe: (() => void) | undefined;
 
@@ -58,7 +67,7 @@ export class MasterJobExecutor extends EventEmitter {
     private readonly clock: Clock,
     componentConfig: MasterJobExecutorConfig = {},
     appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
-    notifier?: LockNotifier,
+    private readonly notifier?: LockNotifier,
     env: NodeJS.ProcessEnv = process.env,
   ) {
     super();
@@ -95,38 +104,141 @@ export class MasterJobExecutor extends EventEmitter {
   startMaster(options: StartMasterOptions): Master {
     validate(options);
     const {lockName, masterJob} = options;
+    const minMembers = checkMinMembers('startMaster', options.minMembers);
     if (this.stopped) throw new Error(`Cannot start master "${lockName}": the executor is stopped`);
     if (this.masters.has(lockName)) {
       throw new Error(`A master for lockName "${lockName}" is already started in this executor`);
     }
+    const timings = this.timingsFor(options);
+    if (minMembers > 1) memberNameProblem('startMaster', 'lockName', lockName);
+    const quorum =
+      minMembers > 1
+        ? new Quorum(minMembers, {
+            ...this.memberOptions(lockName, timings),
+            onError: this.reporter(lockName),
+          })
+        : undefined;
     const election = new LockElection({
       lockName,
       instanceId: this.instanceId,
       hostname: this.hostname,
       masterJob,
-      timings: this.timingsFor(options),
+      timings,
       store: this.store,
       clock: this.clock,
+      mayAcquire: quorum && (() => quorum.isMet()),
     });
-    for (const event of FORWARDED_EVENTS) {
-      election.on(event, (...args: unknown[]) => this.emit(event, lockName, ...args));
-    }
-    // Always listened to, so an error never throws out of the handle.
-    election.on('error', err => {
-      if (this.listenerCount('error') > 0) this.emit('error', err, lockName);
-    });
+    this.forward(election);
     const stop = election.stop.bind(election);
     // Forget the handle once stopped, so the lock may be started again.
     Object.defineProperty(election, 'stop', {
       value: async () => {
+        // Leave the quorum first: the others count one member less before they may take over.
+        await quorum?.stop();
         await stop();
         if (this.masters.get(lockName) === election) this.masters.delete(lockName);
+        if (this.quorums.get(lockName) === quorum) this.quorums.delete(lockName);
       },
     });
     this.masters.set(lockName, election);
+    if (quorum) {
+      this.quorums.set(lockName, quorum);
+      quorum.begin(election, sharedTimersOf(this.clock).turnTime() + timings.initDelay);
+    }
     election.begin();
     debug('started master %s as %s', lockName, this.instanceId);
     return election;
+  }
+
+  /**
+   * Starts a balanced group: one lock per resource (`<groupName>/<id>`), each
+   * run by exactly one member, the members owning floor(R/M) or ceil(R/M)
+   * each once the membership is stable. Returns the handle at once; throws on
+   * invalid options. See docs/groups.md.
+   */
+  startGroup(options: StartGroupOptions): MasterGroup {
+    const {groupName, resources, job} = validateGroup(options);
+    const minMembers = checkMinMembers('startGroup', options.minMembers);
+    if (this.stopped) throw new Error(`Cannot start group "${groupName}": the executor is stopped`);
+    if (this.groups.has(groupName)) {
+      throw new Error(`A group "${groupName}" is already started in this executor`);
+    }
+    const checkResource = (id: string) => {
+      const problem = textProblem('resourceId', id, MAX_LOCK_NAME_LENGTH - groupName.length - 1);
+      if (problem) return problem;
+      if (this.masters.has(`${groupName}/${id}`)) {
+        return `resourceId "${id}": a master of lockName "${groupName}/${id}" is started already`;
+      }
+      return undefined;
+    };
+    if (Array.isArray(resources)) {
+      for (const id of resources) {
+        const problem = checkResource(id);
+        if (problem) throw new TypeError(`startGroup(options): resources: ${problem}`);
+      }
+    }
+    const timings = this.timingsFor(options);
+    const group = new GroupRunner({
+      ...this.memberOptions(groupName, timings),
+      groupName,
+      resources,
+      job,
+      minMembers,
+      checkResource,
+      onElection: election => this.forward(election),
+    });
+    group.on('error', err => {
+      if (this.listenerCount('error') > 0) this.emit('error', err, groupName);
+    });
+    const stop = group.stop.bind(group);
+    Object.defineProperty(group, 'stop', {
+      value: async () => {
+        await stop();
+        if (this.groups.get(groupName) === group) this.groups.delete(groupName);
+      },
+    });
+    this.groups.set(groupName, group);
+    void group.begin();
+    debug('started group %s as %s', groupName, this.instanceId);
+    return group;
+  }
+
+  getGroup(groupName: string): MasterGroup | undefined {
+    return this.groups.get(groupName);
+  }
+
+  groupStatus(): GroupStatus[] {
+    return [...this.groups.values()].map(g => g.status());
+  }
+
+  /** What a membership of this replica needs. */
+  private memberOptions(groupName: string, timings: ElectionTimings) {
+    return {
+      groupName,
+      instanceId: this.instanceId,
+      hostname: this.hostname,
+      timings,
+      store: this.store,
+      clock: this.clock,
+      // Tell the others at once (PostgreSQL), so they rebalance without waiting for a read.
+      onJoined: (lockName: string) => this.notifier?.publish([{lockName}]),
+    };
+  }
+
+  private reporter(lockName: string): (err: Error) => void {
+    return err => {
+      if (this.listenerCount('error') > 0) this.emit('error', err, lockName);
+    };
+  }
+
+  /** Re-emits an election's events with its lockName. */
+  private forward(election: LockElection): void {
+    const {lockName} = election;
+    for (const event of FORWARDED_EVENTS) {
+      election.on(event, (...args: unknown[]) => this.emit(event, lockName, ...args));
+    }
+    // Always listened to, so an error never throws out of the handle.
+    election.on('error', this.reporter(lockName));
   }
 
   getMaster(lockName: string): Master | undefined {
@@ -141,6 +253,8 @@ export class MasterJobExecutor extends EventEmitter {
   wake(change?: LockChange): void {
     if (change === undefined) this.masters.forEach(m => m.wake());
     else this.masters.get(change.lockName)?.wake(change);
+    this.quorums.forEach(q => q.wake(change));
+    this.groups.forEach(g => g.wake(change));
   }
 
   async stopMaster(lockName: string): Promise<boolean> {
@@ -160,14 +274,22 @@ export class MasterJobExecutor extends EventEmitter {
    */
   health(): {healthy: boolean; instanceId: string; locks: MasterStatus[]} {
     const locks = this.status();
-    return {healthy: !locks.some(s => s.deadlinePassed), instanceId: this.instanceId, locks};
+    const late = [...this.groups.values()].some(g => g.isLate());
+    return {
+      healthy: !late && !locks.some(s => s.deadlinePassed),
+      instanceId: this.instanceId,
+      locks,
+    };
   }
 
   /** Stops every master (jobs stopped, locks released); used on app.stop(). */
   async stopAll(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
-    await Promise.all([...this.masters.values()].map(m => m.stop()));
+    await Promise.all([
+      ...[...this.masters.values()].map(m => m.stop()),
+      ...[...this.groups.values()].map(g => g.stop()),
+    ]);
   }
 
   /** The merged timings for these options (options > env > app config > defaults). */
@@ -186,16 +308,52 @@ function validate(options: StartMasterOptions): void {
   const {lockName, masterJob} = options;
   const problem = textProblem('lockName', lockName, MAX_LOCK_NAME_LENGTH);
   if (problem) throw new TypeError(`startMaster(options): ${problem}`);
-  if (masterJob === null || typeof masterJob !== 'object') {
+  checkJob('startMaster(options)', 'masterJob', masterJob);
+}
+
+function validateGroup(options: StartGroupOptions): StartGroupOptions {
+  const where = 'startGroup(options)';
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`${where}: options must be an object`);
+  }
+  memberNameProblem('startGroup', 'groupName', options.groupName);
+  const {groupName, resources, job} = options;
+  if (groupName.includes('/')) throw new TypeError(`${where}: groupName must not contain "/"`);
+  if (!Array.isArray(resources) && typeof resources !== 'function') {
     throw new TypeError(
-      'startMaster(options): masterJob must be an object with start() and stop()',
+      `${where}: resources must be an array of resource ids or a function returning one`,
     );
   }
-  if (typeof masterJob.start !== 'function') {
-    throw new TypeError('startMaster(options): masterJob.start must be a function');
+  if (Array.isArray(resources) && new Set(resources).size !== resources.length) {
+    throw new TypeError(`${where}: resources must not repeat an id`);
   }
-  if (masterJob.stop !== undefined && typeof masterJob.stop !== 'function') {
-    throw new TypeError('startMaster(options): masterJob.stop, when given, must be a function');
+  checkJob(where, 'job', job);
+  return options;
+}
+
+/** A name that also names member rows: room for `\u001f` and 16 characters of hash. */
+function memberNameProblem(method: string, field: string, name: string): void {
+  const problem = textProblem(field, name, MAX_LOCK_NAME_LENGTH - 17);
+  if (problem) throw new TypeError(`${method}(options): ${problem}`);
+}
+
+function checkMinMembers(method: string, value: unknown): number {
+  if (value === undefined) return 1;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1000) {
+    throw new TypeError(`${method}(options): minMembers must be an integer from 1 to 1000`);
+  }
+  return value;
+}
+
+function checkJob(where: string, field: string, job: MasterJob): void {
+  if (job === null || typeof job !== 'object') {
+    throw new TypeError(`${where}: ${field} must be an object with start() and stop()`);
+  }
+  if (typeof job.start !== 'function') {
+    throw new TypeError(`${where}: ${field}.start must be a function`);
+  }
+  if (job.stop !== undefined && typeof job.stop !== 'function') {
+    throw new TypeError(`${where}: ${field}.stop, when given, must be a function`);
   }
 }
 

@@ -14,6 +14,8 @@ export interface LockRecord {
   /** Wall-clock time of the last renewal: informative only, never compared. */
   heartbeatAt: Date;
   acquiredAt: Date;
+  /** The group (or quorum) the row belongs to: a member, or a resource of a group. */
+  groupName?: string;
 }
 
 /** What a release leaves on the row of a free lock: enough for a takeover's compare-and-set. */
@@ -75,6 +77,11 @@ export interface RenewResult {
 export interface LockStore {
   read(lockName: string): Promise<LockObservation>;
   isDisabled(lockName: string): Promise<boolean>;
+  /**
+   * Every row of a group (its members and its resources): one statement per
+   * group, whatever its size.
+   */
+  readGroup(groupName: string): Promise<LockRecord[]>;
   /**
    * Inserts the first row of a lock. Resolves to the record as written, or
    * undefined if a row exists already.

@@ -36,6 +36,11 @@ export class RepositoryLockStore implements LockStore {
     return names.map(name => byName.get(name));
   });
 
+  private readonly groups = new Batcher<string, LockRecord[]>(async names => {
+    const rows = await this.lockRepo.find({where: {groupName: {inq: names}}});
+    return names.map(name => rows.filter(row => row.groupName === name).map(toLockRecord));
+  });
+
   private readonly disabled = new Batcher<string, boolean>(async names => {
     const off = await this.disabledAmong(names);
     return names.map(name => off.has(name));
@@ -107,6 +112,11 @@ export class RepositoryLockStore implements LockStore {
       this.disabled.load(lockName),
     ]);
     return {lock, disabled};
+  }
+
+  async readGroup(groupName: string): Promise<LockRecord[]> {
+    assertOpen(this.lockRepo.dataSource);
+    return this.groups.load(groupName);
   }
 
   async isDisabled(lockName: string): Promise<boolean> {
@@ -397,5 +407,6 @@ function toLockRecord(row: MasterLock): LockRecord {
     renewalId: row.renewalId,
     heartbeatAt: row.heartbeatAt ? new Date(row.heartbeatAt) : new Date(0),
     acquiredAt: row.acquiredAt ? new Date(row.acquiredAt) : new Date(0),
+    ...(row.groupName ? {groupName: row.groupName} : {}),
   };
 }
