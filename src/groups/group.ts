@@ -216,6 +216,9 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
     this.plan = this.quorum ? balance(ids, holders) : new Map();
     for (const [id, election] of this.elections) {
       const owner = this.plan.get(id);
+      // Without our own row (renewals failing) the resources' own deadlines
+      // stop them, with reason 'expired'; nothing to hand over.
+      if (!self) continue;
       if (election.isMaster && owner !== instanceId) {
         debug('%s: handing %s over to %s', this.groupName, id, owner ?? 'nobody (no quorum)');
         election.handOver(this.quorum ? 'rebalanced' : 'quorum');

@@ -52,7 +52,9 @@ export class Quorum {
     const met = this.isMet();
     const was = this.met;
     this.met = met;
-    if (!met && this.election?.isMaster) this.election.handOver('quorum');
+    // Without our own row (renewals failing) the lock's own deadline stops it ('expired').
+    const self = this.membership.live().some(m => m.self);
+    if (!met && self && this.election?.isMaster) this.election.handOver('quorum');
     else if (met && !was) this.election?.wake();
   }
 }

@@ -256,8 +256,12 @@ describe('balanced groups', () => {
           lockName: 'Q',
           minMembers: 2,
           masterJob: {
-            start: () => void events.push(`start ${name}`),
-            stop: ctx => void events.push(`stop ${name} ${ctx.reason}`),
+            start: () => {
+              events.push(`start ${name}`);
+            },
+            stop: ctx => {
+              events.push(`stop ${name} ${ctx.reason}`);
+            },
           },
         });
         return {executor, store};
