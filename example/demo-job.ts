@@ -16,6 +16,7 @@ export function printEvent(event: 'start' | 'stop', ctx: MasterJobContext): void
     instanceId: ctx.instanceId,
     fencingToken: ctx.fencingToken,
     reason: ctx.reason ?? null,
+    ...(ctx.resourceId !== undefined ? {resourceId: ctx.resourceId} : {}),
     at: new Date().toISOString(),
     mono: mono(),
   });

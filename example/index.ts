@@ -41,12 +41,27 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
     fencedResource: await app.getRepository(FencedResourceRepository),
     fencedWriteInterval: settings.fencedWriteInterval,
   });
-  for (const lockName of settings.demoLocks) executor.startMaster({lockName, masterJob});
+  const minMembers = settings.demoQuorum;
+  for (const lockName of settings.demoLocks)
+    executor.startMaster({lockName, masterJob, minMembers});
+  if (settings.demoGroup) {
+    const {groupName, count} = settings.demoGroup;
+    executor.startGroup({
+      groupName,
+      resources: Array.from({length: count}, (_, i) => `r${i}`),
+      job: createDemoJob(),
+      minMembers,
+    });
+  }
   const url = app.restServer.url;
   console.error(
     `Example app (instance ${executor.instanceId}, ${settings.databaseUrl ? 'shared database' : 'memory'}) ` +
       `at ${url}; API Explorer at ${url}/explorer; masters for ` +
-      [...settings.demoLocks, ...(settings.demoCron ? ['DEMO-CRON'] : [])].join(', '),
+      [...settings.demoLocks, ...(settings.demoCron ? ['DEMO-CRON'] : [])].join(', ') +
+      (settings.demoGroup
+        ? `; group ${settings.demoGroup.groupName} of ${settings.demoGroup.count} resources`
+        : '') +
+      (minMembers ? `; quorum ${minMembers}` : ''),
   );
   return app;
 }

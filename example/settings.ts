@@ -11,6 +11,10 @@ export interface ExampleSettings {
   fencedWriteInterval?: number;
   /** Cron pattern (with seconds) of the class-based cron job DEMO-CRON; off when undefined. */
   demoCron?: string;
+  /** DEMO_GROUP=<name>:<count>: a balanced group of resources r0..r<count-1>. */
+  demoGroup?: {groupName: string; count: number};
+  /** DEMO_QUORUM=<n>: the DEMO_LOCKS masters (and DEMO_GROUP) get minMembers n. */
+  demoQuorum?: number;
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSettings {
@@ -39,7 +43,15 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
   }
   const demoCron = env.DEMO_CRON?.trim() || undefined;
   if (demoCron) checkCronPattern(demoCron);
+  const demoGroup = readDemoGroup(env.DEMO_GROUP);
+  const rawQuorum = env.DEMO_QUORUM?.trim();
+  const demoQuorum = rawQuorum ? Number(rawQuorum) : undefined;
+  if (demoQuorum !== undefined && !(isPositiveInteger(demoQuorum) && demoQuorum <= 1000)) {
+    throw new Error(`DEMO_QUORUM must be an integer from 1 to 1000, got "${rawQuorum}"`);
+  }
   return {
+    demoGroup,
+    demoQuorum,
     port,
     host: env.HOST?.trim() || undefined,
     databaseUrl,
@@ -48,6 +60,19 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
     fencedWriteInterval,
     demoCron,
   };
+}
+
+function readDemoGroup(raw: string | undefined): ExampleSettings['demoGroup'] {
+  const value = raw?.trim();
+  if (!value) return undefined;
+  const match = /^([^:/]{1,200}):(\d{1,5})$/.exec(value);
+  const count = match ? Number(match[2]) : NaN;
+  if (!match || !match[1].trim() || count < 1 || count > 10000) {
+    throw new Error(
+      `DEMO_GROUP must be <name>:<count>, a name without ":" or "/" and a count from 1 to 10000, like "TENANTS:100", got "${raw}"`,
+    );
+  }
+  return {groupName: match[1].trim(), count};
 }
 
 function checkCronPattern(pattern: string): void {

@@ -307,10 +307,21 @@ export function defineMasterControlController(
           properties: {
             instanceId: {type: 'string', description: 'This replica'},
             locks: {type: 'array', items: lockStatus},
+            groups: {
+              type: 'array',
+              items: {type: 'object'},
+              description:
+                'Balanced groups as stored: resources, unowned, and each member with how many it owns',
+            },
             local: {
               type: 'array',
               items: {type: 'object'},
               description: "This replica's masters",
+            },
+            localGroups: {
+              type: 'array',
+              items: {type: 'object'},
+              description: "This replica's groups: what it owns, the members it sees, quorum",
             },
           },
         },

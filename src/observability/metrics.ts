@@ -115,6 +115,39 @@ export function exposeMetrics(executor: MasterJobExecutor): boolean {
       }),
   );
 
+  metric(
+    'group_owned',
+    () =>
+      new prom.Gauge({
+        name: PREFIX + 'group_owned',
+        help: 'Resources of a group each live member owns, as this replica sees the group',
+        labelNames: ['group_name', 'instance_id'],
+        collect() {
+          this.reset();
+          for (const g of [...exposed].flatMap(e => e.groupStatus())) {
+            for (const m of g.members) {
+              this.set({group_name: g.groupName, instance_id: m.instanceId}, m.owned);
+            }
+          }
+        },
+      }),
+  );
+  metric(
+    'group_members',
+    () =>
+      new prom.Gauge({
+        name: PREFIX + 'group_members',
+        help: 'Live members of a group (or of a lock with minMembers), as this replica sees them',
+        labelNames: ['group_name'],
+        collect() {
+          this.reset();
+          for (const g of [...exposed].flatMap(e => e.groupStatus())) {
+            this.set({group_name: g.groupName}, g.members.length);
+          }
+        },
+      }),
+  );
+
   exposed.add(executor);
   executor.on('master', (lockName: string, fencingToken: number) => {
     isMaster.set({lock_name: lockName}, 1);

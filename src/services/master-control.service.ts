@@ -2,6 +2,7 @@
 // and this replica know of them: the service behind the REST controller.
 
 import {HttpErrors} from '@loopback/rest';
+import type {MasterLock} from '../models';
 import {
   ASTRAL_CHARACTER,
   FORBIDDEN_CHARACTERS,
@@ -13,7 +14,8 @@ import {
 } from '../models';
 import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
 import {ControlWrite, LockStore} from '../store/lock-store';
-import {MasterStatus} from '../types';
+import {isMemberRow} from '../groups/membership';
+import {GroupStatus, MasterStatus} from '../types';
 import {Attempt, withinControlTimeout} from './database-unavailable';
 import {MasterJobExecutor} from './master-job-executor';
 
@@ -28,6 +30,19 @@ export interface ControlResult {
   /** Whether any replica has started this lock; false may be a typo. */
   known: boolean;
   message: string;
+}
+
+/** A group as stored: its members' rows and who holds its resources. */
+export interface StoredGroupStatus {
+  groupName: string;
+  resources: number;
+  /** Resources nobody holds (free rows). */
+  unowned: number;
+  /**
+   * Members that have not left: a crashed one stays listed, its heartbeat
+   * age growing, until the others stop counting it (after a lease).
+   */
+  members: {instanceId: string; hostname: string; owned: number; heartbeatAgeMs: number | null}[];
 }
 
 export interface LockStatus {
@@ -154,14 +169,18 @@ export class MasterControlService {
   async status(): Promise<{
     instanceId: string;
     locks: LockStatus[];
+    groups: StoredGroupStatus[];
     local: MasterStatus[];
+    localGroups: GroupStatus[];
   }> {
     const [locks, controls] = await this.guarded({what: 'reading the status', writes: false}, () =>
       Promise.all([this.locks.find(), this.controls.find()]),
     );
     const byName = new Map<string, LockStatus>();
     const now = Date.now();
+    const groups = storedGroups(locks, now);
     for (const lock of locks) {
+      if (isMemberRow(lock.lockName)) continue; // shown under groups
       const held = !!lock.instanceId;
       byName.set(lock.lockName, {
         lockName: lock.lockName,
@@ -191,9 +210,45 @@ export class MasterControlService {
     return {
       instanceId: this.executor.instanceId,
       locks: [...byName.values()].sort((a, b) => a.lockName.localeCompare(b.lockName)),
+      groups,
       local: this.executor.status(),
+      localGroups: this.executor.groupStatus(),
     };
   }
+}
+
+/** Groups from their rows: member rows, and resource rows `<groupName>/<id>`. */
+function storedGroups(locks: MasterLock[], now: number): StoredGroupStatus[] {
+  const groups = new Map<string, StoredGroupStatus>();
+  const group = (groupName: string) => {
+    let g = groups.get(groupName);
+    if (!g) groups.set(groupName, (g = {groupName, resources: 0, unowned: 0, members: []}));
+    return g;
+  };
+  const owned = new Map<string, number>();
+  for (const lock of locks) {
+    if (!lock.groupName) continue;
+    const g = group(lock.groupName);
+    if (isMemberRow(lock.lockName)) {
+      if (!lock.instanceId) continue; // left
+      g.members.push({
+        instanceId: lock.instanceId,
+        hostname: lock.hostname,
+        owned: 0,
+        heartbeatAgeMs: lock.heartbeatAt ? now - new Date(lock.heartbeatAt).getTime() : null,
+      });
+    } else {
+      g.resources++;
+      if (!lock.instanceId) g.unowned++;
+      const key = `${lock.groupName}\u0000${lock.instanceId}`;
+      owned.set(key, (owned.get(key) ?? 0) + 1);
+    }
+  }
+  for (const g of groups.values()) {
+    for (const m of g.members) m.owned = owned.get(`${g.groupName}\u0000${m.instanceId}`) ?? 0;
+    g.members.sort((a, b) => (a.instanceId < b.instanceId ? -1 : 1));
+  }
+  return [...groups.values()].sort((a, b) => (a.groupName < b.groupName ? -1 : 1));
 }
 
 function result(
