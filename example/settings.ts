@@ -66,13 +66,14 @@ function readDemoGroup(raw: string | undefined): ExampleSettings['demoGroup'] {
   const value = raw?.trim();
   if (!value) return undefined;
   const match = /^([^:/]{1,200}):(\d{1,5})$/.exec(value);
+  const name = match?.[1].trim();
   const count = match ? Number(match[2]) : NaN;
-  if (!match || !match[1].trim() || count < 1 || count > 10000) {
+  if (!name || !(count >= 1 && count <= 10000)) {
     throw new Error(
       `DEMO_GROUP must be <name>:<count>, a name without ":" or "/" and a count from 1 to 10000, like "TENANTS:100", got "${raw}"`,
     );
   }
-  return {groupName: match[1].trim(), count};
+  return {groupName: name, count};
 }
 
 function checkCronPattern(pattern: string): void {
