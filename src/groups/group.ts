@@ -52,7 +52,17 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
   /** Holders as last read: lockName -> row. */
   private rows = new Map<string, LockRecord>();
   private quorum = true;
-  private hasRead = false;
+  /**
+   * In a cold group (no other member holds anything), claims nothing until
+   * the membership it reads has been the same for a heartbeat (or for a
+   * lease at most, if it keeps changing): replicas started together then
+   * compute one plan, instead of the first one up taking everything and
+   * handing most of it over. Joining a running group, it takes what is
+   * handed over at once.
+   */
+  private settled = false;
+  private cold = true;
+  private membersSince: {members: string; at: number; first: number} | undefined;
   private state: GroupStatus['state'] = 'idle';
   private refreshTimer: SharedTimer | undefined;
   private lastMembers = '';
@@ -105,10 +115,10 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
       timings: options.timings,
       store: options.store,
       clock: options.clock,
-      // Not before the group was read once: alone in its own eyes, a replica
-      // starting with others would take everything, then hand most of it over.
       mayAcquire: () =>
-        this.hasRead && this.quorum && this.plan.get(resourceId) === options.instanceId,
+        (this.settled || !this.cold) &&
+        this.quorum &&
+        this.plan.get(resourceId) === options.instanceId,
     });
     election.on('master', (token: number) => this.emit('master', resourceId, token));
     election.on('slave', (reason: string) => this.emit('slave', resourceId, reason));
@@ -190,7 +200,19 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
   /** All the rows of the group, as read: who holds each resource now. */
   private read(rows: LockRecord[], at: number): void {
     this.rows = new Map(rows.map(r => [r.lockName, r]));
-    this.hasRead = true;
+    if (!this.settled) {
+      const {heartbeatInterval, leaseDuration} = this.options.timings;
+      const members = this.membership
+        .live()
+        .map(m => m.instanceId)
+        .join();
+      const since = this.membersSince;
+      if (!since || since.members !== members) {
+        this.membersSince = {members, at, first: since?.first ?? at};
+      }
+      const {at: stableSince, first} = this.membersSince!;
+      this.settled = at - stableSince >= heartbeatInterval || at - first >= leaseDuration;
+    }
     for (const [id, election] of this.elections) {
       const row = this.rows.get(`${this.groupName}/${id}`);
       if (row) election.see(row, at);
@@ -213,6 +235,7 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
         : (this.rows.get(`${this.groupName}/${id}`)?.instanceId ?? '');
       holders.set(id, live.has(holder) ? holder : '');
     }
+    this.cold = ![...holders.values()].some(h => h && h !== instanceId);
     this.plan = this.quorum ? balance(ids, holders) : new Map();
     for (const [id, election] of this.elections) {
       const owner = this.plan.get(id);

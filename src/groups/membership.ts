@@ -70,9 +70,9 @@ export class Membership {
       instanceId: options.instanceId,
       hostname: options.hostname,
       groupName: options.groupName,
-      // Registered at once: replicas starting together see each other before
-      // their locks campaign (after initDelay).
-      timings: {...options.timings, initDelay: 0},
+      // Registered after initDelay, when its locks campaign: the others hand
+      // resources over to it the moment they see it, so it must be ready.
+      timings: options.timings,
       store: options.store,
       clock: options.clock,
       masterJob: {

@@ -105,6 +105,10 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const from = mono();
       await cluster!.start();
       await waitBalanced('3 replicas (from the spawn)', from);
+      // Started together, they agree on one plan: nothing expires, little moves.
+      const stops = cluster!.log.jobs.filter(j => j.event === 'stop');
+      note(`stops at startup: ${stops.length}`);
+      expect(stops.map(j => j.reason)).to.not.containEql('expired');
       await check();
     });
 
