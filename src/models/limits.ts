@@ -51,8 +51,8 @@ export const GROUP_NAME_COLUMN: PropertyDefinition = {
   type: 'string',
   required: false,
   index: true,
-  mysql: {dataType: 'varbinary', dataLength: 4 * MAX_LOCK_NAME_LENGTH, nullable: 'Y'},
-  postgresql: {dataType: 'varchar', dataLength: MAX_LOCK_NAME_LENGTH, nullable: 'YES'},
+  mysql: {dataType: 'varbinary', dataLength: 4 * MAX_LOCK_NAME_LENGTH},
+  postgresql: {dataType: 'varchar', dataLength: MAX_LOCK_NAME_LENGTH},
 };
 
 /** Characters of 4 bytes in UTF-8 (emoji): not every connection carries them. */

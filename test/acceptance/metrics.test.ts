@@ -60,6 +60,43 @@ describe('metrics and health (memory)', () => {
     );
   });
 
+  it('shows a group in /metrics and in the status endpoint: members, owned, unowned', async () => {
+    const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
+    const group = executor.startGroup({
+      groupName: 'METRICS-GROUP',
+      resources: ['a', 'b', 'c'],
+      job: {start() {}},
+    });
+    await waitFor('the group runs', () => group.owned().length === 3, 3000);
+    const id = executor.instanceId;
+    const res = await client.get('/metrics').expect(200);
+    expect(res.text).to.containEql(
+      `master_job_executor_group_owned{group_name="METRICS-GROUP",instance_id="${id}"} 3`,
+    );
+    expect(res.text).to.containEql(
+      'master_job_executor_group_members{group_name="METRICS-GROUP"} 1',
+    );
+    const status = await client.get('/api/MasterControls/status').expect(200);
+    expect(status.body.groups).to.containDeep([
+      {groupName: 'METRICS-GROUP', resources: 3, unowned: 0, members: [{instanceId: id, owned: 3}]},
+    ]);
+    expect(status.body.localGroups).to.containDeep([
+      {groupName: 'METRICS-GROUP', state: 'running', owned: ['a', 'b', 'c']},
+    ]);
+    // Member rows are shown under groups, not as locks.
+    const names: string[] = status.body.locks.map((l: {lockName: string}) => l.lockName);
+    expect(names.filter(n => n.startsWith('METRICS-GROUP'))).to.eql([
+      'METRICS-GROUP/a',
+      'METRICS-GROUP/b',
+      'METRICS-GROUP/c',
+    ]);
+    await group.stop();
+    const after = await client.get('/api/MasterControls/status').expect(200);
+    expect(after.body.groups).to.containDeep([
+      {groupName: 'METRICS-GROUP', unowned: 3, members: []},
+    ]);
+  });
+
   it('answers the health check', async () => {
     const res = await client.get('/api/MasterControls/health').expect(200);
     expect(res.body).to.containDeep({healthy: true});

@@ -222,6 +222,50 @@ describe('balanced groups', () => {
       );
     });
 
+    it('add() starts a resource on a member with room; remove() stops it where it runs', async () => {
+      for (const name of ['a', 'b']) join(name, resources(4));
+      await fake.tick(2000);
+      expect(counts()).to.eql([2, 2]);
+      for (const r of replicas) r.group.add('extra');
+      await fake.tick(4 * TIMINGS.heartbeatInterval);
+      expect(running.get('extra')).to.be.ok();
+      expect(counts().sort()).to.eql([2, 3]);
+      const owner = replicas.find(r => r.group.owned().includes('extra'))!;
+      await owner.group.remove('extra');
+      expect(running.has('extra')).to.be.false();
+      expect(stops.find(s => s.resourceId === 'extra')?.reason).to.equal('stopped');
+      expect(() => owner.group.add('')).to.throw(/resourceId must be a non-empty string/);
+    });
+
+    it('re-reads a resources function every check interval; a bad id is reported, not run', async () => {
+      let ids = ['x', 'y'];
+      const store = new FakeStore(db, fake, 'f');
+      const executor = new MasterJobExecutor(
+        store,
+        fake,
+        {...TIMINGS, instanceId: 'f'},
+        {},
+        undefined,
+        {},
+      );
+      const errors: string[] = [];
+      executor.on('error', (err: Error) => errors.push(err.message));
+      const group = executor.startGroup({
+        groupName: 'F',
+        resources: async () => ids,
+        job: {start() {}},
+      });
+      replicas.push({executor, store, group});
+      await fake.tick(2000);
+      expect(group.owned().sort()).to.eql(['x', 'y']);
+      ids = ['y', 'z', 'bad\u0000id'];
+      await fake.tick(TIMINGS.checkMasterInterval + 4 * TIMINGS.heartbeatInterval);
+      expect(group.owned().sort()).to.eql(['y', 'z']);
+      expect(
+        errors.some(e => /resourceId must not contain control characters/.test(e)),
+      ).to.be.true();
+    });
+
     it('quorum: nothing runs below minMembers; the owners stop with reason quorum', async () => {
       join('a', resources(4), 2);
       await fake.tick(2000);
