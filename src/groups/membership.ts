@@ -18,6 +18,9 @@ const debug = debugFactory('loopback:master-job-executor:group');
 /** Control characters cannot be in a name a user gives: member rows never clash with locks. */
 const MEMBER_SEPARATOR = '\u001f';
 
+/** A member row unchanged for this many leases is deleted. */
+const PRUNE_AFTER_LEASES = 10;
+
 export function memberLockName(groupName: string, instanceId: string): string {
   const id = createHash('sha256').update(instanceId).digest('hex').slice(0, 16);
   return `${groupName}${MEMBER_SEPARATOR}${id}`;
@@ -189,9 +192,14 @@ export class Membership {
           previous?.renewalId === record.renewalId && previous.instanceId === record.instanceId;
         if (!same) this.seen.set(record.lockName, {record, at});
       }
-      // Rows of members gone for long are forgotten (they stay in the table).
+      // Rows of members gone for long (left, or dead for ten leases) are
+      // deleted, so the group's read does not grow with every restart.
+      // Whoever deletes first wins; the others' deletes match nothing.
       for (const [name, {record, at: since}] of this.seen) {
-        if (!record.instanceId && at - since > 10 * leaseDuration) this.seen.delete(name);
+        if (at - since > PRUNE_AFTER_LEASES * leaseDuration) {
+          this.seen.delete(name);
+          void store.forget(record).catch(err => this.options.onError?.(err));
+        }
       }
       this.options.onRead?.(rows, at);
       this.options.onChange();

@@ -83,6 +83,12 @@ export interface LockStore {
    */
   readGroup(groupName: string): Promise<LockRecord[]>;
   /**
+   * Deletes a row that is still exactly `lock` (same holder, token and
+   * renewalId): for the member rows of a group whose members are long gone,
+   * never for a lock (its token must only grow). Resolves whether it did.
+   */
+  forget(lock: LockRecord): Promise<boolean>;
+  /**
    * Inserts the first row of a lock. Resolves to the record as written, or
    * undefined if a row exists already.
    */

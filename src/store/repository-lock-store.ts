@@ -119,6 +119,13 @@ export class RepositoryLockStore implements LockStore {
     return this.groups.load(groupName);
   }
 
+  async forget(lock: LockRecord): Promise<boolean> {
+    assertOpen(this.lockRepo.dataSource);
+    const {lockName, instanceId, fencingToken, renewalId} = lock;
+    const where = compareAndSet({lockName, instanceId, fencingToken, renewalId});
+    return (await this.lockRepo.deleteAll(where)).count > 0;
+  }
+
   async isDisabled(lockName: string): Promise<boolean> {
     assertOpen(this.lockRepo.dataSource);
     return this.disabled.load(lockName);

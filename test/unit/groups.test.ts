@@ -266,6 +266,20 @@ describe('balanced groups', () => {
       ).to.be.true();
     });
 
+    it('deletes the rows of members gone for ten leases, so the group read does not grow', async () => {
+      for (const name of ['a', 'b', 'c']) join(name, resources(3));
+      await fake.tick(2000);
+      const memberRows = () => [...db.locks.keys()].filter(k => k.includes('\u001f'));
+      expect(memberRows()).to.have.length(3);
+      await replicas[0].group.stop(); // left: its row is released
+      replicas[1].store.fault = 'hang'; // crashed: its row stays as it was
+      await fake.tick(TIMINGS.leaseDuration);
+      expect(memberRows()).to.have.length(3);
+      await fake.tick(11 * TIMINGS.leaseDuration);
+      expect(memberRows()).to.have.length(1);
+      expect(replicas[2].group.owned()).to.have.length(3);
+    });
+
     it('quorum: nothing runs below minMembers; the owners stop with reason quorum', async () => {
       join('a', resources(4), 2);
       await fake.tick(2000);
