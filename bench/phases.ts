@@ -9,13 +9,18 @@ import os from 'os';
 import {mono} from '../cluster-kit';
 import {BenchContext, IMPL_NAMES, Impl, note} from './lib/context';
 import {LaneResult, merge, runLanes} from './lib/lane';
-import {runs} from './lib/options';
+import {DEFAULT_TIMINGS, runs, SLOW_POLL_TIMINGS} from './lib/options';
+import {ClusterTimings} from '../cluster-kit';
 import {round} from './lib/stats';
 import {controlLane} from './scenarios/control';
 import {crashLane} from './scenarios/failover';
 import {handoffLane} from './scenarios/handoff';
 import {LoadResult, loadRun} from './scenarios/load';
 import {ScaleResult, scaleRun} from './scenarios/scale';
+
+/** The latency keys of the crash failover at other timings (phase A3). */
+export const CRASH_SLOW_POLL = 'crash, C = 2 L';
+export const CRASH_DEFAULTS = 'crash, default timings';
 
 export interface BenchResults {
   /** crash, handoff, disable, enable -> implementation -> merged lanes. */
@@ -72,6 +77,28 @@ export async function runPhases(ctx: BenchContext): Promise<BenchResults> {
           ).then(r => {
             (latency.crash ??= {})[impl] = merge(r);
           }),
+        ),
+      );
+    });
+  }
+  // A3: crash failover when polls are slower than the lease (C = 2 L), and
+  // at the package's defaults (L 24 s, H 8 s, C 30 s), both implementations.
+  if (run('crash-timings')) {
+    await phase('phase A3: crash failover at C > L and at the default timings', async () => {
+      const {slowPollReps, defaultsReps} = plan.crashTimings;
+      const lanes: [string, number, ClusterTimings, string][] = [
+        [CRASH_SLOW_POLL, slowPollReps, SLOW_POLL_TIMINGS, 'crashslow'],
+        [CRASH_DEFAULTS, defaultsReps, DEFAULT_TIMINGS, 'crashdef'],
+      ];
+      await Promise.all(
+        lanes.flatMap(([key, reps, timings, tag]) =>
+          IMPL_NAMES.map(impl =>
+            runLanes(ctx, `${impl} ${key}`, 1, reps, 700, (i, n) =>
+              crashLane(ctx, impl, i, n, timings, tag),
+            ).then(r => {
+              (latency[key] ??= {})[impl] = merge(r);
+            }),
+          ),
         ),
       );
     });

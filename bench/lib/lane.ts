@@ -3,7 +3,14 @@
 // repetition; the result of a lane, lanes run side by side, and merging
 // their results.
 
-import {checkMasterships, mono, ProcessCluster, Replica, sleep} from '../../cluster-kit';
+import {
+  checkMasterships,
+  ClusterTimings,
+  mono,
+  ProcessCluster,
+  Replica,
+  sleep,
+} from '../../cluster-kit';
 import {BenchContext, Impl, note} from './context';
 import {BASELINE_POOL_SIZE, IDLE_CPU, TIMINGS} from './options';
 
@@ -28,13 +35,14 @@ export class Lane {
     readonly impl: Impl,
     readonly name: string,
     readonly lockNames: string[],
+    readonly timings: ClusterTimings = TIMINGS,
   ) {
     this.cluster = new ProcessCluster({
       server: ctx.server,
       lockNames,
       namePrefix: name,
       script: ctx.scripts[impl],
-      timings: TIMINGS,
+      timings,
       baseEnv: {PATH: process.env.PATH ?? '', NODE_ENV: 'production'},
       extraEnv: {BASELINE_POOL_SIZE: String(BASELINE_POOL_SIZE)},
       readiness: 'http',

@@ -4,10 +4,12 @@
 
 import {ClusterTimings, SqlBackend} from '../../cluster-kit';
 
-export type Scenario = 'crash' | 'handoff' | 'control' | 'load' | 'scale';
+export type Scenario = 'crash' | 'crash-timings' | 'handoff' | 'control' | 'load' | 'scale';
 
 export interface Plan {
   crash: {lanes: number; reps: number};
+  /** Crash failover at other timings: polls slower than the lease, and the defaults. */
+  crashTimings: {slowPollReps: number; defaultsReps: number};
   handoff: {ours: {lanes: number; reps: number}; baseline: {lanes: number; reps: number}};
   control: {ours: {lanes: number; reps: number}; baseline: {lanes: number; reps: number}};
   load: {locks: number[]; replicas: number; windowMs: number};
@@ -37,6 +39,7 @@ export interface BenchOptions {
 /** Repetitions (lanes run concurrently, each its own cluster and lock). */
 const QUICK_PLAN: Plan = {
   crash: {lanes: 1, reps: 3},
+  crashTimings: {slowPollReps: 3, defaultsReps: 2},
   handoff: {ours: {lanes: 1, reps: 5}, baseline: {lanes: 1, reps: 2}},
   control: {ours: {lanes: 1, reps: 5}, baseline: {lanes: 1, reps: 2}},
   load: {locks: [1, 10, 100, 1000], replicas: 3, windowMs: 6000},
@@ -45,6 +48,7 @@ const QUICK_PLAN: Plan = {
 
 const FULL_PLAN: Plan = {
   crash: {lanes: 3, reps: 34},
+  crashTimings: {slowPollReps: 20, defaultsReps: 6},
   handoff: {ours: {lanes: 1, reps: 100}, baseline: {lanes: 2, reps: 12}},
   control: {ours: {lanes: 1, reps: 100}, baseline: {lanes: 2, reps: 6}},
   load: {locks: [1, 10, 100, 1000], replicas: 3, windowMs: 12000},
@@ -82,6 +86,17 @@ export const TIMINGS: ClusterTimings = {
   leaseDuration: L,
   maxHeartbeatRetryCount: 3,
   // stopTimeout: the replicas' default
+};
+
+/** Polls slower than the lease (C = 2 L), as the defaults do (30 s > 24 s). */
+export const SLOW_POLL_TIMINGS: ClusterTimings = {...TIMINGS, checkMasterInterval: 2 * L};
+/** The package's defaults (README): L 24 s, H 8 s, C 30 s; initDelay short, to save time. */
+export const DEFAULT_TIMINGS: ClusterTimings = {
+  initDelay: 500,
+  checkMasterInterval: 30000,
+  heartbeatInterval: 8000,
+  leaseDuration: 24000,
+  maxHeartbeatRetryCount: 3,
 };
 
 /**

@@ -6,16 +6,25 @@
 
 import {BenchContext, Impl, note} from '../lib/context';
 import {Lane, LaneResult, repeat, uniform} from '../lib/lane';
-import {C, L} from '../lib/options';
-import {sleep} from '../../cluster-kit';
+import {TIMINGS} from '../lib/options';
+import {ClusterTimings, sleep} from '../../cluster-kit';
 
 export async function crashLane(
   ctx: BenchContext,
   impl: Impl,
   index: number,
   reps: number,
+  timings: ClusterTimings = TIMINGS,
+  tag = 'crash',
 ): Promise<LaneResult> {
-  const lane = new Lane(ctx, impl, `${impl}-crash${index}`, [`CRASH-${impl}-${index}`]);
+  const {checkMasterInterval: C, leaseDuration: L} = timings;
+  const lane = new Lane(
+    ctx,
+    impl,
+    `${impl}-${tag}${index}`,
+    [`${tag.toUpperCase()}-${impl}-${index}`],
+    timings,
+  );
   const samples: number[] = [];
   let replacing: Promise<void> = Promise.resolve();
   try {

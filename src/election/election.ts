@@ -70,6 +70,7 @@ import {
   LockObservation,
   LockRecord,
   LockStore,
+  RenewedLock,
   RenewResult,
 } from '../store/lock-store';
 import {
@@ -312,6 +313,7 @@ export class LockElection extends EventEmitter implements Master {
    */
   wake(change?: Omit<LockChange, 'lockName'>): void {
     const p = this.phase;
+    if (change?.renewed) return this.seeRenewal(change.renewed);
     if (!(p instanceof Campaigning || p instanceof Mastership)) return;
     if (p instanceof Campaigning && this.clock.now() < p.quietUntil) return;
     if (p.busy) {
@@ -351,6 +353,23 @@ export class LockElection extends EventEmitter implements Master {
   see(lock: LockRecord, at: number): void {
     const p = this.phase;
     if (p instanceof Campaigning && lock.instanceId !== this.instanceId) this.observe(p, lock, at);
+  }
+
+  /**
+   * Another replica's renewal of the lock, as it committed (announced on
+   * PostgreSQL): the observed record is renewed as of now, received now
+   * (invariant 1), and the takeover moves to a lease from now. Only for the
+   * holder and token observed: anything else waits for a read.
+   */
+  private seeRenewal(renewed: RenewedLock): void {
+    const p = this.phase;
+    const lock = p instanceof Campaigning ? p.observed?.lock : undefined;
+    if (!(p instanceof Campaigning) || !lock) return;
+    if (lock.instanceId !== renewed.instanceId || lock.fencingToken !== renewed.fencingToken) return;
+    if (lock.renewalId === renewed.renewalId) return;
+    this.observe(p, {...lock, renewalId: renewed.renewalId}, this.clock.now());
+    // Plan again: the takeover waiting for the old expiry must not run.
+    if (!p.busy) p.runNow(async () => 'poll');
   }
 
   /**

@@ -118,7 +118,18 @@ export class Membership {
     const prefix = this.options.groupName + MEMBER_SEPARATOR;
     if (change && (!change.lockName.startsWith(prefix) || change.lockName === this.lockName))
       return;
-    const left = change?.freed && this.seen.get(change.lockName);
+    const seen = change && this.seen.get(change.lockName);
+    if (change?.renewed) {
+      // Alive as of now: no read needed (PostgreSQL announces renewals).
+      const {instanceId, renewalId} = change.renewed;
+      if (seen && seen.record.instanceId === instanceId && seen.record.renewalId !== renewalId) {
+        seen.record = {...seen.record, renewalId};
+        seen.at = this.options.clock.now();
+        this.armExpiry();
+      }
+      return;
+    }
+    const left = change?.freed && seen;
     if (left) {
       // Gone for sure: no need to wait for its lease, nor for a read.
       left.record = {...left.record, instanceId: '', renewalId: change.freed!.renewalId};

@@ -49,7 +49,16 @@ export interface LockChange {
   lockName: string;
   freed?: FreedLock;
   control?: ControlChange;
+  /**
+   * When its holder renewed it (PostgreSQL announces every renewal as it
+   * commits): the others see the lease is alive without reading it, so they
+   * judge its expiry from the last renewal, whatever their polling interval.
+   */
+  renewed?: RenewedLock;
 }
+
+/** A renewal as announced: the holder and token it was made for, and the renewalId it wrote. */
+export type RenewedLock = Pick<LockRecord, 'instanceId' | 'fencingToken' | 'renewalId'>;
 
 export type ControlChange = 'disabled' | 'enabled';
 

@@ -76,13 +76,10 @@ export class RepositoryLockStore implements LockStore {
     );
   });
 
-  private readonly renewals = new Batcher<Condition, boolean>(async conditions => {
-    const landed = await this.writeWhereHeld(conditions, {
-      heartbeatAt: new Date(),
-      renewalId: randomUUID(),
-    });
-    return landed.map(Boolean);
-  }, sameCondition);
+  private readonly renewals = new Batcher<Condition, boolean>(
+    conditions => this.renewAll(conditions, {heartbeatAt: new Date(), renewalId: randomUUID()}),
+    sameCondition,
+  );
 
   private readonly releases = new Batcher<Condition, boolean>(
     conditions => this.releaseAll(conditions, true),
@@ -286,6 +283,11 @@ export class RepositoryLockStore implements LockStore {
       part.forEach((i, j) => (result[i] = landed[j]));
     }
     return result;
+  }
+
+  /** Renews the rows still held as the conditions say; resolves, per condition, whether it did. */
+  protected async renewAll(conditions: Condition[], data: LockData): Promise<boolean[]> {
+    return (await this.writeWhereHeld(conditions, data)).map(Boolean);
   }
 
   /** Frees the rows still held as the conditions say; with `handOver`, tells the others which. */

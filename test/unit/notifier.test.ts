@@ -58,6 +58,26 @@ describe('notifier payload', () => {
     }
   });
 
+  it('carries a renewal announcement: the holder, the renewalId written, each lock with its token', () => {
+    // As PostgreSQL's json_build_object writes it.
+    const payload =
+      '{"renewed" : "replica-1", "renewalId" : "r-9", "locks" : [["A", 3], ["B", 7]]}';
+    expect(parsePayload(payload)).to.deepEqual([
+      {lockName: 'A', renewed: {instanceId: 'replica-1', fencingToken: 3, renewalId: 'r-9'}},
+      {lockName: 'B', renewed: {instanceId: 'replica-1', fencingToken: 7, renewalId: 'r-9'}},
+    ]);
+    for (const bad of [
+      '{"renewed": "", "renewalId": "r", "locks": [["A", 1]]}',
+      '{"renewed": "x", "renewalId": "", "locks": [["A", 1]]}',
+      '{"renewed": "x", "renewalId": "r", "locks": [["A", 0]]}',
+      '{"renewed": "x", "renewalId": "r", "locks": [["A"]]}',
+      '{"renewed": "x", "renewalId": "r", "locks": "A"}',
+      '{"renewed": 1, "renewalId": "r", "locks": []}',
+    ]) {
+      expect(parsePayload(bad)).to.be.undefined();
+    }
+  });
+
   it('says "any lock" rather than exceed the 8000 bytes PostgreSQL allows', () => {
     const many = Array.from({length: 300}, (_, i) => ({
       lockName: `LOCK-${i}`,

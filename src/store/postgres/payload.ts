@@ -27,7 +27,11 @@ export function encodePayload(changes: LockChange[]): string {
   return Buffer.byteLength(payload) < MAX_PAYLOAD ? payload : ANY_LOCK;
 }
 
-/** The changes of a payload; undefined (wake every lock) for anything else. */
+/**
+ * The changes of a payload; undefined (wake every lock) for anything else.
+ * A renewal's announcement is an object: `{"renewed": instanceId,
+ * "renewalId": ..., "locks": [[name, fencingToken], ...]}`.
+ */
 export function parsePayload(payload: string | undefined): LockChange[] | undefined {
   let entries: unknown;
   try {
@@ -35,9 +39,39 @@ export function parsePayload(payload: string | undefined): LockChange[] | undefi
   } catch {
     return undefined; // ANY_LOCK, or a payload from something else on our channel
   }
+  if (isRenewal(entries)) {
+    const {renewed: instanceId, renewalId} = entries;
+    return entries.locks.map(([lockName, fencingToken]) => ({
+      lockName,
+      renewed: {instanceId, fencingToken, renewalId},
+    }));
+  }
   if (!Array.isArray(entries)) return undefined;
   const changes = entries.map(toChange);
   return changes.every(c => c !== undefined) ? (changes as LockChange[]) : undefined;
+}
+
+function isRenewal(
+  value: unknown,
+): value is {renewed: string; renewalId: string; locks: [string, number][]} {
+  const v = value as {renewed?: unknown; renewalId?: unknown; locks?: unknown};
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.renewed === 'string' &&
+    v.renewed !== '' &&
+    typeof v.renewalId === 'string' &&
+    v.renewalId !== '' &&
+    Array.isArray(v.locks) &&
+    v.locks.every(
+      (l: unknown) =>
+        Array.isArray(l) &&
+        l.length === 2 &&
+        typeof l[0] === 'string' &&
+        Number.isSafeInteger(l[1]) &&
+        (l[1] as number) >= 1,
+    )
+  );
 }
 
 function toChange(entry: unknown): LockChange | undefined {

@@ -4,6 +4,8 @@
 //  - A release sends its NOTIFY in its own statement.
 //  - A disable or enable sends its NOTIFY in its own statement (an enable
 //    with what the disabled master left on the lock's row).
+//  - A renewal announces itself in its own statement, so the others judge
+//    a lease from its last renewal, not from their last poll.
 
 import {MasterControl, MasterLock} from '../../models';
 import {retryDeadlock} from '../errors';
@@ -85,6 +87,26 @@ export class PostgresLockStore extends RepositoryLockStore {
       this.publish(freed.filter((_, i) => released[i]));
     }
     return released;
+  }
+
+  /**
+   * The renewals and their announcement in one statement: the others learn
+   * of each renewal as it commits (issue: failover within the lease whatever
+   * the polling interval). A renewal keeps the token: a row is renewed where
+   * it came back with the condition's token.
+   */
+  protected async renewAll(conditions: Condition[], data: LockData): Promise<boolean[]> {
+    const notifier = this.notifier;
+    if (!(notifier instanceof PostgresNotifier)) return super.renewAll(conditions, data);
+    const rows = await retryDeadlock(() =>
+      notifier.renewAndAnnounce<MasterLock>(
+        this.lockRepo.modelClass.modelName,
+        anyOf(conditions),
+        data,
+      ),
+    );
+    const renewed = new Set(rows.map(r => `${r.lockName}\u0000${Number(r.fencingToken)}`));
+    return conditions.map(c => renewed.has(`${c.lockName}\u0000${Number(c.fencingToken)}`));
   }
 
   /**

@@ -25,6 +25,11 @@ interface PgPool {
 }
 
 const MAX_RECONNECT_DELAY = 5000;
+/**
+ * Bytes of lock entries per renewal NOTIFY: with one more entry (a name of
+ * at most 1020 bytes) and the envelope, under PostgreSQL's 8000.
+ */
+const RENEWAL_CHUNK_BYTES = 6500;
 
 /**
  * LISTEN on a connection of its own (not one of the pool's, which it would
@@ -100,6 +105,34 @@ export class PostgresNotifier implements LockNotifier {
       rows,
       published: rows.length === expected ? parsePayload(result[0].payload) : undefined,
     };
+  }
+
+  /**
+   * `UPDATE model SET data WHERE where` (a renewal: data carries the new
+   * renewalId), announcing in the same statement every row it renewed, in
+   * as many NOTIFYs as the payload limit needs. Resolves to the rows renewed.
+   */
+  async renewAndAnnounce<T extends object>(
+    model: string,
+    where: Where<T>,
+    data: Partial<T> & {renewalId: string},
+  ): Promise<{lockName: string; fencingToken: number}[]> {
+    const returning = ['lockName', 'fencingToken', 'instanceId'] as (keyof T & string)[];
+    const update = updateReturning(this.dataSource, model, where, data, returning);
+    const n = update.params.length;
+    const sql =
+      `WITH updated AS (${update.sql}), ` +
+      // Running payload size per holder, to cut the announcement into NOTIFYs that fit.
+      `sized AS (SELECT *, sum(octet_length("lockName") + 24) OVER ` +
+      `(PARTITION BY "instanceId" ORDER BY "lockName") AS running FROM updated), ` +
+      `chunks AS (SELECT json_build_object('renewed', "instanceId", 'renewalId', $${n + 1}::text, ` +
+      `'locks', json_agg(json_build_array("lockName", "fencingToken")))::text AS payload ` +
+      `FROM sized GROUP BY "instanceId", floor(running / ${RENEWAL_CHUNK_BYTES})) ` +
+      `SELECT coalesce((SELECT json_agg(json_build_array("lockName", "fencingToken")) FROM updated), '[]') AS rows, ` +
+      `(SELECT count(pg_notify($${n + 2}, payload)) FROM chunks) AS notices`;
+    const params = [...update.params, data.renewalId, NOTIFY_CHANNEL];
+    const result = (await this.dataSource.execute(sql, params)) as {rows: [string, number][]}[];
+    return (result[0]?.rows ?? []).map(([lockName, fencingToken]) => ({lockName, fencingToken}));
   }
 
   /** Whether notifications arrive now (false while connecting or reconnecting). */
