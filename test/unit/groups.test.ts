@@ -6,6 +6,19 @@ import {FakeClock} from '../fixtures/fake-clock';
 import {TIMINGS} from '../fixtures/fake-cluster';
 import {FakeDatabase, FakeStore} from '../fixtures/fake-store';
 
+/** An executor on a database of its own, never started: for validation. */
+function lonelyExecutor(): MasterJobExecutor {
+  const fake = new FakeClock();
+  return new MasterJobExecutor(
+    new FakeStore(new FakeDatabase(), fake),
+    fake,
+    {},
+    {},
+    undefined,
+    {},
+  );
+}
+
 describe('balanced groups', () => {
   describe('balance()', () => {
     const snapshot = fc
@@ -339,15 +352,7 @@ describe('balanced groups', () => {
     });
 
     it('refuses a minMembers that is not a positive integer', () => {
-      const fake = new FakeClock();
-      const executor = new MasterJobExecutor(
-        new FakeStore(new FakeDatabase(), fake),
-        fake,
-        {},
-        {},
-        undefined,
-        {},
-      );
+      const executor = lonelyExecutor();
       for (const minMembers of [0, 1.5, -1, '2', NaN]) {
         expect(() =>
           executor.startMaster({
@@ -361,15 +366,7 @@ describe('balanced groups', () => {
   });
 
   describe('startGroup() validation', () => {
-    const fake = new FakeClock();
-    const executor = new MasterJobExecutor(
-      new FakeStore(new FakeDatabase(), fake),
-      fake,
-      {},
-      {},
-      undefined,
-      {},
-    );
+    const executor = lonelyExecutor();
     const job = {start() {}};
     const cases: [string, unknown, RegExp][] = [
       ['options missing', undefined, /options must be an object/],
