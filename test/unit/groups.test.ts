@@ -305,6 +305,13 @@ describe('balanced groups', () => {
       await fake.tick(TIMINGS.leaseDuration + 4 * TIMINGS.heartbeatInterval);
       expect(running.size).to.equal(0);
       expect(stops.filter(s => s.reason === 'quorum').length).to.equal(2);
+      await fake.tick(3 * TIMINGS.leaseDuration);
+      expect(running.size).to.equal(0); // still nobody, however long
+      replicas[1].store.fault = 'none'; // b is back: so is the quorum
+      await fake.tick(TIMINGS.leaseDuration + 6 * TIMINGS.heartbeatInterval);
+      expect(running.size).to.equal(4);
+      expect(counts()).to.eql([2, 2]);
+      expect(violations).to.eql([]);
     });
   });
 
