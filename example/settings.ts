@@ -1,6 +1,8 @@
 // The example app's environment, validated: a bad value stops the start with
 // a message naming the variable.
 
+import {dataSourceConfigFromUrl} from '../src';
+
 export interface ExampleSettings {
   port: number;
   host?: string;
@@ -92,51 +94,13 @@ function isPositiveInteger(value: number): boolean {
 }
 
 /**
- * The datasource for DATABASE_URL, or the memory connector without one. On
- * PostgreSQL the connections carry the instance id as application_name, so an
- * operator (or a test) can tell the replicas' sessions apart.
+ * The datasource for DATABASE_URL, or the memory connector without one (the
+ * package's own mapping, which `master-job-run` uses too).
  */
 export function dataSourceConfig({
   databaseUrl,
   instanceId,
 }: Pick<ExampleSettings, 'databaseUrl' | 'instanceId'> = {}): Record<string, unknown> {
   if (!databaseUrl) return {name: 'db', connector: 'memory'};
-  let url: URL;
-  try {
-    url = new URL(databaseUrl);
-  } catch {
-    throw new Error(
-      `DATABASE_URL must be a URL like postgres://user@host:5432/db, got "${databaseUrl}"`,
-    );
-  }
-  switch (url.protocol) {
-    case 'postgres:':
-    case 'postgresql:':
-      return {
-        name: 'db',
-        connector: 'postgresql',
-        url: databaseUrl,
-        max: 10,
-        // Bound every call: a frozen server must not hang a query forever.
-        connectionTimeoutMillis: 5000,
-        query_timeout: 10000,
-        ...(instanceId && {application_name: instanceId}),
-      };
-    case 'mysql:':
-    case 'mariadb:':
-      url.protocol = 'mysql:';
-      return {
-        name: 'db',
-        connector: 'mysql',
-        url: url.toString(),
-        connectionLimit: 10,
-        connectTimeout: 5000,
-        // The connector's default (utf8, 3 bytes) cannot carry emoji and other 4-byte characters.
-        collation: 'utf8mb4_unicode_ci',
-      };
-    default:
-      throw new Error(
-        `DATABASE_URL must start with postgres:// or mysql://, got "${url.protocol}//..."`,
-      );
-  }
+  return dataSourceConfigFromUrl(databaseUrl, {instanceId});
 }

@@ -12,10 +12,14 @@ export * from './types';
 // Services, jobs, models
 export {asMasterJob, masterJob, MasterJobOptions} from './jobs/master-job.decorator';
 export {masterCron, MasterCronJob, MasterCronOptions} from './jobs/cron';
+export {ExclusiveContext, LockBusyError, RunExclusiveOptions} from './jobs/exclusive';
 export {MasterControl, MasterLock} from './models';
 export {MasterControlRepository, MasterLockRepository} from './repositories';
 export {ControlResult, LockStatus, MasterControlService} from './services/master-control.service';
 export {MasterJobExecutor} from './services/master-job-executor';
+
+// Helpers
+export {dataSourceConfigFromUrl} from './cli/database-url';
 
 // Errors
 export {TimeoutError} from './election/clock';

@@ -27,7 +27,7 @@ export interface MasterJobContext {
    * stale master (see README, "Fencing").
    */
   fencingToken: number;
-  /** Aborted the moment this replica must stop acting as master. */
+  /** Aborted the moment this replica must stop acting as master; `signal.reason` is the StopReason. */
   signal: AbortSignal;
   /** Set for `stop()` only. */
   reason?: StopReason;

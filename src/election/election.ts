@@ -365,7 +365,8 @@ export class LockElection extends EventEmitter implements Master {
     const p = this.phase;
     const lock = p instanceof Campaigning ? p.observed?.lock : undefined;
     if (!(p instanceof Campaigning) || !lock) return;
-    if (lock.instanceId !== renewed.instanceId || lock.fencingToken !== renewed.fencingToken) return;
+    if (lock.instanceId !== renewed.instanceId || lock.fencingToken !== renewed.fencingToken)
+      return;
     if (lock.renewalId === renewed.renewalId) return;
     this.observe(p, {...lock, renewalId: renewed.renewalId}, this.clock.now());
     // Plan again: the takeover waiting for the old expiry must not run.
@@ -710,7 +711,7 @@ export class LockElection extends EventEmitter implements Master {
     debug('%s: resigning (%s), token %d', this.lockName, reason, m.lock.fencingToken);
     if (m.deadlineTimer !== undefined) this.timers.cancel(m.deadlineTimer);
     m.deadlineTimer = undefined;
-    m.controller.abort();
+    m.controller.abort(reason === 'startFailed' ? 'stopped' : reason); // signal.reason: why
     this.enter(reason === 'stopped' ? 'stopped' : new Campaigning(this.timers), reason);
     m.settle(reason);
   }

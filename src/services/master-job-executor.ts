@@ -10,6 +10,7 @@ import {sharedTimersOf} from '../election/clock';
 import {LockElection} from '../election/election';
 import {GroupRunner} from '../groups/group';
 import {Quorum} from '../groups/quorum';
+import {ExclusiveContext, runExclusive, RunExclusiveOptions} from '../jobs/exclusive';
 import {
   resolveTimings,
   TIMING_ENV_VARIABLES,
@@ -239,6 +240,21 @@ export class MasterJobExecutor extends EventEmitter {
     }
     // Always listened to, so an error never throws out of the handle.
     election.on('error', this.reporter(lockName));
+  }
+
+  /**
+   * Runs `fn` once, as master of `lockName` (waiting for the lock, unless
+   * `wait: false`: then a LockBusyError at once if it is held or disabled),
+   * and resolves with its result after the lock is released. If the
+   * mastership ends first (lost, expired, disabled), `ctx.signal` aborts and
+   * `ctx.lostReason` says why; the lock is not campaigned for again.
+   */
+  runExclusive<T>(
+    lockName: string,
+    fn: (ctx: ExclusiveContext) => T | Promise<T>,
+    options: RunExclusiveOptions = {},
+  ): Promise<T> {
+    return runExclusive(o => this.startMaster(o), this.store, lockName, fn, options);
   }
 
   getMaster(lockName: string): Master | undefined {

@@ -8,7 +8,7 @@
 
 import {expect} from '@loopback/testlab';
 import {ChildProcess, execFile, spawn} from 'child_process';
-import {cpSync, mkdirSync, rmSync} from 'fs';
+import {chmodSync, cpSync, mkdirSync, readFileSync, rmSync, symlinkSync} from 'fs';
 import path from 'path';
 import readline from 'readline';
 import {promisify} from 'util';
@@ -79,6 +79,16 @@ describe('the packed package in a CLI-shaped app (real processes)', function () 
     const installed = path.join(appDir, 'node_modules', 'loopback4-master-job-executor');
     mkdirSync(installed, {recursive: true});
     await run('tar', ['xzf', tarball, '-C', installed, '--strip-components=1']);
+    // As `npm install` links a package's bins: node_modules/.bin/<name>, executable.
+    const {bin} = JSON.parse(readFileSync(path.join(installed, 'package.json'), 'utf8'));
+    mkdirSync(path.join(appDir, 'node_modules', '.bin'), {recursive: true});
+    for (const [name, file] of Object.entries(bin as Record<string, string>)) {
+      chmodSync(path.join(installed, file), 0o755);
+      symlinkSync(
+        path.join('..', 'loopback4-master-job-executor', file),
+        path.join(appDir, 'node_modules', '.bin', name),
+      );
+    }
     for (const entry of ['package.json', 'tsconfig.json', 'src']) {
       cpSync(path.join(FIXTURE, entry), path.join(appDir, entry), {recursive: true});
     }
@@ -115,6 +125,30 @@ describe('the packed package in a CLI-shaped app (real processes)', function () 
         PORT: '0',
         HOST: '127.0.0.1',
         DEBUG: '',
+      });
+
+      it('runs a command under a lock with the installed bin (npx master-job-run)', async () => {
+        const npx = (args: string[]) =>
+          new Promise<{code: number | null; stdout: string}>(resolve => {
+            const child = spawn('npx', ['--no-install', 'master-job-run', ...args], {
+              cwd: appDir,
+              env: env(),
+              stdio: ['ignore', 'pipe', 'inherit'],
+            });
+            let stdout = '';
+            child.stdout!.on('data', chunk => (stdout += chunk));
+            child.on('exit', code => resolve({code, stdout}));
+          });
+        expect((await npx(['--help'])).stdout).to.match(/^Usage: master-job-run/);
+        const lock = `BIN-${process.pid}`;
+        const {code, stdout} = await npx([
+          lock,
+          'sh',
+          '-c',
+          'echo "token $MASTER_JOB_FENCING_TOKEN"; exit 3',
+        ]);
+        expect(code).to.equal(3);
+        expect(stdout).to.match(/^token \d+$/m);
       });
 
       it('migrates from two replicas at once, then hands over on SIGTERM and exits at once', async () => {

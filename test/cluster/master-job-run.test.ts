@@ -1,0 +1,207 @@
+// `master-job-run`, the package's bin, as real processes on PostgreSQL and
+// MariaDB: concurrent runs never overlap, --no-wait, exit codes, a disable
+// mid-run, a SIGKILLed runner, and a lock shared with an app's master.
+
+import {Application} from '@loopback/core';
+import {juggler, RepositoryMixin} from '@loopback/repository';
+import {expect} from '@loopback/testlab';
+import {spawn} from 'child_process';
+import {randomBytes} from 'crypto';
+import {mkdtempSync, readFileSync} from 'fs';
+import {tmpdir} from 'os';
+import path from 'path';
+import {DatabaseServer, holdsFor, mono, SqlBackend, waitFor} from '../../cluster-kit';
+import {
+  dataSourceConfigFromUrl,
+  MasterJobExecutorBindings,
+  MasterJobExecutorComponent,
+} from '../../src';
+
+const BIN = path.resolve(__dirname, '../../src/cli/master-job-run.js');
+const TIMINGS = {
+  INIT_DELAY: '0',
+  CHECK_MASTER_INTERVAL: '500',
+  MASTER_JOB_HEARTBEAT_INTERVAL: '200',
+  MASTER_JOB_LEASE_DURATION: '1000',
+};
+const L = 1000;
+
+interface Run {
+  code: Promise<number>;
+  pid: number;
+  stderr: () => string;
+  kill: (signal: NodeJS.Signals) => void;
+}
+
+function note(text: string): void {
+  process.stdout.write(text.replace(/^/gm, '      ') + '\n');
+}
+
+for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
+  describe(`master-job-run on ${backend} (real processes)`, function () {
+    this.timeout(30000);
+    const server = new DatabaseServer(backend, 'mje_cli');
+    const dir = mkdtempSync(path.join(tmpdir(), 'mje-cli-'));
+    let lock: string;
+
+    before(async function () {
+      try {
+        await server.ensureDatabase();
+      } catch (err) {
+        if (process.env.CI === 'true') throw err;
+        note(`skipped: ${err.message}`);
+        return this.skip();
+      }
+    });
+    beforeEach(() => {
+      lock = `CLI-${randomBytes(3).toString('hex')}`;
+    });
+
+    function run(args: string[], env: Record<string, string> = {}): Run {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        env: {PATH: process.env.PATH, ...TIMINGS, DATABASE_URL: server.url, ...env},
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', chunk => (stderr += chunk));
+      const code = new Promise<number>(resolve =>
+        child.on('exit', (c, signal) => resolve(c ?? 128 + (signal === 'SIGKILL' ? 9 : 15))),
+      );
+      return {code, pid: child.pid!, stderr: () => stderr, kill: s => child.kill(s)};
+    }
+
+    /** A command that records its start and end, with the fencing token it was given. */
+    function recorder(file: string, ms: number): string[] {
+      return [
+        'sh',
+        '-c',
+        `echo "start $$ $MASTER_JOB_FENCING_TOKEN" >> ${file}; sleep ${ms / 1000}; echo "end $$" >> ${file}`,
+      ];
+    }
+
+    const lines = (file: string): string[] => {
+      try {
+        return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean);
+      } catch {
+        return [];
+      }
+    };
+
+    it('runs five concurrent runs one at a time, each with a greater fencing token', async () => {
+      const file = path.join(dir, `${lock}.log`);
+      const runs = Array.from({length: 5}, () => run([lock, ...recorder(file, 200)]));
+      const codes = await Promise.all(runs.map(r => r.code));
+      expect(codes).to.eql([0, 0, 0, 0, 0]);
+      const log = lines(file);
+      expect(log).to.have.length(10);
+      const tokens: number[] = [];
+      for (let i = 0; i < log.length; i += 2) {
+        const [kind, pid, token] = log[i].split(' ');
+        expect(kind).to.equal('start');
+        expect(log[i + 1]).to.equal(`end ${pid}`); // nothing started in between
+        tokens.push(Number(token));
+      }
+      expect(tokens).to.eql([...tokens].sort((a, b) => a - b));
+      expect(new Set(tokens).size).to.equal(5);
+    });
+
+    it('with --no-wait, exits 75 (or --busy-exit-code) at once while another run holds the lock', async () => {
+      const file = path.join(dir, `${lock}.log`);
+      const holder = run([lock, ...recorder(file, 3000)]);
+      await waitFor('the holder runs', () => lines(file).length === 1, 10000);
+      const t = mono();
+      expect(await run(['--no-wait', lock, 'true']).code).to.equal(75);
+      expect(await run(['--no-wait', '--busy-exit-code', '9', lock, 'true']).code).to.equal(9);
+      note(`two --no-wait runs answered busy in ${Math.round(mono() - t)} ms`);
+      expect(mono() - t).to.be.below(5000);
+      expect(await holder.code).to.equal(0);
+      expect(lines(file)).to.have.length(2);
+    });
+
+    it("exits with the command's code: 0, 3, and 128 + 9 when it is SIGKILLed", async () => {
+      expect(await run([lock, 'sh', '-c', 'exit 0']).code).to.equal(0);
+      expect(await run([lock, 'sh', '-c', 'exit 3']).code).to.equal(3);
+      expect(await run([lock, 'sh', '-c', 'kill -9 $$']).code).to.equal(137);
+      expect(await run([lock, 'no-such-command-here']).code).to.equal(127);
+    });
+
+    it('refuses bad usage with 64, naming what is wrong', async () => {
+      const cases: [string[], Record<string, string>, RegExp][] = [
+        [[], {}, /<lockName> is missing/],
+        [[lock], {}, /<command> is missing/],
+        [['--kill-grace', 'soon', lock, 'true'], {}, /--kill-grace must be an integer/],
+        [['--bogus', lock, 'true'], {}, /unknown option --bogus/],
+        [[lock, 'true'], {DATABASE_URL: ''}, /no database: set DATABASE_URL/],
+        [
+          [lock, 'true'],
+          {DATABASE_URL: 'redis://x'},
+          /must start with postgres:\/\/ or mysql:\/\//,
+        ],
+        [['bad\u0001name', 'true'], {}, /<lockName> must not contain control characters/],
+      ];
+      for (const [args, env, message] of cases) {
+        const r = run(args, env);
+        expect(await r.code).to.equal(64);
+        expect(r.stderr()).to.match(message);
+      }
+    });
+
+    it('shares the lock with an app: the app master waits; a disable stops the command (76)', async () => {
+      const app = new (class extends RepositoryMixin(Application) {})({shutdown: {signals: []}});
+      app.dataSource(new juggler.DataSource(dataSourceConfigFromUrl(server.url)), 'db');
+      app.configure(MasterJobExecutorBindings.COMPONENT).to({
+        initDelay: 0,
+        checkMasterInterval: 500,
+        heartbeatInterval: 200,
+        leaseDuration: L,
+        mountController: false,
+      });
+      app.component(MasterJobExecutorComponent);
+      await app.migrateSchema();
+      await app.start();
+      try {
+        const file = path.join(dir, `${lock}.log`);
+        const cli = run(['--kill-grace', '500', lock, ...recorder(file, 20000)]);
+        await waitFor('the command runs', () => lines(file).length === 1, 10000);
+        const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
+        let appStarted = false;
+        executor.startMaster({
+          lockName: lock,
+          masterJob: {
+            start: () => {
+              appStarted = true;
+            },
+          },
+        });
+        await holdsFor('the app master stays out', () => !appStarted, 2 * L);
+        const service = await app.get(MasterJobExecutorBindings.CONTROL_SERVICE);
+        const disabledAt = mono();
+        await service.disable(lock, 'testing the runner');
+        expect(await cli.code).to.equal(76);
+        note(`disable -> runner exited 76 in ${Math.round(mono() - disabledAt)} ms`);
+        expect(cli.stderr()).to.match(/disabled: stopping the command/);
+        expect(lines(file)).to.have.length(1); // SIGTERMed: no end line
+        expect(await run(['--no-wait', lock, 'true']).code).to.equal(75); // disabled: busy
+        await service.enable(lock);
+        await waitFor('the app takes the lock once enabled', () => appStarted, 5000);
+      } finally {
+        await app.stop();
+      }
+    });
+
+    it('after a SIGKILL of the runner, the next run starts once the lease has expired', async () => {
+      const file = path.join(dir, `${lock}.log`);
+      const first = run([lock, 'sh', '-c', `echo "start $$" >> ${file}; exec sleep 3`]);
+      await waitFor('the first command runs', () => lines(file).length === 1, 10000);
+      first.kill('SIGKILL');
+      const killedAt = mono();
+      const second = run([lock, 'sh', '-c', `echo "second" >> ${file}`]);
+      expect(await second.code).to.equal(0);
+      const waited = mono() - killedAt;
+      note(
+        `the next run started and finished ${Math.round(waited)} ms after the SIGKILL (lease ${L})`,
+      );
+      expect(waited).to.be.within(L - 200 - 100, L + 500 + 3000);
+    });
+  });
+}
