@@ -124,7 +124,10 @@ class RunnerApp extends RepositoryMixin(Application) {}
 export async function run(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
   // Our own signal handling: forwarded to the command, then the lock released.
   const app = new RunnerApp({shutdown: {signals: []}});
-  app.dataSource(new juggler.DataSource(dataSourceConfigFromUrl(options.databaseUrl)), 'db');
+  const dataSource = new juggler.DataSource(dataSourceConfigFromUrl(options.databaseUrl));
+  // A failed first connection is an 'error' event: unheard, it would end the process.
+  dataSource.on('error', () => {});
+  app.dataSource(dataSource, 'db');
   app.configure(MasterJobExecutorBindings.COMPONENT).to({mountController: false});
   app.component(MasterJobExecutorComponent);
   try {

@@ -189,6 +189,28 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       }
     });
 
+    it('forwards SIGTERM to the command, and releases the lock once the command exits', async () => {
+      const file = path.join(dir, `${lock}.log`);
+      const script = `trap 'echo term >> ${file}; exit 0' TERM; echo start >> ${file}; while :; do sleep 0.05; done`;
+      const runner = run([lock, 'sh', '-c', script]);
+      await waitFor('the command runs', () => lines(file).length === 1, 10000);
+      runner.kill('SIGTERM');
+      expect(await runner.code).to.equal(0); // the command's own exit code
+      expect(lines(file)).to.eql(['start', 'term']);
+      // Released, not left to expire: a --no-wait run gets it at once.
+      expect(await run(['--no-wait', lock, 'true']).code).to.equal(0);
+    });
+
+    it('exits 69, saying so, when the database cannot be reached', async () => {
+      const url =
+        backend === 'postgresql'
+          ? 'postgres://postgres@127.0.0.1:1/nowhere'
+          : 'mysql://root@127.0.0.1:1/nowhere';
+      const r = run([lock, 'true'], {DATABASE_URL: url});
+      expect(await r.code).to.equal(69);
+      expect(r.stderr()).to.match(/database unavailable/);
+    });
+
     it('after a SIGKILL of the runner, the next run starts once the lease has expired', async () => {
       const file = path.join(dir, `${lock}.log`);
       const first = run([lock, 'sh', '-c', `echo "start $$" >> ${file}; exec sleep 3`]);
