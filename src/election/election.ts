@@ -197,6 +197,8 @@ class Campaigning extends Phase<Next | Mastership> {
   leaderlessSince: number | undefined;
   /** No campaigning, and deaf to wakes, before this time: after a failed start(). */
   quietUntil = 0;
+  /** A release told while a step ran: the next step takes it over unread. */
+  freed: FreedLock | undefined;
 }
 
 /** Master: renewing, until the mastership ends. */
@@ -316,15 +318,19 @@ export class LockElection extends EventEmitter implements Master {
     if (change?.renewed) return this.seeRenewal(change.renewed);
     if (!(p instanceof Campaigning || p instanceof Mastership)) return;
     if (p instanceof Campaigning && this.clock.now() < p.quietUntil) return;
+    const freed = change?.freed;
     if (p.busy) {
       // The running step schedules the next at once: an acquisition that
-      // wins renews (and reads the control) at once, in case this was a disable.
+      // wins renews (and reads the control) at once, in case this was a
+      // disable; a release is taken over unread, as if told now.
       p.woken = true;
+      if (p instanceof Campaigning && freed && (!this.disabled || change?.control === 'enabled')) {
+        p.freed = freed;
+      }
       return;
     }
     // A disable concerns the master only, an enable the others only.
     if (change?.control === (p instanceof Mastership ? 'enabled' : 'disabled')) return;
-    const freed = change?.freed;
     if (p instanceof Mastership) {
       // A notified disable needs only the control read; anything else (a
       // reconnect: something may have been missed) a renewal, now.
@@ -428,7 +434,10 @@ export class LockElection extends EventEmitter implements Master {
     }
     // Now if asked, or woken while the last step ran; else the next poll.
     const time = next === 'now' || c.woken ? now : this.nextTick(checkMasterInterval);
+    const freed = c.woken ? c.freed : undefined;
     c.woken = false;
+    c.freed = undefined;
+    if (freed) return [now, () => this.takeOverFreed(c, freed)];
     const observed = c.observed;
     if (observed?.lock.instanceId && !this.disabled) {
       const expiresAt = roundUp(observed.at + leaseDuration);

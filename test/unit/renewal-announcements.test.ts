@@ -88,3 +88,28 @@ describe('LockElection told of renewals (fake clock)', () => {
     await cluster.stopAll();
   });
 });
+
+describe('LockElection told of a release while a step runs (fake clock)', () => {
+  it('takes the lock over unread once the step ends, not after another read', async () => {
+    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 20 * L});
+    const a = cluster.add('A');
+    const b = cluster.add('B');
+    a.election.begin();
+    await cluster.run(50);
+    b.election.begin();
+    await cluster.run(50);
+    // B's next read runs at once but answers late: it will report A as holder.
+    b.store.replyDelay = 30;
+    b.election.wake(); // a poll, now
+    await cluster.run(5);
+    const calls = b.store.calls.length;
+    await a.election.stop(); // released
+    const row = cluster.db.locks.get('JOB')!;
+    b.election.wake({freed: {fencingToken: row.fencingToken, renewalId: row.renewalId}});
+    await cluster.until(() => b.election.isMaster, 1000);
+    // The late read, then straight to the takeover: no second read.
+    expect(b.store.calls.slice(calls)).to.eql(['takeOver']);
+    cluster.assertNoOverlap();
+    await cluster.stopAll();
+  });
+});
