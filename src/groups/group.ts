@@ -144,9 +144,7 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
   members(): GroupMember[] {
     const owned = new Map<string, number>();
     for (const [id, election] of this.elections) {
-      const holder = election.isMaster
-        ? this.options.instanceId
-        : this.rows.get(`${this.groupName}/${id}`)?.instanceId;
+      const holder = this.holderOf(id, election);
       if (holder) owned.set(holder, (owned.get(holder) ?? 0) + 1);
     }
     return this.membership.live().map(m => ({...m, owned: owned.get(m.instanceId) ?? 0}));
@@ -157,9 +155,7 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
     const live = new Set(members.map(m => m.instanceId));
     let unowned = 0;
     for (const [id, election] of this.elections) {
-      const holder = election.isMaster
-        ? this.options.instanceId
-        : this.rows.get(`${this.groupName}/${id}`)?.instanceId;
+      const holder = this.holderOf(id, election);
       if (!holder || !live.has(holder)) unowned++;
     }
     return {
@@ -197,6 +193,12 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
     await Promise.all([...this.elections.values()].map(e => e.stop()));
   }
 
+  /** Who holds a resource: this replica if master of it, else its row as last read ('' if free). */
+  private holderOf(resourceId: string, election: LockElection): string {
+    if (election.isMaster) return this.options.instanceId;
+    return this.rows.get(`${this.groupName}/${resourceId}`)?.instanceId ?? '';
+  }
+
   /** All the rows of the group, as read: who holds each resource now. */
   private read(rows: LockRecord[], at: number): void {
     this.rows = new Map(rows.map(r => [r.lockName, r]));
@@ -230,9 +232,7 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
     const live = new Set(ids);
     const holders = new Map<string, string>();
     for (const [id, election] of this.elections) {
-      const holder = election.isMaster
-        ? instanceId
-        : (this.rows.get(`${this.groupName}/${id}`)?.instanceId ?? '');
+      const holder = this.holderOf(id, election);
       holders.set(id, live.has(holder) ? holder : '');
     }
     this.cold = ![...holders.values()].some(h => h && h !== instanceId);
