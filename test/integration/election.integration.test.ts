@@ -7,6 +7,7 @@ import {expect} from '@loopback/testlab';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {holdsFor, mono, sleep, waitFor} from '../../cluster-kit';
 import {MasterJobExecutorBindings} from '../../src';
+import {MysqlDoorbell} from '../../src/store/mysql/mysql-doorbell';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
@@ -337,6 +338,47 @@ function electionSuite(backend: BackendName): void {
       expect(second.startedAt - lastRenewal).to.be.aboveOrEqual(timings.leaseDuration);
       expect(second.startedAt - crashedAt).to.be.below(timings.leaseDuration + 100);
       log().expectNoOverlap();
+    });
+  }
+
+  // MySQL/MariaDB have no NOTIFY: a release or an enable rings the others' doorbell.
+  if (backend === 'mysql') {
+    it('wakes the other app on a release and on an enable through the doorbell, whatever the polling interval', async () => {
+      // Poll and lease expiry far away: only the doorbell can explain a quick start.
+      const timings = {heartbeatInterval: 200, leaseDuration: 20000, checkMasterInterval: 60000};
+      const replicas = await cluster.addReplicas(2, {crashable: true});
+      for (const r of replicas) r.startMaster(LOCK, timings);
+      const old = await cluster.waitForSoleMaster(LOCK, 5000);
+      const other = replicas.find(r => r !== old)!;
+      const doorbell = (await other.app.get(MasterJobExecutorBindings.NOTIFIER)) as MysqlDoorbell;
+      expect(doorbell).to.be.instanceOf(MysqlDoorbell);
+      await waitFor('the other replica asleep on its doorbell', () => doorbell.listening, 3000);
+      await waitFor(
+        'the other replica sees the master',
+        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
+        3000,
+      );
+      let at = mono();
+      await old.handles.get(LOCK)!.stop();
+      await cluster.waitForSoleMaster(LOCK, 3000, [other]);
+      const handoff = mono() - at;
+
+      // Disabled (the master hears it at its next renewal), then enabled
+      // from the old app: the other starts again at once.
+      const write = (enabled: boolean) => ({enabled, reason: 'doorbell', updatedAt: new Date()});
+      await old.store!.setControl(LOCK, write(false));
+      await waitFor('the master stops', () => log().running(LOCK).length === 0, H + 2000);
+      await sleep(100); // its release done: the enable is what wakes it
+      at = mono();
+      await old.store!.setControl(LOCK, write(true));
+      await waitFor('started again after the enable', () => log().running(LOCK).length === 1, 3000);
+      const enable = mono() - at;
+      expect({handoff: handoff < 1000, enable: enable < 1000}).to.deepEqual({
+        handoff: true,
+        enable: true,
+      });
+      log().expectNoOverlap();
+      expectNoErrors(replicas);
     });
   }
 

@@ -1,11 +1,13 @@
 // MySQL and MariaDB: schema migrations serialised on GET_LOCK, lock names
-// compared as bytes in tables made by older versions, and connections that
-// may not carry 4-byte UTF-8 characters.
+// compared as bytes in tables made by older versions, connections that may
+// not carry 4-byte UTF-8 characters, and a doorbell for NOTIFY.
 
 import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {MAX_LOCK_NAME_LENGTH} from '../../models/limits';
+import {LockNotifier} from '../../notify/notifier';
 import {RepositoryDialect} from '../repository-dialect';
+import {MysqlDoorbell} from './mysql-doorbell';
 
 const debug = debugFactory('loopback:master-job-executor:datasource');
 
@@ -133,6 +135,10 @@ export class MysqlDialect extends RepositoryDialect {
       `datasource "${dataSource.name}" cannot store (their charset is utf8, 3 bytes): set ` +
       `collation: 'utf8mb4_unicode_ci' in its settings (or charset=utf8mb4 in its url)`
     );
+  }
+
+  createNotifier(dataSource: juggler.DataSource): LockNotifier {
+    return new MysqlDoorbell(dataSource);
   }
 
   refusedValueHint(dataSource: juggler.DataSource): string {
