@@ -13,6 +13,8 @@ import {DEFAULT_TIMINGS, runs, SLOW_POLL_TIMINGS} from './lib/options';
 import {ClusterTimings} from '../cluster-kit';
 import {round} from './lib/stats';
 import {controlLane} from './scenarios/control';
+import {crowdRuns} from './scenarios/crowd';
+import {floorRun} from './scenarios/floor';
 import {crashLane} from './scenarios/failover';
 import {handoffLane} from './scenarios/handoff';
 import {LoadResult, loadRun} from './scenarios/load';
@@ -21,11 +23,15 @@ import {ScaleResult, scaleRun} from './scenarios/scale';
 /** The latency keys of the crash failover at other timings (phase A3). */
 export const CRASH_SLOW_POLL = 'crash, C = 2 L';
 export const CRASH_DEFAULTS = 'crash, default timings';
+/** The floor under ours' handoff: the same statements on bare pg (phase B0). */
+export const HANDOFF_FLOOR = 'handoff floor';
 
 export interface BenchResults {
   /** crash, handoff, disable, enable -> implementation -> merged lanes. */
   latency: Record<string, Partial<Record<Impl, LaneResult>>>;
   load: Record<Impl, LoadResult[]>;
+  /** Ours with many replicas, on a private server. */
+  crowd: LoadResult[];
   scale: Partial<Record<Impl, ScaleResult>>;
   phaseSeconds: Record<string, number>;
   /** Load averages at the start and after each phase (the end is added by the report). */
@@ -40,6 +46,7 @@ export async function runPhases(ctx: BenchContext): Promise<BenchResults> {
   const results: BenchResults = {
     latency: {},
     load: {ours: [], baseline: []},
+    crowd: [],
     scale: {},
     phaseSeconds: {},
     loadAverage: {start: os.loadavg()},
@@ -135,6 +142,11 @@ export async function runPhases(ctx: BenchContext): Promise<BenchResults> {
   }
 
   // Phase B: ours' millisecond scenarios, one lane at a time on a quiet machine.
+  if (run('handoff') && ctx.options.backend === 'postgresql') {
+    await phase('phase B0: the floor of a handoff on bare pg', async () => {
+      latency[HANDOFF_FLOOR] = {ours: await floorRun(ctx, plan.handoff.ours.reps)};
+    });
+  }
   if (run('handoff')) {
     await phase('phase B1: ours graceful handoff', async () => {
       const p = plan.handoff.ours;
@@ -185,6 +197,18 @@ export async function runPhases(ctx: BenchContext): Promise<BenchResults> {
           const r = await scaleRun(ctx, impl).catch(err => ctx.fail(`${impl} scale`, err));
           if (r) results.scale[impl] = r;
         }
+      },
+    );
+  }
+  // Phase E: many replicas, ours only, on a server of the run's own.
+  if (run('crowd')) {
+    await phase(
+      `phase E: ${plan.crowd.replicas} replicas x ${plan.crowd.locks.join(', ')} locks, on a private server`,
+      async () => {
+        results.crowd = await crowdRuns(ctx).catch(err => {
+          ctx.fail('crowd', err);
+          return [];
+        });
       },
     );
   }

@@ -83,7 +83,7 @@ export class PrivateServer {
   async start(timeout = 30000): Promise<void> {
     const {port} = this.address;
     if (this.backend === 'postgresql') {
-      const options = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+      const options = `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=500`;
       const [cmd, args] = asPostgres(pgBin('pg_ctl'), [
         ...['-D', path.join(this.dir, 'data'), '-l', path.join(this.dir, 'log')],
         ...['-o', options, '-w', '-t', String(Math.ceil(timeout / 1000)), 'start'],

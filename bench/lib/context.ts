@@ -12,11 +12,12 @@ import {
   EventLog,
   mono,
   openSql,
+  PrivateServer,
   recreateDatabase,
-  serverAddress,
   Sql,
 } from '../../cluster-kit';
 import {createBaselineSchema} from '../baseline/schema';
+import {NotifyCounter} from './notify-counter';
 import {BenchOptions} from './options';
 import {ServerWatch, StatementCounter} from './server-stats';
 
@@ -42,12 +43,18 @@ export class BenchContext {
   /** The harness's own checks go through this pool, so that they are subtracted. */
   harnessSql!: Sql;
   counter!: StatementCounter;
+  /** PostgreSQL: the NOTIFYs on the component's channel. */
+  notifies = new NotifyCounter();
   watch!: ServerWatch;
   serverVersion = '';
   private readonly distCopy: string;
 
-  constructor(readonly options: BenchOptions) {
-    this.server = new DatabaseServer(options.backend, options.database);
+  /** `own`: a server made for the run instead of the machine's shared one. */
+  constructor(
+    readonly options: BenchOptions,
+    own?: PrivateServer,
+  ) {
+    this.server = new DatabaseServer(options.backend, options.database, own);
     this.distCopy = snapshotDist();
     this.scripts = {
       ours: path.join(this.distCopy, 'dist', 'example', 'index.js'),
@@ -63,7 +70,8 @@ export class BenchContext {
   /** A fresh database with both implementations' tables, the server's counters started. */
   async prepare(): Promise<void> {
     const {backend, database} = this.options;
-    await recreateDatabase(backend, serverAddress(backend), database);
+    const address = this.server.address;
+    await recreateDatabase(backend, address, database);
     execSync(
       `"${process.execPath}" "${path.join(this.distCopy, 'dist', 'example', 'migrate.js')}"`,
       {
@@ -71,11 +79,12 @@ export class BenchContext {
         stdio: ['ignore', 'ignore', 'inherit'],
       },
     );
-    this.harnessSql = openSql(backend, serverAddress(backend), database, 2, true);
+    this.harnessSql = openSql(backend, address, database, 2, true);
     await createBaselineSchema(this.harnessSql);
-    this.watch = new ServerWatch(backend, mono);
+    this.watch = new ServerWatch(backend, mono, address);
     this.watch.start();
-    this.counter = new StatementCounter(backend, database, [this.watch]);
+    this.counter = new StatementCounter(backend, database, [this.watch], address);
+    if (backend === 'postgresql') await this.notifies.start(address, database);
     try {
       const {rows} = await this.harnessSql.query('SELECT version() AS v');
       this.serverVersion = String(rows[0]?.v ?? '');
@@ -96,7 +105,12 @@ export class BenchContext {
     } catch {
       // a temporary directory
     }
-    await Promise.all([this.harnessSql?.close(), this.counter?.close(), this.watch?.stop()]);
+    await Promise.all([
+      this.harnessSql?.close(),
+      this.counter?.close(),
+      this.watch?.stop(),
+      this.notifies.close(),
+    ]);
   }
 }
 

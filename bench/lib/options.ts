@@ -4,7 +4,8 @@
 
 import {ClusterTimings, SqlBackend} from '../../cluster-kit';
 
-export type Scenario = 'crash' | 'crash-timings' | 'handoff' | 'control' | 'load' | 'scale';
+export type Scenario =
+  'crash' | 'crash-timings' | 'handoff' | 'control' | 'load' | 'scale' | 'crowd';
 
 export interface Plan {
   crash: {lanes: number; reps: number};
@@ -20,6 +21,8 @@ export interface Plan {
     sampleMs: number;
     baselineWindowMs: number;
   };
+  /** Many replicas (ours only), on a private server that has the connections for them. */
+  crowd: {replicas: number; locks: number[]; windowMs: number};
 }
 
 export interface BenchOptions {
@@ -44,6 +47,7 @@ const QUICK_PLAN: Plan = {
   control: {ours: {lanes: 1, reps: 5}, baseline: {lanes: 1, reps: 2}},
   load: {locks: [1, 10, 100, 1000], replicas: 3, windowMs: 6000},
   scale: {replicas: 5, locks: 200, windowMs: 10000, sampleMs: 5000, baselineWindowMs: 10000},
+  crowd: {replicas: 20, locks: [1, 1000], windowMs: 6000},
 };
 
 const FULL_PLAN: Plan = {
@@ -53,6 +57,7 @@ const FULL_PLAN: Plan = {
   control: {ours: {lanes: 1, reps: 100}, baseline: {lanes: 2, reps: 6}},
   load: {locks: [1, 10, 100, 1000], replicas: 3, windowMs: 12000},
   scale: {replicas: 10, locks: 1000, windowMs: 60000, sampleMs: 10000, baselineWindowMs: 20000},
+  crowd: {replicas: 50, locks: [1, 10, 100, 1000], windowMs: 12000},
 };
 
 export function parseOptions(argv: string[]): BenchOptions {

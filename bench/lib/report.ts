@@ -7,7 +7,7 @@ import {writeFileSync, mkdirSync} from 'fs';
 import os from 'os';
 import path from 'path';
 import {mono} from '../../cluster-kit';
-import {BenchResults, CRASH_DEFAULTS, CRASH_SLOW_POLL} from '../phases';
+import {BenchResults, CRASH_DEFAULTS, CRASH_SLOW_POLL, HANDOFF_FLOOR} from '../phases';
 import {LoadResult} from '../scenarios/load';
 import {ScaleResult} from '../scenarios/scale';
 import {BenchContext, IMPL_NAMES, Impl} from './context';
@@ -162,6 +162,15 @@ function latencySection(latency: Latency, summaries: Summaries): Row[] {
     };
     if (latency[scenario]) rows.push([`  ${label}, p50 / p99 ms`, f('ours'), f('baseline'), '']);
   };
+  if (summaries[HANDOFF_FLOOR]?.ours) {
+    const f = summaries[HANDOFF_FLOOR].ours;
+    rows.push([
+      `  floor: the same two statements on bare pg, no LoopBack (n = ${f.n}), p50 / p99 ms`,
+      `${ms(f.p50)} / ${ms(f.p99)}`,
+      '',
+      '',
+    ]);
+  }
   part('handoff', 'sigtermToStopLine', 'of which SIGTERM -> stop() on the old master');
   part('handoff', 'stopLineToStart', 'of which stop() -> start() on the new one');
   part('handoff', 'sigtermToExit', 'SIGTERM -> process exit');
@@ -236,6 +245,17 @@ function loadSection(plan: Plan, load: BenchResults['load']): Row[] {
         f(b?.statementsPerSecPerReplica),
         rat(o?.statementsPerSecPerReplica, b?.statementsPerSecPerReplica),
       ]);
+      if (
+        o?.notifiesPerSecPerReplica !== undefined &&
+        Number.isFinite(o.notifiesPerSecPerReplica)
+      ) {
+        rows.push([
+          `${label} NOTIFYs/s per replica (renewal announcements, releases)`,
+          f(o.notifiesPerSecPerReplica),
+          f(b?.notifiesPerSecPerReplica),
+          '',
+        ]);
+      }
       rows.push([`${label} locks held by each replica (end of window)`, split(o), split(b), '']);
       rows.push([
         `${label} statements/s per replica the protocol predicts for that split`,
@@ -292,6 +312,63 @@ function loadSection(plan: Plan, load: BenchResults['load']): Row[] {
   return rows;
 }
 
+/** Ours with many replicas on a private server: one column per lock count, in the "ours" column. */
+function crowdSection(plan: Plan, crowd: LoadResult[]): Row[] {
+  if (!crowd.length) return [];
+  const rows: Row[] = [
+    [
+      `crowd: ${plan.crowd.replicas} replicas of ours started at once, private server, ${plan.crowd.windowMs / 1000} s window`,
+      '',
+      '',
+      '',
+    ],
+  ];
+  const f = (v: number | null | undefined) =>
+    v === null || v === undefined || Number.isNaN(v) ? '-' : String(v);
+  for (const r of crowd) {
+    const label = `  ${r.locks} lock${r.locks > 1 ? 's' : ''}:`;
+    const expired = r.startupStops.expired ?? 0;
+    rows.push([
+      `${label} ms to all mastered / to stable`,
+      `${f(r.coverageMs)} / ${f(r.settledMs)}`,
+      '',
+      '',
+    ]);
+    rows.push([
+      `${label} stop() lines before stable (expired)`,
+      `${sumOf(r.startupStops)} (${expired})`,
+      '',
+      '',
+    ]);
+    rows.push([
+      `${label} locks with exactly one master (end of window)`,
+      `${f(r.exactlyOne)}/${r.locks}`,
+      '',
+      '',
+    ]);
+    rows.push([`${label} statements/s per replica`, f(r.statementsPerSecPerReplica), '', '']);
+    if (Number.isFinite(r.notifiesPerSecPerReplica))
+      rows.push([`${label} NOTIFYs/s per replica`, f(r.notifiesPerSecPerReplica), '', '']);
+    rows.push([
+      `${label} CPU % of a core per replica, mean / max`,
+      `${f(r.cpuPercentPerReplica.mean)} / ${f(r.cpuPercentPerReplica.max)}`,
+      '',
+      '',
+    ]);
+    rows.push([
+      `${label} replicas measured, died unexpectedly`,
+      `${r.replicasMeasured}, ${r.unexpectedExits}`,
+      '',
+      '',
+    ]);
+  }
+  return rows;
+}
+
+function sumOf(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
 function scaleSection(plan: Plan, scale: BenchResults['scale']): Row[] {
   const rows: Row[] = [];
   if (scale.ours || scale.baseline) {
@@ -344,6 +421,7 @@ function scaleSection(plan: Plan, scale: BenchResults['scale']): Row[] {
     add('start()/stop() lines in the window', r => `${r.startsInWindow}/${r.stopsInWindow}`);
     add('replicas alive at the start of the window', r => r.replicasMeasured);
     add('statements/s per replica', r => r.statementsPerSecPerReplica, true);
+    add('NOTIFYs/s per replica', r => r.notifiesPerSecPerReplica ?? '-');
     add('locks held by each replica (end of window)', r =>
       r.mastersPerReplica?.length ? r.mastersPerReplica.join('+') : 'all died',
     );
@@ -385,6 +463,28 @@ function targetsOf(
         });
     }
   }
+  // Issue 18: PostgreSQL p50 <= 5 ms and p99 <= 10 ms; MySQL/MariaDB (a doorbell, no NOTIFY) p99 <= 50 ms.
+  for (const [s, what] of [
+    ['handoff', 'graceful handoff'],
+    ['disable', 'disable -> stop()'],
+    ['enable', 'enable -> start()'],
+  ]) {
+    const o = summaries[s]?.ours;
+    if (!o) continue;
+    if (backend === 'postgresql') {
+      targets.push({
+        target: `issue 18: ${what} p50 <= 5 ms and p99 <= 10 ms`,
+        value: `${ms(o.p50)} / ${ms(o.p99)} ms`,
+        met: o.p50 != null && o.p99 != null && o.p50 <= 5 && o.p99 <= 10,
+      });
+    } else if (s !== 'disable') {
+      targets.push({
+        target: `issue 18: ${what} p99 <= 50 ms, independent of checkMasterInterval (${C} ms)`,
+        value: `${ms(o.p99)} ms`,
+        met: o.p99 != null && o.p99 <= 50,
+      });
+    }
+  }
   if (crash.ours) {
     const p99 = crash.ours.p99;
     targets.push({
@@ -423,7 +523,35 @@ function targetsOf(
       met: spread <= 1.5,
     });
   }
+  const crowd = results.crowd;
+  if (crowd.length) {
+    const n = plan.crowd.replicas;
+    const rates = crowd.map(r => r.statementsPerSecPerReplica);
+    const spread = Math.max(...rates) / Math.max(0.001, Math.min(...rates));
+    const cpuMax = Math.max(...crowd.map(r => r.cpuPercentPerReplica.max));
+    targets.push({
+      target: `issue 18: ${n} replicas: exactly one master per lock at the end of every window`,
+      value: crowd.map(r => `${r.exactlyOne}/${r.locks}`).join(', '),
+      met: crowd.every(r => r.exactlyOne === r.locks && r.replicasMeasured === n),
+    });
+    targets.push({
+      target: `issue 18: ${n} replicas: statements/s per replica flat (max/min <= 1.5) from ${crowd[0].locks} to ${crowd[crowd.length - 1].locks} locks`,
+      value: `${rates.join(' / ')} (max/min ${spread.toFixed(2)})`,
+      met: spread <= 1.5,
+    });
+    targets.push({
+      target: `issue 18: ${n} replicas: CPU < 5 % of a core for every replica`,
+      value: `max ${cpuMax} %`,
+      met: cpuMax < 5,
+    });
+  }
   if (scale.ours) {
+    const expired = scale.ours.startupStops.expired ?? 0;
+    targets.push({
+      target: `issue 18: ${plan.scale.replicas} x ${plan.scale.locks} started at once: all mastered within 5 s of the spawn, 0 expired`,
+      value: `${scale.ours.coverageMs === null ? 'never' : `${scale.ours.coverageMs} ms`}, ${expired} expired`,
+      met: scale.ours.coverageMs !== null && scale.ours.coverageMs <= 5000 && expired === 0,
+    });
     targets.push({
       target: 'scale: every lock exactly one master in every sample',
       value: `${scale.ours.samples.filter(s => s.exactlyOne === plan.scale.locks).length}/${scale.ours.samples.length} samples, ${scale.ours.overlaps} overlaps`,
@@ -499,6 +627,7 @@ export function writeReport(ctx: BenchContext, results: BenchResults, info: RunI
     ...latencySection(latency, summaries),
     ...loadSection(plan, load),
     ...scaleSection(plan, scale),
+    ...crowdSection(plan, results.crowd),
   ]);
   const targets = targetsOf(backend, plan, results, summaries);
   const duration = round((mono() - t0) / 1000, 0);
@@ -543,6 +672,7 @@ export function writeReport(ctx: BenchContext, results: BenchResults, info: RunI
     },
     load,
     scale,
+    crowd: results.crowd,
     targets,
     failures: ctx.failures,
     table,

@@ -3,7 +3,7 @@
 // users (ServerWatch), and retrying while it is unreachable. The SQL itself
 // (pools, admin connections, URLs) is the cluster kit's (cluster-kit/sql.ts).
 
-import {openSql, serverAddress, Sql, SqlBackend} from '../../cluster-kit';
+import {openSql, serverAddress, ServerAddress, Sql, SqlBackend} from '../../cluster-kit';
 
 export interface StatementSnapshot {
   /** Statements (PostgreSQL: committed + rolled-back transactions; each autocommit statement is one). */
@@ -31,14 +31,9 @@ export class StatementCounter {
     private readonly backend: SqlBackend,
     private readonly database: string,
     private readonly serverWide: {readonly sent: number}[] = [],
+    address: ServerAddress = serverAddress(backend),
   ) {
-    this.admin = openSql(
-      backend,
-      serverAddress(backend),
-      backend === 'postgresql' ? 'postgres' : '',
-      1,
-      true,
-    );
+    this.admin = openSql(backend, address, backend === 'postgresql' ? 'postgres' : '', 1, true);
   }
 
   snapshot(): Promise<StatementSnapshot> {
@@ -92,14 +87,9 @@ export class ServerWatch {
   constructor(
     private readonly backend: SqlBackend,
     private readonly now: () => number,
+    address: ServerAddress = serverAddress(backend),
   ) {
-    this.admin = openSql(
-      backend,
-      serverAddress(backend),
-      backend === 'postgresql' ? 'postgres' : '',
-      1,
-      true,
-    );
+    this.admin = openSql(backend, address, backend === 'postgresql' ? 'postgres' : '', 1, true);
   }
 
   /** Statements the watch sent (see StatementCounter). */

@@ -88,6 +88,8 @@ export interface WindowFigures {
   replicasMeasured: number;
   statementsPerSec: number;
   statementsPerSecPerReplica: number;
+  /** PostgreSQL: NOTIFYs per second per replica (renewal announcements, releases); NaN elsewhere. */
+  notifiesPerSecPerReplica: number;
   rowsWrittenPerSec: number;
   cpuPercentPerReplica: {mean: number; max: number};
   startsInWindow: number;
@@ -103,7 +105,9 @@ export async function measureWindow(
   windowMs: number,
   during?: (elapsed: number) => Promise<void>,
 ): Promise<WindowFigures> {
-  const {harnessSql, counter, clockTicks, log} = lane.ctx;
+  const {harnessSql, counter, clockTicks, log, notifies} = lane.ctx;
+  const listening = lane.ctx.options.backend === 'postgresql';
+  const n0 = notifies.count;
   const replicas = lane.alive();
   const sent0 = harnessSql.sent;
   const s0 = await counter.snapshot();
@@ -113,6 +117,7 @@ export async function measureWindow(
   if (during) await during(windowMs);
   else await sleep(windowMs);
   const s1 = await counter.snapshot();
+  const n1 = notifies.count;
   const t1 = mono();
   const cpu1 = replicas.map(r => r.cpuTicks());
   const seconds = (t1 - t0) / 1000;
@@ -128,6 +133,7 @@ export async function measureWindow(
     replicasMeasured: replicas.length,
     statementsPerSec: round(ours / seconds, 2),
     statementsPerSecPerReplica: round(ours / seconds / replicas.length, 2),
+    notifiesPerSecPerReplica: listening ? round((n1 - n0) / seconds / replicas.length, 2) : NaN,
     rowsWrittenPerSec: round((s1.rowsWritten - s0.rowsWritten) / seconds, 1),
     cpuPercentPerReplica: {
       mean: cpu.length ? round(cpu.reduce((a, b) => a + b, 0) / cpu.length, 2) : NaN,

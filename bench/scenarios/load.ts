@@ -29,16 +29,24 @@ export interface LoadResult {
   replicasMeasured: number;
   statementsPerSec: number;
   statementsPerSecPerReplica: number;
+  /** PostgreSQL: NOTIFYs per second per replica; NaN elsewhere. */
+  notifiesPerSecPerReplica?: number;
   rowsWrittenPerSec: number;
   cpuPercentPerReplica: {mean: number; max: number};
   startsInWindow: number;
   stopsInWindow: number;
   overlaps: number;
   unexpectedExits: number;
+  /** Locks with exactly one replica running the job at the end of the window. */
+  exactlyOne?: number;
 }
 
-export async function loadRun(ctx: BenchContext, impl: Impl, locks: number): Promise<LoadResult> {
-  const {replicas, windowMs} = ctx.options.plan.load;
+export async function loadRun(
+  ctx: BenchContext,
+  impl: Impl,
+  locks: number,
+  {replicas, windowMs} = ctx.options.plan.load,
+): Promise<LoadResult> {
   const settleMs = STATS_SETTLE_MS;
   const names = Array.from({length: locks}, (_, i) => `LOAD${locks}-${impl}-${i}`);
   const lane = new Lane(ctx, impl, `${impl}-load${locks}`, names);
@@ -65,7 +73,9 @@ export async function loadRun(ctx: BenchContext, impl: Impl, locks: number): Pro
       await waitQuiet(lane, QUIET_MS, QUIET_CAP_MS);
     }
     const mastersPerReplica = lane.held();
+    const exactlyOne = names.filter(name => lane.running(name).length === 1).length;
     return {
+      exactlyOne,
       settledMs,
       startupStops: churn,
       mastersPerReplica,
@@ -77,6 +87,7 @@ export async function loadRun(ctx: BenchContext, impl: Impl, locks: number): Pro
       replicasMeasured: w.replicasMeasured,
       statementsPerSec: w.statementsPerSec,
       statementsPerSecPerReplica: w.statementsPerSecPerReplica,
+      notifiesPerSecPerReplica: w.notifiesPerSecPerReplica,
       rowsWrittenPerSec: w.rowsWrittenPerSec,
       cpuPercentPerReplica: w.cpuPercentPerReplica,
       startsInWindow: w.startsInWindow,

@@ -149,6 +149,7 @@ export async function scaleRun(ctx: BenchContext, impl: Impl): Promise<ScaleResu
       replicasMeasured: w.replicasMeasured,
       statementsPerSec: w.statementsPerSec,
       statementsPerSecPerReplica: w.statementsPerSecPerReplica,
+      notifiesPerSecPerReplica: w.notifiesPerSecPerReplica,
       rowsWrittenPerSec: w.rowsWrittenPerSec,
       cpuPercentPerReplica: w.cpuPercentPerReplica,
       startsInWindow: w.startsInWindow,

@@ -1,37 +1,47 @@
 // MySQL and MariaDB have no NOTIFY; this is their wake-up across processes.
-// Each replica keeps one connection asleep in a SELECT SLEEP() of a known
-// text. A replica that releases, enables or joins finds the sleeping
-// connections on the same database in the process list and interrupts them
-// (KILL QUERY); each wakes and re-checks its locks at once. The ring carries
-// no payload: a woken replica reads what changed (one batched read), so a
-// handoff or an enable takes a few round trips instead of a polling interval.
-// Polling stays the fallback: a replica whose sleep is not found (between two
-// sleeps; a database user not allowed to kill it) hears at its next poll.
+// Each replica holds a named lock of its own (GET_LOCK) on one connection and
+// waits for that same lock on another, a wait of a known text. A replica that
+// releases, enables, disables or joins finds the waiting connections on the
+// same database in the process list and interrupts their wait (KILL QUERY);
+// each wakes and re-checks its locks at once. The ring carries no payload:
+// a woken replica reads what changed (one batched read), so a handoff or an
+// enable takes a few round trips instead of a polling interval.
+// Why a lock wait and not SELECT SLEEP(): every SLEEP() of the server waits
+// under one global mutex, and a KILL that cannot take it retries for up to
+// two seconds (measured: p99 2 s with three sleepers); a lock wait has a
+// mutex of its own.
+// Polling stays the fallback: a ring is missed by a replica between two
+// waits, by one whose queries the ringer's user may not kill, and while the
+// doorbell reconnects; such a replica hears of the change at its next check.
 
 import {juggler} from '@loopback/repository';
+import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {ChangeListener, LocalNotifier, LockNotifier} from '../../notify/notifier';
 import {LockChange} from '../lock-store';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
-const SLEEP_SECONDS = 30;
-/** The sleeping query: its exact text is how ringers find it in the process list. */
-export const DOORBELL_SQL = `SELECT SLEEP(${SLEEP_SECONDS}) AS \`loopback4-master-job-executor doorbell\``;
-const FIND_SLEEPERS =
+/** Lock names start so: how ringers find the waits in the process list (names stay under 64 characters). */
+export const DOORBELL_LOCK_PREFIX = 'loopback4-mje-doorbell:';
+const PREFIX = DOORBELL_LOCK_PREFIX;
+const WAIT_SECONDS = 30;
+const FIND_WAITS =
   'SELECT ID AS id FROM information_schema.PROCESSLIST ' +
-  'WHERE DB <=> DATABASE() AND INFO = ? AND ID <> CONNECTION_ID() AND ID <> ?';
+  `WHERE DB <=> DATABASE() AND INFO LIKE 'SELECT GET_LOCK(''${PREFIX}%' ` +
+  'AND ID <> CONNECTION_ID() AND ID <> ?';
 /** Wakes are told at most this often: a storm of rings costs a read per gap, not one per ring. */
 export const MIN_WAKE_GAP = 25;
 const MAX_RECONNECT_DELAY = 5000;
-/** The sleep takes a connection of the pool: with fewer, it would starve the work (and the migration lock). */
-const MIN_POOL_SIZE = 3;
+/** How long close() waits for the rings under way (a frozen server must not hold up a shutdown). */
+const CLOSE_WAIT = 1000;
+/** The doorbell takes two connections of the pool: with fewer than this, it would starve the work. */
+const MIN_POOL_SIZE = 4;
 
 interface MysqlConnection {
   threadId: number | null;
   query(sql: string, params: unknown[], cb: (err: QueryError | null, rows?: unknown) => void): void;
   on(event: 'error', listener: (err: Error) => void): void;
-  removeAllListeners(event: 'error'): void;
   release(): void;
   destroy(): void;
 }
@@ -45,25 +55,37 @@ interface MysqlPool {
   config?: {connectionLimit?: number};
 }
 
+/** The two connections of a doorbell: one holds the lock, the other waits for it. */
+interface Bell {
+  name: string;
+  holder: MysqlConnection;
+  waiter: MysqlConnection;
+}
+
 export class MysqlDoorbell implements LockNotifier {
   /** Changes with their payloads, within this process. */
   private readonly local: LocalNotifier;
   private readonly listeners = new Set<ChangeListener>();
-  private connection: MysqlConnection | undefined;
+  private bell: Bell | undefined;
   private closed = false;
   private reconnectDelay = 100;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private lastWake = -Infinity;
+  /** Rings under way: close() lets them finish (a replica stopping rings as it releases). */
+  private readonly ringing = new Set<Promise<void>>();
 
   constructor(private readonly dataSource: juggler.DataSource) {
     this.local = new LocalNotifier(dataSource);
-    void this.listen();
+    this.listen().catch(err => this.reconnect(err));
   }
 
   publish(changes: LockChange[]): void {
     this.local.publish(changes);
-    this.ring().catch((err: Error) => debug('ringing the other replicas failed: %s', err.message));
+    const ring = this.ring()
+      .catch((err: Error) => debug('ringing the other replicas failed: %s', err.message))
+      .finally(() => this.ringing.delete(ring));
+    this.ringing.add(ring);
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -75,87 +97,108 @@ export class MysqlDoorbell implements LockNotifier {
     };
   }
 
-  /** Whether a sleep is ours to be woken from now (false while connecting or reconnecting). */
+  /** Whether a wait is ours to be woken from now (false while connecting or reconnecting). */
   get listening(): boolean {
-    return this.connection !== undefined;
+    return this.bell !== undefined;
   }
 
   async close(): Promise<void> {
+    if (this.ringing.size) {
+      let timer: NodeJS.Timeout | undefined;
+      const cap = new Promise<void>(resolve => (timer = setTimeout(resolve, CLOSE_WAIT)));
+      await Promise.race([Promise.all(this.ringing), cap]);
+      clearTimeout(timer);
+    }
     this.closed = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.wakeTimer);
-    const connection = this.connection;
-    this.connection = undefined;
-    if (!connection) return;
-    // Interrupt our own sleep rather than leave a thread asleep on the server for up to SLEEP_SECONDS.
-    await this.dataSource.execute(`KILL QUERY ${Number(connection.threadId)}`).catch(() => {});
-    connection.removeAllListeners('error');
-    connection.destroy();
+    const bell = this.bell;
+    this.bell = undefined;
+    if (!bell) return;
+    // End our wait now rather than leave it on the server for up to WAIT_SECONDS.
+    await this.dataSource.execute(`KILL QUERY ${Number(bell.waiter.threadId)}`).catch(() => {});
+    drop(bell);
   }
 
-  /** Interrupts the sleep of every other replica on this database. */
+  /** Interrupts the wait of every other replica on this database. */
   private async ring(): Promise<void> {
-    const own = this.connection?.threadId ?? 0;
-    const sleepers = (await this.dataSource.execute(FIND_SLEEPERS, [DOORBELL_SQL, own])) as {
-      id: number | string;
-    }[];
+    const own = this.bell?.waiter.threadId ?? 0;
+    const waits = (await this.dataSource.execute(FIND_WAITS, [own])) as {id: number | string}[];
+    const ids = waits.map(w => Number(w.id)).filter(id => Number.isSafeInteger(id) && id > 0);
+    debug('ringing %d other replicas', ids.length);
     await Promise.all(
-      sleepers
-        .map(s => Number(s.id))
-        .filter(id => Number.isSafeInteger(id) && id > 0)
-        .map(id =>
-          // Its sleep may have ended meanwhile (ER_NO_SUCH_THREAD): it re-checks anyway.
-          this.dataSource.execute(`KILL QUERY ${id}`).catch((err: Error) => {
-            debug('KILL QUERY %d: %s', id, err.message);
-          }),
-        ),
+      ids.map(id =>
+        // Its wait may have ended meanwhile (ER_NO_SUCH_THREAD): it re-checks anyway.
+        this.dataSource.execute(`KILL QUERY ${id}`).catch((err: Error) => {
+          debug('KILL QUERY %d: %s', id, err.message);
+        }),
+      ),
     );
   }
 
   private async listen(): Promise<void> {
-    let connection: MysqlConnection;
-    try {
-      await this.dataSource.connect(); // the connector makes its pool on connect
-      const pool = (this.dataSource.connector as {client?: MysqlPool} | undefined)?.client;
-      if (!pool?.getConnection) throw new Error('the datasource has no mysql pool');
-      const limit = pool.config?.connectionLimit ?? 10;
-      if (limit < MIN_POOL_SIZE) {
-        debug('connectionLimit %d below %d: no doorbell, changes are seen at polls', limit, MIN_POOL_SIZE);
-        return;
-      }
-      connection = await new Promise<MysqlConnection>((resolve, reject) =>
-        pool.getConnection((err, c) => (err || !c ? reject(err) : resolve(c))),
+    await this.dataSource.connect(); // the connector makes its pool on connect
+    const pool = (this.dataSource.connector as {client?: MysqlPool} | undefined)?.client;
+    if (!pool?.getConnection) throw new Error('the datasource has no mysql pool');
+    const limit = pool.config?.connectionLimit ?? 10;
+    if (limit < MIN_POOL_SIZE) {
+      debug(
+        'connectionLimit %d below %d: no doorbell, changes are seen at polls',
+        limit,
+        MIN_POOL_SIZE,
       );
-    } catch (err) {
-      return this.reconnect(err);
+      return;
     }
-    if (this.closed) return connection.release();
-    // A listener first: an error with none would crash the process.
-    connection.on('error', err => debug('doorbell connection: %s', err.message));
-    this.connection = connection;
+    const connect = () =>
+      new Promise<MysqlConnection>((resolve, reject) =>
+        pool.getConnection((err, c) => {
+          if (err || !c) return reject(err ?? new Error('no connection'));
+          // A listener first: an error with none would crash the process.
+          c.on('error', e => debug('doorbell connection: %s', e.message));
+          resolve(c);
+        }),
+      );
+    const holder = await connect();
+    let waiter: MysqlConnection;
+    try {
+      waiter = await connect();
+    } catch (err) {
+      holder.destroy();
+      throw err;
+    }
+    const bell: Bell = {name: PREFIX + randomBytes(16).toString('hex'), holder, waiter};
+    try {
+      const held = await query(holder, 'SELECT GET_LOCK(?, 0) AS held', [bell.name]);
+      if (held !== 1) throw new Error(`could not take the doorbell's lock ${bell.name}`);
+    } catch (err) {
+      drop(bell);
+      throw err;
+    }
+    if (this.closed) return drop(bell);
+    this.bell = bell;
     this.reconnectDelay = 100;
-    debug('doorbell asleep on thread %d', connection.threadId);
-    // Rings sent while we were not asleep are lost: re-check everything.
+    debug('doorbell waiting on thread %d', waiter.threadId);
+    this.wait(bell);
+    // Rings sent while we were not waiting are lost: re-check everything.
     this.wake();
-    this.sleep(connection);
   }
 
-  private sleep(connection: MysqlConnection): void {
-    connection.query(DOORBELL_SQL, [], (err, rows) => {
-      if (this.connection !== connection) return; // closed
-      // Interrupted: MariaDB fails the query, MySQL has SLEEP() return 1.
-      const interrupted =
-        err?.code === 'ER_QUERY_INTERRUPTED' ||
-        (!err && Object.values((rows as object[] | undefined)?.[0] ?? {})[0] === 1);
-      if (!err && !interrupted) return this.sleep(connection); // slept its time: nobody rang
-      if (interrupted) {
-        this.sleep(connection); // first, so that the next ring finds us
+  private wait(bell: Bell): void {
+    // Literal SQL (the name is ours, hex): the process list shows it as sent.
+    const sql = `SELECT GET_LOCK('${bell.name}', ${WAIT_SECONDS}) AS waited`;
+    bell.waiter.query(sql, [], (err, rows) => {
+      if (this.bell !== bell) return; // closed, or replaced
+      // Rung: MariaDB fails the query, MySQL returns NULL. 0: timed out, nobody rang.
+      const result = err ? undefined : Object.values((rows as object[] | undefined)?.[0] ?? {})[0];
+      if (err?.code === 'ER_QUERY_INTERRUPTED' || (!err && result === null)) {
+        this.wait(bell); // first, so that the next ring finds us
         return this.wake();
       }
-      this.connection = undefined;
-      connection.removeAllListeners('error');
-      connection.destroy();
-      this.reconnect(err);
+      if (!err && result === 0) return this.wait(bell);
+      // An error, or the lock was ours to take: the holder's connection is gone.
+      this.bell = undefined;
+      drop(bell);
+      this.reconnect(err ?? new Error("the doorbell's holder lost its lock"));
     });
   }
 
@@ -179,7 +222,24 @@ export class MysqlDoorbell implements LockNotifier {
       (err as Error)?.message,
       this.reconnectDelay,
     );
-    this.reconnectTimer = setTimeout(() => void this.listen(), this.reconnectDelay);
+    this.reconnectTimer = setTimeout(() => {
+      this.listen().catch(e => this.reconnect(e));
+    }, this.reconnectDelay);
     this.reconnectDelay = Math.min(MAX_RECONNECT_DELAY, this.reconnectDelay * 2);
   }
+}
+
+function query(connection: MysqlConnection, sql: string, params: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    connection.query(sql, params, (err, rows) =>
+      err ? reject(err) : resolve(Object.values((rows as object[] | undefined)?.[0] ?? {})[0]),
+    ),
+  );
+}
+
+/** Closes both connections: the server frees the lock with the holder's. */
+function drop(bell: Bell): void {
+  // Their error listeners stay: a late error with none would crash the process.
+  bell.holder.destroy();
+  bell.waiter.destroy();
 }
