@@ -59,7 +59,11 @@ for (const backend of SQL_BACKENDS) {
       const connector = ds.connector as unknown as {execute: (...args: unknown[]) => unknown};
       const execute = connector.execute;
       connector.execute = function (this: unknown, ...args: unknown[]) {
-        statements.push(String(args[0]));
+        const sql = String(args[0]);
+        // Not the MySQL doorbell's ring (it finds the others' waits, then interrupts them).
+        if (/information_schema\.PROCESSLIST|^KILL QUERY/.test(sql))
+          return execute.apply(this, args);
+        statements.push(sql);
         return execute.apply(this, args);
       };
     });

@@ -62,9 +62,64 @@ interface Bell {
   waiter: MysqlConnection;
 }
 
+const doorbells = new WeakMap<juggler.DataSource, SharedDoorbell>();
+
+/**
+ * The LockNotifier of a MySQL datasource: the changes with their payloads
+ * within the process, and the datasource's one doorbell across processes
+ * (shared by the notifiers of one datasource: each would take two of its
+ * pool's connections).
+ */
 export class MysqlDoorbell implements LockNotifier {
-  /** Changes with their payloads, within this process. */
   private readonly local: LocalNotifier;
+  private readonly shared: SharedDoorbell;
+  private readonly unsubscribes = new Set<() => void>();
+  private closed = false;
+
+  constructor(dataSource: juggler.DataSource) {
+    this.local = new LocalNotifier(dataSource);
+    let shared = doorbells.get(dataSource);
+    if (!shared) {
+      shared = new SharedDoorbell(dataSource);
+      doorbells.set(dataSource, shared);
+    }
+    shared.users++;
+    this.shared = shared;
+  }
+
+  publish(changes: LockChange[]): void {
+    this.local.publish(changes);
+    this.shared.ring();
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    const offLocal = this.local.subscribe(listener);
+    const offShared = this.shared.subscribe(listener);
+    const off = () => {
+      offLocal();
+      offShared();
+      this.unsubscribes.delete(off);
+    };
+    this.unsubscribes.add(off);
+    return off;
+  }
+
+  /** Whether a wait is ours to be woken from now (false while connecting or reconnecting). */
+  get listening(): boolean {
+    return this.shared.listening;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.unsubscribes.forEach(off => off());
+    await this.shared.release();
+  }
+}
+
+/** The doorbell of one datasource: its two connections, the rings it sends, the wakes it tells. */
+class SharedDoorbell {
+  users = 0;
   private readonly listeners = new Set<ChangeListener>();
   private bell: Bell | undefined;
   private closed = false;
@@ -76,33 +131,30 @@ export class MysqlDoorbell implements LockNotifier {
   private readonly ringing = new Set<Promise<void>>();
 
   constructor(private readonly dataSource: juggler.DataSource) {
-    this.local = new LocalNotifier(dataSource);
     this.listen().catch(err => this.reconnect(err));
   }
 
-  publish(changes: LockChange[]): void {
-    this.local.publish(changes);
-    const ring = this.ring()
+  /** Interrupts the wait of every other replica on this database, in the background. */
+  ring(): void {
+    const ring = this.ringOthers()
       .catch((err: Error) => debug('ringing the other replicas failed: %s', err.message))
       .finally(() => this.ringing.delete(ring));
     this.ringing.add(ring);
   }
 
   subscribe(listener: ChangeListener): () => void {
-    const unsubscribe = this.local.subscribe(listener);
     this.listeners.add(listener);
-    return () => {
-      unsubscribe();
-      this.listeners.delete(listener);
-    };
+    return () => this.listeners.delete(listener);
   }
 
-  /** Whether a wait is ours to be woken from now (false while connecting or reconnecting). */
   get listening(): boolean {
     return this.bell !== undefined;
   }
 
-  async close(): Promise<void> {
+  /** One user fewer; the last closes the doorbell (after the rings under way). */
+  async release(): Promise<void> {
+    if (--this.users > 0) return;
+    if (doorbells.get(this.dataSource) === this) doorbells.delete(this.dataSource);
     if (this.ringing.size) {
       let timer: NodeJS.Timeout | undefined;
       const cap = new Promise<void>(resolve => (timer = setTimeout(resolve, CLOSE_WAIT)));
@@ -120,8 +172,7 @@ export class MysqlDoorbell implements LockNotifier {
     drop(bell);
   }
 
-  /** Interrupts the wait of every other replica on this database. */
-  private async ring(): Promise<void> {
+  private async ringOthers(): Promise<void> {
     const own = this.bell?.waiter.threadId ?? 0;
     const waits = (await this.dataSource.execute(FIND_WAITS, [own])) as {id: number | string}[];
     const ids = waits.map(w => Number(w.id)).filter(id => Number.isSafeInteger(id) && id > 0);
