@@ -154,10 +154,10 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         fault.at,
         c.recoveryBound,
       );
-      // Released, not expired: another replica takes it at its next look (a poll, or the
-      // expiry timer when C > L); an unreleased lock would wait L past that look.
-      const nextLook = Math.min(T.checkMasterInterval, T.leaseDuration);
-      expect(next.mono - stop!.mono).to.be.below(nextLook + T.heartbeatInterval);
+      // Released and told: the others are woken at once (NOTIFY on PostgreSQL, the doorbell
+      // on MariaDB), not at their next poll (C) nor at expiry (L); tens of ms in the bench.
+      note(`stop() -> start() elsewhere: ${(next.mono - stop!.mono).toFixed(1)} ms`);
+      expect(next.mono - stop!.mono).to.be.below(250);
       await c.spawnReplica();
       await expectHealthy(fault);
     });
