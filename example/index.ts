@@ -1,8 +1,9 @@
 import {ApplicationConfig} from '@loopback/core';
-import {MasterJobExecutorBindings} from '../src';
+import {MasterJobContext, MasterJobExecutorBindings} from '../src';
 import {ExampleApplication} from './application';
 import {DEMO_CRON_PATTERN, DemoCronJob} from './demo-cron-job';
-import {createDemoJob} from './demo-job';
+import {createDemoJob, printEvent} from './demo-job';
+import {DEMO_QUEUE, DemoTaskController, demoTaskHandler} from './demo-queue';
 import {FencedResourceRepository} from './repositories/fenced-resource.repository';
 import {dataSourceConfig, readSettings} from './settings';
 
@@ -53,6 +54,16 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
       minMembers,
     });
   }
+  if (settings.demoQueue) {
+    const queue = executor.startQueue({
+      queueName: settings.demoQueue,
+      handler: demoTaskHandler(settings.demoTaskMs),
+    });
+    queue.on('start', (ctx: MasterJobContext) => printEvent('start', ctx));
+    queue.on('stop', (ctx: MasterJobContext) => printEvent('stop', ctx));
+    app.bind(DEMO_QUEUE).to(queue);
+    app.controller(DemoTaskController);
+  }
   const url = app.restServer.url;
   console.error(
     `Example app (instance ${executor.instanceId}, ${settings.databaseUrl ? 'shared database' : 'memory'}) ` +
@@ -61,7 +72,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
       (settings.demoGroup
         ? `; group ${settings.demoGroup.groupName} of ${settings.demoGroup.count} resources`
         : '') +
-      (minMembers ? `; quorum ${minMembers}` : ''),
+      (minMembers ? `; quorum ${minMembers}` : '') +
+      (settings.demoQueue ? `; queue ${settings.demoQueue} (POST /demo/tasks)` : ''),
   );
   return app;
 }

@@ -17,6 +17,10 @@ export interface ExampleSettings {
   demoGroup?: {groupName: string; count: number};
   /** DEMO_QUORUM=<n>: the DEMO_LOCKS masters (and DEMO_GROUP) get minMembers n. */
   demoQuorum?: number;
+  /** DEMO_QUEUE=<name>: a persisted queue, and POST /demo/tasks. */
+  demoQueue?: string;
+  /** DEMO_TASK_MS: how long a demo task takes (default 20 ms). */
+  demoTaskMs: number;
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSettings {
@@ -51,7 +55,20 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
   if (demoQuorum !== undefined && !(isPositiveInteger(demoQuorum) && demoQuorum <= 1000)) {
     throw new Error(`DEMO_QUORUM must be an integer from 1 to 1000, got "${rawQuorum}"`);
   }
+  const demoQueue = env.DEMO_QUEUE?.trim() || undefined;
+  if (demoQueue && demoQueue.length > 255) {
+    throw new Error(
+      `DEMO_QUEUE must be a queue name of 1 to 255 characters, got "${env.DEMO_QUEUE}"`,
+    );
+  }
+  const rawTaskMs = env.DEMO_TASK_MS?.trim();
+  const demoTaskMs = rawTaskMs ? Number(rawTaskMs) : 20;
+  if (!(Number.isInteger(demoTaskMs) && demoTaskMs >= 0 && demoTaskMs <= 3600000)) {
+    throw new Error(`DEMO_TASK_MS must be an integer of ms from 0 to 3600000, got "${rawTaskMs}"`);
+  }
   return {
+    demoQueue,
+    demoTaskMs,
     demoGroup,
     demoQuorum,
     port,

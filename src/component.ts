@@ -31,7 +31,7 @@ import {
   MasterJobOptions,
 } from './jobs/master-job.decorator';
 import {MasterJobExecutorBindings} from './keys';
-import {MasterControl, MasterLock} from './models';
+import {MasterControl, MasterLock, MasterTask} from './models';
 import {exposeMetrics, unexposeMetrics} from './observability/metrics';
 import {
   DialectProvider,
@@ -40,7 +40,7 @@ import {
   MasterControlServiceProvider,
   MasterJobExecutorProvider,
 } from './providers';
-import {MasterControlRepository, MasterLockRepository} from './repositories';
+import {MasterControlRepository, MasterLockRepository, MasterTaskRepository} from './repositories';
 import {MasterJobExecutor} from './services/master-job-executor';
 import {APP_CONFIG_SECTION, resolveAuthentication} from './settings';
 import {reopen} from './store/datasource-state';
@@ -70,8 +70,8 @@ export const MASTER_JOB_EXECUTOR_OBSERVER_GROUP = 'masterJobExecutor';
   },
 })
 export class MasterJobExecutorComponent implements Component, LifeCycleObserver {
-  models = [MasterLock, MasterControl];
-  repositories = [MasterLockRepository, MasterControlRepository];
+  models = [MasterLock, MasterControl, MasterTask];
+  repositories = [MasterLockRepository, MasterControlRepository, MasterTaskRepository];
   bindings: Binding[];
   controllers: Constructor<unknown>[] = [];
   private readonly controller: MasterControlControllerClass | undefined;

@@ -13,8 +13,16 @@ export * from './types';
 export {asMasterJob, masterJob, MasterJobOptions} from './jobs/master-job.decorator';
 export {masterCron, MasterCronJob, MasterCronOptions} from './jobs/cron';
 export {ExclusiveContext, LockBusyError, RunExclusiveOptions} from './jobs/exclusive';
-export {MasterControl, MasterLock} from './models';
-export {MasterControlRepository, MasterLockRepository} from './repositories';
+export {MasterControl, MasterLock, MasterTask, TaskState} from './models';
+export {MasterControlRepository, MasterLockRepository, MasterTaskRepository} from './repositories';
+export {
+  StartQueueOptions,
+  SubmitOptions,
+  TaskContext,
+  TaskHandler,
+  TaskQueue,
+  QueueStats,
+} from './queue/queue';
 export {ControlResult, LockStatus, MasterControlService} from './services/master-control.service';
 export {MasterJobExecutor} from './services/master-job-executor';
 

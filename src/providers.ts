@@ -7,7 +7,8 @@ import {BindingScope, config, CoreBindings, inject, injectable, Provider} from '
 import {juggler, repository} from '@loopback/repository';
 import {MasterJobExecutorBindings} from './keys';
 import {LockNotifier} from './notify/notifier';
-import {MasterControlRepository, MasterLockRepository} from './repositories';
+import {TaskStore} from './queue/task-store';
+import {MasterControlRepository, MasterLockRepository, MasterTaskRepository} from './repositories';
 import {MasterControlService} from './services/master-control.service';
 import {MasterJobExecutor} from './services/master-job-executor';
 import {APP_CONFIG_SECTION} from './settings';
@@ -74,6 +75,8 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
     private readonly componentConfig: MasterJobExecutorConfig = {},
     @inject(CoreBindings.APPLICATION_CONFIG, {optional: true})
     private readonly appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
+    @repository(MasterTaskRepository)
+    private readonly tasks: MasterTaskRepository,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -85,6 +88,8 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       this.componentConfig,
       this.appConfig,
       this.notifier,
+      process.env,
+      new TaskStore(this.tasks),
     );
   }
 }

@@ -1,3 +1,4 @@
 export * from './master-control.model';
 export * from './master-lock.model';
 export * from './limits';
+export * from './master-task.model';

@@ -1,2 +1,3 @@
 export * from './master-control.repository';
 export * from './master-lock.repository';
+export * from './master-task.repository';

@@ -19,6 +19,8 @@ import {
 } from '../election/timings';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
 import {LockNotifier} from '../notify/notifier';
+import {PersistedQueue, queueSettings, StartQueueOptions, TaskQueue} from '../queue/queue';
+import {TaskStore} from '../queue/task-store';
 import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
 import {LockChange, LockStore} from '../store/lock-store';
 import {
@@ -60,6 +62,7 @@ export class MasterJobExecutor extends EventEmitter {
   private readonly masters = new Map<string, LockElection>();
   private readonly quorums = new Map<string, Quorum>();
   private readonly groups = new Map<string, GroupRunner>();
+  private readonly queues = new Map<string, PersistedQueue>();
   private stopped = false;
   private readonly unsubscribe: (() => void) | undefined;
 
@@ -70,6 +73,7 @@ export class MasterJobExecutor extends EventEmitter {
     appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
     private readonly notifier?: LockNotifier,
     env: NodeJS.ProcessEnv = process.env,
+    private readonly tasks?: TaskStore,
   ) {
     super();
     this.unsubscribe = notifier?.subscribe(change => this.wake(change));
@@ -149,6 +153,39 @@ export class MasterJobExecutor extends EventEmitter {
     election.begin();
     debug('started master %s as %s', lockName, this.instanceId);
     return election;
+  }
+
+  /**
+   * Starts a persisted queue: its tasks, submitted on any replica, run one at
+   * a time in submission order on the master of the lock `queueName`.
+   * Returns the handle at once; throws on invalid options. See docs/queue.md.
+   */
+  startQueue(options: StartQueueOptions & Partial<ElectionTimings>): TaskQueue {
+    const {queueName, handler, maxAttempts, retryDelay, pollInterval, ...timings} = options ?? {};
+    const tasks = this.tasks;
+    if (!tasks)
+      throw new Error('startQueue(): this executor has no task store (use the component)');
+    const settings = queueSettings(
+      {queueName, handler, maxAttempts, retryDelay, pollInterval},
+      this.timingsFor(timings).checkMasterInterval,
+    );
+    if (this.queues.has(queueName)) {
+      throw new Error(`A queue "${queueName}" is already started in this executor`);
+    }
+    const queue = new PersistedQueue(
+      {
+        store: tasks,
+        startMaster: (lockName, masterJob) => this.startMaster({...timings, lockName, masterJob}),
+        announce: name => this.notifier?.publish([{lockName: name, submitted: true}]),
+        timeout: this.controlTimeout,
+      },
+      settings,
+    );
+    this.queues.set(queueName, queue);
+    queue.master.on('statechange', (_from: string, to: string) => {
+      if (to === 'stopped' && this.queues.get(queueName) === queue) this.queues.delete(queueName);
+    });
+    return queue;
   }
 
   /**
@@ -267,6 +304,8 @@ export class MasterJobExecutor extends EventEmitter {
    * takeover without a read first.
    */
   wake(change?: LockChange): void {
+    if (change?.submitted) return this.queues.get(change.lockName)?.runner.wake();
+    if (change === undefined) this.queues.forEach(q => q.runner.wake());
     if (change === undefined) this.masters.forEach(m => m.wake());
     else this.masters.get(change.lockName)?.wake(change);
     this.quorums.forEach(q => q.wake(change));

@@ -55,6 +55,8 @@ export interface LockChange {
    * judge its expiry from the last renewal, whatever their polling interval.
    */
   renewed?: RenewedLock;
+  /** A task was submitted to the queue of this name: only its master has anything to do. */
+  submitted?: true;
 }
 
 /** A renewal as announced: the holder and token it was made for, and the renewalId it wrote. */

@@ -14,12 +14,14 @@ const ANY_LOCK = '*';
  * The payload: a JSON array with an entry per lock: its name, or
  * [name, fencingToken, renewalId] for a freed lock, or [name, "disabled" |
  * "enabled"] for an operator's change, followed by fencingToken and
- * renewalId when the lock was free (an enable: take it over unread).
+ * renewalId when the lock was free (an enable: take it over unread), or
+ * [name, "submitted"] for a task submitted to the queue of that name.
  */
 export function encodePayload(changes: LockChange[]): string {
   const payload = JSON.stringify(
     changes.map(c => {
       const freed = c.freed ? [c.freed.fencingToken, c.freed.renewalId] : [];
+      if (c.submitted) return [c.lockName, 'submitted'];
       if (c.control) return [c.lockName, c.control, ...freed];
       return c.freed ? [c.lockName, ...freed] : c.lockName;
     }),
@@ -78,6 +80,7 @@ function toChange(entry: unknown): LockChange | undefined {
   if (typeof entry === 'string') return {lockName: entry};
   if (!Array.isArray(entry) || typeof entry[0] !== 'string') return undefined;
   const [lockName, ...rest] = entry as [string, ...unknown[]];
+  if (rest.length === 1 && rest[0] === 'submitted') return {lockName, submitted: true};
   const control = rest[0] === 'disabled' || rest[0] === 'enabled' ? rest[0] : undefined;
   if (control) rest.shift();
   if (rest.length === 0) return control ? {lockName, control} : undefined;

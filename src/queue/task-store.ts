@@ -1,0 +1,143 @@
+// A queue's rows, through the component's repository: every change of a task
+// after its submit is a compare-and-set on what the runner read, and a claim
+// writes the claiming master's fencing token, so a master that lost the queue
+// can no longer finish, retry or fail a task the next master has claimed.
+
+import {MasterTask, MAX_TASK_ERROR_LENGTH, TaskState} from '../models/master-task.model';
+import {isDuplicate} from '../store/errors';
+import type {TaskRepository} from '../store/dialect';
+
+export interface QueueStats {
+  pending: number;
+  running: number;
+  done: number;
+  failed: number;
+}
+
+/** How an attempt ended, as the runner records it. */
+export type Outcome =
+  | {state: 'done'}
+  | {state: 'failed'; error: string}
+  | {state: 'pending'; error: string; notBefore: Date};
+
+const UNFINISHED: TaskState[] = ['pending', 'running'];
+
+/** Per datasource, shared by the executors of this process that use it. */
+const inFlight = new WeakMap<object, Map<string, Promise<number>>>();
+
+export class TaskStore {
+  /** Submits of one key in this process, one at a time: the memory connector has no unique index. */
+  private readonly submitting: Map<string, Promise<number>>;
+
+  constructor(private readonly tasks: TaskRepository) {
+    const dataSource = tasks.dataSource;
+    let submitting = inFlight.get(dataSource);
+    if (!submitting) inFlight.set(dataSource, (submitting = new Map()));
+    this.submitting = submitting;
+  }
+
+  /** Persists a task; with a key, resolves to the id of the task submitted with it before, if any. */
+  async submit(queueName: string, payload: string, key?: string): Promise<number> {
+    if (key === undefined) return (await this.insert(queueName, payload)).id;
+    const id = queueKeyOf(queueName, key);
+    const previous = this.submitting.get(id);
+    if (previous) return previous;
+    const submit = (async () => {
+      const found = await this.byKey(queueName, key);
+      if (found) return found.id;
+      try {
+        return (await this.insert(queueName, payload, key)).id;
+      } catch (err) {
+        if (!isDuplicate(err)) throw err;
+        const raced = await this.byKey(queueName, key); // another replica's submit won
+        if (!raced) throw err;
+        return raced.id;
+      }
+    })();
+    this.submitting.set(id, submit);
+    try {
+      return await submit;
+    } finally {
+      this.submitting.delete(id);
+    }
+  }
+
+  /** The first unfinished task in submission order: the one the master runs next. */
+  head(queueName: string): Promise<MasterTask | null> {
+    return this.tasks.findOne({
+      where: {queueName, state: {inq: UNFINISHED}},
+      order: ['id ASC'],
+    });
+  }
+
+  /**
+   * Starts an attempt of `task` as read, for the master of token
+   * `fencingToken`. Resolves to the task as claimed, or undefined if it
+   * changed since it was read.
+   */
+  async claim(task: MasterTask, fencingToken: number): Promise<MasterTask | undefined> {
+    const claimed = {
+      state: 'running' as const,
+      attempts: task.attempts + 1,
+      fencingToken,
+      startedAt: new Date(),
+    };
+    const {count} = await this.tasks.updateAll(claimed, {
+      id: task.id,
+      state: task.state,
+      attempts: task.attempts,
+      fencingToken: task.fencingToken,
+    });
+    return count === 1 ? new MasterTask({...task, ...claimed}) : undefined;
+  }
+
+  /** Ends the attempt `claimed`; false if a later master has claimed the task since. */
+  async finish(claimed: MasterTask, outcome: Outcome): Promise<boolean> {
+    const now = new Date();
+    const data: Partial<MasterTask> =
+      outcome.state === 'done'
+        ? {state: 'done', finishedAt: now}
+        : outcome.state === 'failed'
+          ? {state: 'failed', finishedAt: now, lastError: clip(outcome.error)}
+          : {state: 'pending', notBefore: outcome.notBefore, lastError: clip(outcome.error)};
+    const {count} = await this.tasks.updateAll(data, {
+      id: claimed.id,
+      state: 'running',
+      attempts: claimed.attempts,
+      fencingToken: claimed.fencingToken,
+    });
+    return count === 1;
+  }
+
+  async stats(queueName: string): Promise<QueueStats> {
+    const states: TaskState[] = ['pending', 'running', 'done', 'failed'];
+    const counts = await Promise.all(
+      states.map(state => this.tasks.count({queueName, state}).then(c => c.count)),
+    );
+    return {pending: counts[0], running: counts[1], done: counts[2], failed: counts[3]};
+  }
+
+  private insert(queueName: string, payload: string, key?: string): Promise<MasterTask> {
+    return this.tasks.create({
+      queueName,
+      ...(key !== undefined ? {key, queueKey: queueKeyOf(queueName, key)} : {}),
+      payload,
+      state: 'pending',
+      attempts: 0,
+      fencingToken: 0,
+      submittedAt: new Date(),
+    });
+  }
+
+  private byKey(queueName: string, key: string): Promise<MasterTask | null> {
+    return this.tasks.findOne({where: {queueKey: queueKeyOf(queueName, key)}});
+  }
+}
+
+function queueKeyOf(queueName: string, key: string): string {
+  return `${queueName}\u001f${key}`;
+}
+
+function clip(error: string): string {
+  return [...error].slice(0, MAX_TASK_ERROR_LENGTH).join('');
+}
