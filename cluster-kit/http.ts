@@ -14,11 +14,12 @@ export function request(
   url: string,
   form?: string,
   timeout = 30000,
+  contentType = 'application/x-www-form-urlencoded',
 ): Promise<{status: number; body: unknown}> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {accept: 'application/json', connection: 'close'};
     if (form !== undefined) {
-      headers['content-type'] = 'application/x-www-form-urlencoded';
+      headers['content-type'] = contentType;
       headers['content-length'] = String(Buffer.byteLength(form));
     }
     const req = http.request(url, {method, headers, agent: false, timeout}, res => {

@@ -25,6 +25,18 @@ export interface CronFiring {
   mono: number;
 }
 
+/** A `task` line of the example's DEMO_QUEUE: one execution of a task. */
+export interface TaskRun {
+  queue: string;
+  taskId: number;
+  /** The task's key (the id posted). */
+  id: string;
+  attempt: number;
+  instanceId: string;
+  fencingToken: number;
+  mono: number;
+}
+
 export class EventLog implements ClusterLog {
   readonly jobs: JobEvent[] = [];
   readonly writes: WriteEvent[] = [];
@@ -33,6 +45,7 @@ export class EventLog implements ClusterLog {
   readonly exits: ExitRecord[] = [];
   readonly disables: DisableRecord[] = [];
   readonly cronFirings: CronFiring[] = [];
+  readonly taskRuns: TaskRun[] = [];
   /** Emits 'job' (JobEvent), 'write' (WriteEvent) and 'exit' (ExitRecord) as they are added. */
   readonly lines = new EventEmitter();
   /** lockName -> instanceId -> the start line of the mastership it runs, in order of arrival. */
@@ -51,6 +64,8 @@ export class EventLog implements ClusterLog {
       this.lines.emit('write', parsed);
     } else if (parsed.event === 'cron') {
       this.cronFirings.push(parsed as unknown as CronFiring);
+    } else if (parsed.event === 'task') {
+      this.taskRuns.push(parsed as unknown as TaskRun);
     }
   }
 

@@ -187,6 +187,15 @@ export class Replica {
     return body;
   }
 
+  /** A JSON post: its status and body, whatever the status. */
+  postJson(
+    path: string,
+    body: unknown,
+    timeout?: number,
+  ): Promise<{status: number; body: unknown}> {
+    return request('POST', `${this.url}${path}`, JSON.stringify(body), timeout, 'application/json');
+  }
+
   async get(path: string): Promise<unknown> {
     return (await request('GET', `${this.url}${path}`)).body;
   }

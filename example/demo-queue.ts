@@ -9,7 +9,11 @@ import {printLine} from './demo-job';
 
 export const DEMO_QUEUE = BindingKey.create<TaskQueue>('example.demoQueue');
 
-/** Runs a task: waits `taskMs` (cut short if mastership ends), then says so. */
+/**
+ * Runs a task: says so, then takes `taskMs`. A task under way when the
+ * mastership ends (SIGTERM) is finished, not cut short: stop() waits for it
+ * (up to stopTimeout), so a handoff runs no task twice.
+ */
 export function demoTaskHandler(taskMs: number): TaskHandler {
   return async (payload, ctx) => {
     printLine({
@@ -23,14 +27,8 @@ export function demoTaskHandler(taskMs: number): TaskHandler {
       at: new Date().toISOString(),
       mono: Number(process.hrtime.bigint()) / 1e6,
     });
-    await new Promise<void>(resolve => {
-      const timer = setTimeout(resolve, taskMs);
-      ctx.signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    return !ctx.signal.aborted;
+    await new Promise<void>(resolve => setTimeout(resolve, taskMs));
+    return true;
   };
 }
 
