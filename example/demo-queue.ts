@@ -2,9 +2,9 @@
 // Each execution prints a `task` line (docs/example-app.md) and takes
 // DEMO_TASK_MS; the id is the task's key, so a repeated POST is one task.
 
-import {BindingKey, inject} from '@loopback/core';
+import {BindingKey, inject, intercept} from '@loopback/core';
 import {post, requestBody, Response, RestBindings} from '@loopback/rest';
-import {TaskHandler, TaskQueue} from '../src';
+import {answerDatabaseUnavailable, TaskHandler, TaskQueue} from '../src';
 import {printLine} from './demo-job';
 
 export const DEMO_QUEUE = BindingKey.create<TaskQueue>('example.demoQueue');
@@ -38,6 +38,8 @@ export class DemoTaskController {
     @inject(RestBindings.Http.RESPONSE) private readonly response: Response,
   ) {}
 
+  // A database that does not answer: 503 with Retry-After and the cause, not LoopBack's bare 503.
+  @intercept(answerDatabaseUnavailable)
   @post('/demo/tasks', {
     responses: {
       '202': {

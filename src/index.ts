@@ -3,7 +3,10 @@
 
 // The component, its keys and configuration
 export {MASTER_JOB_EXECUTOR_OBSERVER_GROUP, MasterJobExecutorComponent} from './component';
-export {DEFAULT_CONTROLLER_PATH} from './controllers/master-control.controller';
+export {
+  answerDatabaseUnavailable,
+  DEFAULT_CONTROLLER_PATH,
+} from './controllers/master-control.controller';
 export {TIMING_DEFAULTS, TIMING_ENV_VARIABLES} from './election/timings';
 export {MasterJobExecutorBindings} from './keys';
 export {APP_CONFIG_SECTION} from './settings';
@@ -22,6 +25,7 @@ export {
   TaskHandler,
   TaskQueue,
   QueueStats,
+  QueueStatus,
 } from './queue/queue';
 export {ControlResult, LockStatus, MasterControlService} from './services/master-control.service';
 export {MasterJobExecutor} from './services/master-job-executor';

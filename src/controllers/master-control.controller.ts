@@ -160,9 +160,11 @@ const enabledExample = {
 
 /**
  * A database that does not answer in time is a 503 with Retry-After, named
- * DatabaseUnavailable: LoopBack's own error writer would hide both.
+ * DatabaseUnavailable: LoopBack's own error writer would hide both. Exported
+ * for an app's own endpoints (`@intercept(answerDatabaseUnavailable)`), e.g.
+ * one that submits to a queue.
  */
-const answerDatabaseUnavailable: Interceptor = async (invocation, next) => {
+export const answerDatabaseUnavailable: Interceptor = async (invocation, next) => {
   try {
     return await next();
   } catch (err) {
@@ -322,6 +324,21 @@ export function defineMasterControlController(
               type: 'array',
               items: {type: 'object'},
               description: "This replica's groups: what it owns, the members it sees, quorum",
+            },
+            queues: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  queueName: {type: 'string'},
+                  isMaster: {type: 'boolean', description: 'Whether this replica runs its tasks'},
+                  pending: {type: 'number'},
+                  running: {type: 'number'},
+                  done: {type: 'number'},
+                  failed: {type: 'number'},
+                },
+              },
+              description: "The queues started on this replica, with their tasks' states as stored",
             },
           },
         },

@@ -40,6 +40,12 @@ export interface StartQueueOptions {
   pollInterval?: number;
 }
 
+/** A queue in the status endpoint. */
+export interface QueueStatus extends QueueStats {
+  queueName: string;
+  isMaster: boolean;
+}
+
 export interface SubmitOptions {
   /** Submitting the same key again resolves with the first task's id, whatever its state. */
   key?: string;
@@ -270,7 +276,7 @@ export class PersistedQueue extends EventEmitter implements TaskQueue {
     } catch (err) {
       const cause = String((err as Error)?.message ?? err).replace(/\.+$/, '');
       throw new DatabaseUnavailableError(
-        `Database unavailable: submit to queue "${this.queueName}" failed: ${cause}. ` +
+        `Database unavailable: submit to queue "${this.queueName}" failed on ${store.where}: ${cause}. ` +
           (key === undefined
             ? 'The task may or may not have been saved: give it a key to submit it again safely.'
             : 'The task may or may not have been saved: submit it again with the same key.'),

@@ -109,6 +109,12 @@ export class TaskStore {
     return count === 1;
   }
 
+  /** The datasource, for messages: `datasource "db" (postgresql)`. */
+  get where(): string {
+    const {name, connector} = this.tasks.dataSource;
+    return `datasource "${name}" (${connector?.name ?? 'unknown connector'})`;
+  }
+
   async stats(queueName: string): Promise<QueueStats> {
     const states: TaskState[] = ['pending', 'running', 'done', 'failed'];
     const counts = await Promise.all(

@@ -15,6 +15,7 @@ import {
 import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
 import {ControlWrite, LockStore} from '../store/lock-store';
 import {isMemberRow} from '../groups/membership';
+import {QueueStatus} from '../queue/queue';
 import {GroupStatus, MasterStatus} from '../types';
 import {Attempt, withinControlTimeout} from './database-unavailable';
 import {MasterJobExecutor} from './master-job-executor';
@@ -172,9 +173,11 @@ export class MasterControlService {
     groups: StoredGroupStatus[];
     local: MasterStatus[];
     localGroups: GroupStatus[];
+    queues: QueueStatus[];
   }> {
-    const [locks, controls] = await this.guarded({what: 'reading the status', writes: false}, () =>
-      Promise.all([this.locks.find(), this.controls.find()]),
+    const [locks, controls, queues] = await this.guarded(
+      {what: 'reading the status', writes: false},
+      () => Promise.all([this.locks.find(), this.controls.find(), this.executor.queueStatus()]),
     );
     const byName = new Map<string, LockStatus>();
     const now = Date.now();
@@ -213,6 +216,7 @@ export class MasterControlService {
       groups,
       local: this.executor.status(),
       localGroups: this.executor.groupStatus(),
+      queues,
     };
   }
 }

@@ -19,7 +19,13 @@ import {
 } from '../election/timings';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
 import {LockNotifier} from '../notify/notifier';
-import {PersistedQueue, queueSettings, StartQueueOptions, TaskQueue} from '../queue/queue';
+import {
+  PersistedQueue,
+  QueueStatus,
+  queueSettings,
+  StartQueueOptions,
+  TaskQueue,
+} from '../queue/queue';
 import {TaskStore} from '../queue/task-store';
 import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
 import {LockChange, LockStore} from '../store/lock-store';
@@ -243,6 +249,17 @@ export class MasterJobExecutor extends EventEmitter {
 
   getGroup(groupName: string): MasterGroup | undefined {
     return this.groups.get(groupName);
+  }
+
+  /** The queues started here, with their tasks' states as stored (one read per state). */
+  queueStatus(): Promise<QueueStatus[]> {
+    return Promise.all(
+      [...this.queues.values()].map(async q => ({
+        queueName: q.queueName,
+        isMaster: q.master.isMaster,
+        ...(await q.stats()),
+      })),
+    );
   }
 
   groupStatus(): GroupStatus[] {

@@ -19,13 +19,17 @@
 // holds only dead or stuck connections). The observations are printed, then
 // every expectation is checked and all failures are reported together.
 
+import {BindingKey, inject, intercept} from '@loopback/core';
 import {juggler, RepositoryMixin} from '@loopback/repository';
-import {RestApplication, RestBindings} from '@loopback/rest';
+import {post, requestBody, RestApplication, RestBindings} from '@loopback/rest';
 import {expect} from '@loopback/testlab';
 import http from 'http';
 import {
+  answerDatabaseUnavailable,
   Master,
   MasterControlRepository,
+  MasterTaskRepository,
+  TaskQueue,
   MasterJobExecutor,
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
@@ -176,7 +180,27 @@ function databaseEndpoints(lockName: string): Endpoint[] {
     {name: 'POST enable', method: 'POST', path: `${BASE}/enable`, body: {lockName}, write: true},
     {name: 'GET list', method: 'GET', path: BASE, write: false},
     {name: 'GET status', method: 'GET', path: `${BASE}/status`, write: false},
+    // An app's own endpoint that submits to a queue (SPEC 14: a 503, never a hang).
+    {
+      name: 'POST task',
+      method: 'POST',
+      path: '/tasks',
+      body: {id: `${lockName}-task`},
+      write: true,
+    },
   ];
+}
+
+const QUEUE_KEY = BindingKey.create<TaskQueue>('test.queue');
+
+class TaskController {
+  constructor(@inject(QUEUE_KEY) private readonly queue: TaskQueue) {}
+
+  @intercept(answerDatabaseUnavailable)
+  @post('/tasks')
+  async submit(@requestBody() body: {id: string}): Promise<{taskId: number}> {
+    return {taskId: await this.queue.submit(body, {key: body.id})};
+  }
 }
 
 const HEALTH: Endpoint = {name: 'GET health', method: 'GET', path: `${BASE}/health`, write: false};
@@ -254,6 +278,7 @@ function restOutageSuite(backend: BackendName): void {
   const LOCK = `${prefix}REST-OUTAGE`;
   /** Only for the writes of the recovery check: the lock of the master stays as it is. */
   const PROBE = `${prefix}REST-PROBE`;
+  const QUEUE = `${prefix}REST-QUEUE`;
   const jobEvents: {event: 'start' | 'stop'; at: number; reason?: string}[] = [];
   const executorErrors: string[] = [];
   /** What the server logged of the requests it failed (LoopBack's LOG_ERROR), instead of stack traces. */
@@ -291,6 +316,8 @@ function restOutageSuite(backend: BackendName): void {
         },
       },
     });
+    app.bind(QUEUE_KEY).to(executor.startQueue({queueName: QUEUE, handler: () => true}));
+    app.controller(TaskController);
     await waitFor(`master of ${LOCK}`, () => handle.isMaster, 10000);
   });
 
@@ -317,8 +344,9 @@ function restOutageSuite(backend: BackendName): void {
           await app.getRepository(MasterControlRepository),
           await app.getRepository(MasterLockRepository),
         ]) {
-          await repo.deleteAll({lockName: {inq: [LOCK, PROBE]}});
+          await repo.deleteAll({lockName: {inq: [LOCK, PROBE, QUEUE]}});
         }
+        await (await app.getRepository(MasterTaskRepository)).deleteAll({queueName: QUEUE});
       } catch (err) {
         console.log(`      cleanup failed: ${err.message}`);
       }
@@ -394,6 +422,7 @@ function restOutageSuite(backend: BackendName): void {
       {endpoint: databaseEndpoints(LOCK)[1]},
       {endpoint: databaseEndpoints(LOCK)[2]},
       {endpoint: databaseEndpoints(LOCK)[3]},
+      {endpoint: databaseEndpoints(LOCK)[4]},
       {endpoint: HEALTH},
     ].map(e => ({
       ...e,
