@@ -17,6 +17,7 @@ export function printEvent(event: 'start' | 'stop', ctx: MasterJobContext): void
     fencingToken: ctx.fencingToken,
     reason: ctx.reason ?? null,
     ...(ctx.resourceId !== undefined ? {resourceId: ctx.resourceId} : {}),
+    ...(event === 'start' && ctx.saveCheckpoint ? {checkpoint: ctx.checkpoint ?? null} : {}),
     at: new Date().toISOString(),
     mono: mono(),
   });
@@ -26,6 +27,8 @@ export interface DemoJobOptions {
   /** While master, write to this resource every `fencedWriteInterval` ms. */
   fencedResource?: FencedResourceRepository;
   fencedWriteInterval?: number;
+  /** While master, save `{count}` as the lock's checkpoint every 200 ms (startMaster({checkpoint: true})). */
+  checkpoint?: boolean;
 }
 
 /** A job that says when it runs and, optionally, makes fenced writes meanwhile. */
@@ -37,6 +40,7 @@ export function createDemoJob(options: DemoJobOptions = {}): MasterJob {
       if (fencedResource && fencedWriteInterval) {
         void writeWhileMaster(fencedResource, fencedWriteInterval, ctx);
       }
+      if (options.checkpoint) void countWhileMaster(ctx);
     },
     stop: ctx => printEvent('stop', ctx),
   };
@@ -77,5 +81,16 @@ async function writeWhileMaster(
     };
     printLine(error ? {...line, error} : line);
     await new Promise(resolve => setTimeout(resolve, interval));
+  }
+}
+
+/** Counts on from the checkpoint, saving `{count}` every 200 ms until the mastership ends. */
+async function countWhileMaster(ctx: MasterJobContext): Promise<void> {
+  let count = (ctx.checkpoint as {count?: number} | undefined)?.count ?? 0;
+  while (!ctx.signal.aborted) {
+    await new Promise(resolve => setTimeout(resolve, 200));
+    if (ctx.signal.aborted) break;
+    count++;
+    await ctx.saveCheckpoint?.({count}).catch(() => {}); // refused once not master: the next one counts on
   }
 }

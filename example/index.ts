@@ -41,10 +41,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
   const masterJob = createDemoJob({
     fencedResource: await app.getRepository(FencedResourceRepository),
     fencedWriteInterval: settings.fencedWriteInterval,
+    checkpoint: settings.demoCheckpoint,
   });
   const minMembers = settings.demoQuorum;
+  const checkpoint = settings.demoCheckpoint;
   for (const lockName of settings.demoLocks)
-    executor.startMaster({lockName, masterJob, minMembers});
+    executor.startMaster({lockName, masterJob, minMembers, checkpoint});
   if (settings.demoGroup) {
     const {groupName, count} = settings.demoGroup;
     executor.startGroup({

@@ -21,6 +21,8 @@ export interface ExampleSettings {
   demoQueue?: string;
   /** DEMO_TASK_MS: how long a demo task takes (default 20 ms). */
   demoTaskMs: number;
+  /** DEMO_CHECKPOINT=1: the DEMO_LOCKS masters save {count} every 200 ms. */
+  demoCheckpoint: boolean;
 }
 
 export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSettings {
@@ -66,7 +68,12 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
   if (!(Number.isInteger(demoTaskMs) && demoTaskMs >= 0 && demoTaskMs <= 3600000)) {
     throw new Error(`DEMO_TASK_MS must be an integer of ms from 0 to 3600000, got "${rawTaskMs}"`);
   }
+  const rawCheckpoint = env.DEMO_CHECKPOINT?.trim() ?? '';
+  if (!['', '0', '1'].includes(rawCheckpoint)) {
+    throw new Error(`DEMO_CHECKPOINT must be 1 or 0, got "${env.DEMO_CHECKPOINT}"`);
+  }
   return {
+    demoCheckpoint: rawCheckpoint === '1',
     demoQueue,
     demoTaskMs,
     demoGroup,

@@ -31,7 +31,7 @@ import {
   MasterJobOptions,
 } from './jobs/master-job.decorator';
 import {MasterJobExecutorBindings} from './keys';
-import {MasterControl, MasterLock, MasterTask} from './models';
+import {MasterCheckpoint, MasterControl, MasterLock, MasterTask} from './models';
 import {exposeMetrics, unexposeMetrics} from './observability/metrics';
 import {
   DialectProvider,
@@ -40,7 +40,12 @@ import {
   MasterControlServiceProvider,
   MasterJobExecutorProvider,
 } from './providers';
-import {MasterControlRepository, MasterLockRepository, MasterTaskRepository} from './repositories';
+import {
+  MasterCheckpointRepository,
+  MasterControlRepository,
+  MasterLockRepository,
+  MasterTaskRepository,
+} from './repositories';
 import {MasterJobExecutor} from './services/master-job-executor';
 import {APP_CONFIG_SECTION, resolveAuthentication} from './settings';
 import {reopen} from './store/datasource-state';
@@ -70,8 +75,13 @@ export const MASTER_JOB_EXECUTOR_OBSERVER_GROUP = 'masterJobExecutor';
   },
 })
 export class MasterJobExecutorComponent implements Component, LifeCycleObserver {
-  models = [MasterLock, MasterControl, MasterTask];
-  repositories = [MasterLockRepository, MasterControlRepository, MasterTaskRepository];
+  models = [MasterLock, MasterControl, MasterTask, MasterCheckpoint];
+  repositories = [
+    MasterLockRepository,
+    MasterControlRepository,
+    MasterTaskRepository,
+    MasterCheckpointRepository,
+  ];
   bindings: Binding[];
   controllers: Constructor<unknown>[] = [];
   private readonly controller: MasterControlControllerClass | undefined;

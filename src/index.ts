@@ -16,8 +16,13 @@ export * from './types';
 export {asMasterJob, masterJob, MasterJobOptions} from './jobs/master-job.decorator';
 export {masterCron, MasterCronJob, MasterCronOptions} from './jobs/cron';
 export {ExclusiveContext, LockBusyError, RunExclusiveOptions} from './jobs/exclusive';
-export {MasterControl, MasterLock, MasterTask, TaskState} from './models';
-export {MasterControlRepository, MasterLockRepository, MasterTaskRepository} from './repositories';
+export {MasterCheckpoint, MasterControl, MasterLock, MasterTask, TaskState} from './models';
+export {
+  MasterCheckpointRepository,
+  MasterControlRepository,
+  MasterLockRepository,
+  MasterTaskRepository,
+} from './repositories';
 export {
   StartQueueOptions,
   SubmitOptions,

@@ -8,7 +8,13 @@ import {juggler, repository} from '@loopback/repository';
 import {MasterJobExecutorBindings} from './keys';
 import {LockNotifier} from './notify/notifier';
 import {TaskStore} from './queue/task-store';
-import {MasterControlRepository, MasterLockRepository, MasterTaskRepository} from './repositories';
+import {CheckpointStore} from './jobs/checkpoint';
+import {
+  MasterCheckpointRepository,
+  MasterControlRepository,
+  MasterLockRepository,
+  MasterTaskRepository,
+} from './repositories';
 import {MasterControlService} from './services/master-control.service';
 import {MasterJobExecutor} from './services/master-job-executor';
 import {APP_CONFIG_SECTION} from './settings';
@@ -77,6 +83,8 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
     private readonly appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
     @repository(MasterTaskRepository)
     private readonly tasks: MasterTaskRepository,
+    @repository(MasterCheckpointRepository)
+    private readonly checkpoints: MasterCheckpointRepository,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -89,7 +97,7 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       this.appConfig,
       this.notifier,
       process.env,
-      new TaskStore(this.tasks),
+      {tasks: new TaskStore(this.tasks), checkpoints: new CheckpointStore(this.checkpoints)},
     );
   }
 }

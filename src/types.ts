@@ -33,6 +33,14 @@ export interface MasterJobContext {
   reason?: StopReason;
   /** The resource, for a job of a group (`startGroup()`); the lock is `<groupName>/<resourceId>`. */
   resourceId?: string;
+  /** With `startMaster({checkpoint: true})`: the value the last master saved, undefined if none. */
+  checkpoint?: unknown;
+  /**
+   * With `startMaster({checkpoint: true})`: saves a JSON value for the next
+   * master, fenced by this mastership's token; rejects once another master
+   * has started. The other replicas' handles emit `synchronize` (value, token).
+   */
+  saveCheckpoint?: (value: unknown) => Promise<void>;
 }
 
 export interface MasterJob {
@@ -64,6 +72,8 @@ export interface StartMasterOptions extends Partial<ElectionTimings> {
    * this lock are alive (default 1: no quorum). See docs/groups.md.
    */
   minMembers?: number;
+  /** Give the job `ctx.checkpoint` and `ctx.saveCheckpoint` (default false). See docs/jobs.md. */
+  checkpoint?: boolean;
 }
 
 export interface StartGroupOptions extends Partial<ElectionTimings> {

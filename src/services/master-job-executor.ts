@@ -10,6 +10,7 @@ import {sharedTimersOf} from '../election/clock';
 import {LockElection} from '../election/election';
 import {GroupRunner} from '../groups/group';
 import {Quorum} from '../groups/quorum';
+import {CheckpointStore, CheckpointWatch, withCheckpoint} from '../jobs/checkpoint';
 import {ExclusiveContext, runExclusive, RunExclusiveOptions} from '../jobs/exclusive';
 import {
   resolveTimings,
@@ -69,6 +70,7 @@ export class MasterJobExecutor extends EventEmitter {
   private readonly quorums = new Map<string, Quorum>();
   private readonly groups = new Map<string, GroupRunner>();
   private readonly queues = new Map<string, PersistedQueue>();
+  private readonly checkpointWatches = new Map<string, CheckpointWatch>();
   private stopped = false;
   private readonly unsubscribe: (() => void) | undefined;
 
@@ -79,7 +81,8 @@ export class MasterJobExecutor extends EventEmitter {
     appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
     private readonly notifier?: LockNotifier,
     env: NodeJS.ProcessEnv = process.env,
-    private readonly tasks?: TaskStore,
+    /** The component's other tables: a queue's tasks, the checkpoints. */
+    private readonly work: {tasks?: TaskStore; checkpoints?: CheckpointStore} = {},
   ) {
     super();
     this.unsubscribe = notifier?.subscribe(change => this.wake(change));
@@ -114,7 +117,16 @@ export class MasterJobExecutor extends EventEmitter {
    */
   startMaster(options: StartMasterOptions): Master {
     validate(options);
-    const {lockName, masterJob} = options;
+    const {lockName} = options;
+    const checkpoints = options.checkpoint ? this.work.checkpoints : undefined;
+    if (options.checkpoint && !checkpoints) {
+      throw new Error('startMaster(options): checkpoint needs the component (no checkpoint store)');
+    }
+    const masterJob = checkpoints
+      ? withCheckpoint(options.masterJob, checkpoints, name =>
+          this.notifier?.publish([{lockName: name, checkpoint: true}]),
+        )
+      : options.masterJob;
     const minMembers = checkMinMembers('startMaster', options.minMembers);
     if (this.stopped) throw new Error(`Cannot start master "${lockName}": the executor is stopped`);
     if (this.masters.has(lockName)) {
@@ -152,6 +164,15 @@ export class MasterJobExecutor extends EventEmitter {
       },
     });
     this.masters.set(lockName, election);
+    if (checkpoints) {
+      const watch = new CheckpointWatch(election, checkpoints, timings.checkMasterInterval);
+      this.checkpointWatches.set(lockName, watch);
+      election.on('statechange', (_from: string, to: string) => {
+        if (to !== 'stopped') return;
+        watch.stop();
+        if (this.checkpointWatches.get(lockName) === watch) this.checkpointWatches.delete(lockName);
+      });
+    }
     if (quorum) {
       this.quorums.set(lockName, quorum);
       quorum.begin(election, sharedTimersOf(this.clock).turnTime() + timings.initDelay);
@@ -168,7 +189,7 @@ export class MasterJobExecutor extends EventEmitter {
    */
   startQueue(options: StartQueueOptions & Partial<ElectionTimings>): TaskQueue {
     const {queueName, handler, maxAttempts, retryDelay, pollInterval, ...timings} = options ?? {};
-    const tasks = this.tasks;
+    const tasks = this.work.tasks;
     if (!tasks)
       throw new Error('startQueue(): this executor has no task store (use the component)');
     const settings = queueSettings(
@@ -322,6 +343,7 @@ export class MasterJobExecutor extends EventEmitter {
    */
   wake(change?: LockChange): void {
     if (change?.submitted) return this.queues.get(change.lockName)?.runner.wake();
+    if (change?.checkpoint) return void this.checkpointWatches.get(change.lockName)?.look();
     if (change === undefined) this.queues.forEach(q => q.runner.wake());
     if (change === undefined) this.masters.forEach(m => m.wake());
     else this.masters.get(change.lockName)?.wake(change);
@@ -376,6 +398,9 @@ export class MasterJobExecutor extends EventEmitter {
 function validate(options: StartMasterOptions): void {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('startMaster(options): options must be an object');
+  }
+  if (options.checkpoint !== undefined && typeof options.checkpoint !== 'boolean') {
+    throw new TypeError('startMaster(options): checkpoint must be true or false');
   }
   const {lockName, masterJob} = options;
   const problem = textProblem('lockName', lockName, MAX_LOCK_NAME_LENGTH);

@@ -57,6 +57,8 @@ export interface LockChange {
   renewed?: RenewedLock;
   /** A task was submitted to the queue of this name: only its master has anything to do. */
   submitted?: true;
+  /** The master of this lock saved a checkpoint: the others read it. */
+  checkpoint?: true;
 }
 
 /** A renewal as announced: the holder and token it was made for, and the renewalId it wrote. */

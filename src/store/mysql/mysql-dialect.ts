@@ -17,7 +17,7 @@ const LOCK_NAME = 'loopback4-master-job-executor:migrate';
 const LOCK_WAIT_SECONDS = 600;
 
 /** The component's models, whose id columns must compare exactly. */
-const OWN_MODELS = ['MasterLock', 'MasterControl'];
+const OWN_MODELS = ['MasterLock', 'MasterControl', 'MasterCheckpoint'];
 
 interface SqlConnector {
   name: string;

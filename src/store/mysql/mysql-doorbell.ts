@@ -89,8 +89,8 @@ export class MysqlDoorbell implements LockNotifier {
 
   publish(changes: LockChange[]): void {
     this.local.publish(changes);
-    // A ring wakes every lock of every replica to read: a submit waits for its master's next look.
-    if (!changes.every(c => c.submitted)) this.shared.ring();
+    // A ring wakes every lock of every replica to read: a submit or a checkpoint waits for the next look.
+    if (!changes.every(c => c.submitted || c.checkpoint)) this.shared.ring();
   }
 
   subscribe(listener: ChangeListener): () => void {

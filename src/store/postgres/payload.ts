@@ -15,13 +15,15 @@ const ANY_LOCK = '*';
  * [name, fencingToken, renewalId] for a freed lock, or [name, "disabled" |
  * "enabled"] for an operator's change, followed by fencingToken and
  * renewalId when the lock was free (an enable: take it over unread), or
- * [name, "submitted"] for a task submitted to the queue of that name.
+ * [name, "submitted"] for a task submitted to the queue of that name, or
+ * [name, "checkpoint"] for a checkpoint its master saved.
  */
 export function encodePayload(changes: LockChange[]): string {
   const payload = JSON.stringify(
     changes.map(c => {
       const freed = c.freed ? [c.freed.fencingToken, c.freed.renewalId] : [];
       if (c.submitted) return [c.lockName, 'submitted'];
+      if (c.checkpoint) return [c.lockName, 'checkpoint'];
       if (c.control) return [c.lockName, c.control, ...freed];
       return c.freed ? [c.lockName, ...freed] : c.lockName;
     }),
@@ -81,6 +83,7 @@ function toChange(entry: unknown): LockChange | undefined {
   if (!Array.isArray(entry) || typeof entry[0] !== 'string') return undefined;
   const [lockName, ...rest] = entry as [string, ...unknown[]];
   if (rest.length === 1 && rest[0] === 'submitted') return {lockName, submitted: true};
+  if (rest.length === 1 && rest[0] === 'checkpoint') return {lockName, checkpoint: true};
   const control = rest[0] === 'disabled' || rest[0] === 'enabled' ? rest[0] : undefined;
   if (control) rest.shift();
   if (rest.length === 0) return control ? {lockName, control} : undefined;

@@ -1,0 +1,158 @@
+// Checkpoints: the progress a master saves for its lock, so the next master
+// resumes where the last one stopped (`startMaster({checkpoint: true})`).
+// A master starts by claiming the lock's checkpoint row with its fencing
+// token and reading it (ctx.checkpoint); a save writes only where the row
+// still has that token, so a master that lost the lock cannot overwrite the
+// progress of the next. The other replicas hear of each save (`synchronize`
+// on the handle): at once on PostgreSQL, at their next check elsewhere.
+
+import debugFactory from 'debug';
+import {MasterCheckpoint} from '../models/master-checkpoint.model';
+import type {CheckpointRepository} from '../store/dialect';
+import {isDuplicate} from '../store/errors';
+import {Master, MasterJob, MasterJobContext} from '../types';
+
+const debug = debugFactory('loopback:master-job-executor:checkpoint');
+
+export class CheckpointStore {
+  constructor(private readonly rows: CheckpointRepository) {}
+
+  /**
+   * Makes `fencingToken` the only one that may save, and resolves to the
+   * value saved last (undefined if none). Rejects if a later master claimed
+   * the checkpoint already.
+   */
+  async claim(lockName: string, fencingToken: number): Promise<unknown> {
+    try {
+      await this.rows.create({lockName, fencingToken, value: null});
+    } catch (err) {
+      if (!isDuplicate(err)) throw err;
+    }
+    await this.rows.updateAll({fencingToken}, {lockName, fencingToken: {lt: fencingToken}});
+    const row = await this.rows.findById(lockName);
+    if (Number(row.fencingToken) !== fencingToken) {
+      throw new Error(
+        `the checkpoint of "${lockName}" belongs to a later master (token ${row.fencingToken}, this one ${fencingToken})`,
+      );
+    }
+    return parse(row);
+  }
+
+  /** Saves `value` if the row still has this token; rejects otherwise. */
+  async save(
+    lockName: string,
+    fencingToken: number,
+    instanceId: string,
+    value: unknown,
+  ): Promise<void> {
+    const text = JSON.stringify(value);
+    if (text === undefined)
+      throw new TypeError('saveCheckpoint(value): value must be a JSON value');
+    const {count} = await this.rows.updateAll(
+      {value: text, savedAt: new Date(), savedBy: instanceId},
+      {lockName, fencingToken},
+    );
+    if (count !== 1) {
+      throw new Error(
+        `not master of "${lockName}" any more: checkpoint not saved (token ${fencingToken})`,
+      );
+    }
+  }
+
+  /** The row as stored, for the other replicas; undefined if none. */
+  async read(lockName: string): Promise<MasterCheckpoint | undefined> {
+    return (await this.rows.findOne({where: {lockName}})) ?? undefined;
+  }
+}
+
+export function parse(row: MasterCheckpoint | undefined): unknown {
+  return row?.value === null || row?.value === undefined ? undefined : JSON.parse(row.value);
+}
+
+/**
+ * The job as the election runs it: its start waits for the claim, and both
+ * start and stop get the checkpoint and saveCheckpoint. A failed claim is a
+ * failed start (the lock is released; the replica backs off).
+ */
+export function withCheckpoint(
+  job: MasterJob,
+  store: CheckpointStore,
+  announce: (lockName: string) => void,
+): MasterJob {
+  let checkpoint: unknown;
+  const extend = (ctx: MasterJobContext): MasterJobContext => ({
+    ...ctx,
+    checkpoint,
+    saveCheckpoint: async (value: unknown) => {
+      if (ctx.signal.aborted && ctx.reason === undefined) {
+        throw new Error(`not master of "${ctx.lockName}" any more: checkpoint not saved`);
+      }
+      await store.save(ctx.lockName, ctx.fencingToken, ctx.instanceId, value);
+      checkpoint = value;
+      announce(ctx.lockName);
+    },
+  });
+  return {
+    async start(ctx) {
+      checkpoint = await store.claim(ctx.lockName, ctx.fencingToken);
+      debug('%s: token %d starts from %j', ctx.lockName, ctx.fencingToken, checkpoint);
+      await job.start(extend(ctx));
+    },
+    async stop(ctx) {
+      await job.stop?.(extend(ctx));
+    },
+  };
+}
+
+/**
+ * Tells a non-master handle of each save: `synchronize` with the value.
+ * Reads the row when told (a NOTIFY) and at every `interval`; emits only
+ * what changed since it last looked.
+ */
+export class CheckpointWatch {
+  private seen: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private reading = false;
+
+  constructor(
+    private readonly handle: Master,
+    private readonly store: CheckpointStore,
+    private readonly interval: number,
+  ) {
+    this.schedule();
+  }
+
+  /** A save was announced, or it is time to look. */
+  async look(): Promise<void> {
+    if (this.reading || this.handle.isMaster || this.handle.state === 'stopped') return;
+    this.reading = true;
+    try {
+      const row = await this.store.read(this.handle.lockName);
+      const mark = row?.savedAt
+        ? `${row.fencingToken}/${new Date(row.savedAt).getTime()}`
+        : undefined;
+      if (row && mark !== undefined && mark !== this.seen && !this.handle.isMaster) {
+        this.seen = mark;
+        this.handle.emit('synchronize', parse(row), Number(row.fencingToken));
+      }
+    } catch (err) {
+      debug('%s: reading the checkpoint failed: %s', this.handle.lockName, err);
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => {
+      void this.look().finally(() => {
+        if (this.timer !== undefined && this.handle.state !== 'stopped') this.schedule();
+      });
+    }, this.interval);
+    this.timer.unref?.();
+  }
+}

@@ -1,0 +1,138 @@
+// Checkpoints through real repositories, on the memory connector, PostgreSQL
+// and MySQL/MariaDB: the next master starts from what the last one saved, a
+// master that lost the lock cannot save over the next one's progress, and
+// the other replicas hear of each save (`synchronize`).
+
+import {expect} from '@loopback/testlab';
+import {waitFor} from '../../cluster-kit';
+import {Master, MasterCheckpointRepository, MasterJobContext} from '../../src';
+import {CheckpointStore} from '../../src/jobs/checkpoint';
+import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
+import {Cluster, FAST, Replica} from '../fixtures/cluster';
+
+for (const backend of BACKENDS) {
+  describe(`checkpoints on ${backend} (integration)`, function () {
+    checkpointSuite(backend);
+  });
+}
+
+function checkpointSuite(backend: BackendName): void {
+  let db: TestDatabase | undefined;
+  let cluster: Cluster;
+  let LOCK: string;
+
+  before(async function () {
+    this.timeout(20000);
+    db = await openTestDatabase(this, backend, 'mje_checkpoint');
+    cluster = new Cluster(db);
+    await cluster.migrate();
+  });
+
+  beforeEach(() => {
+    LOCK = cluster.name(`CP${Math.random().toString(36).slice(2, 8)}`);
+  });
+
+  afterEach(async function () {
+    this.timeout(20000);
+    if (!cluster) return;
+    await cluster.stopReplicas();
+    await cluster.truncate();
+    const rows = await repo();
+    const ours = (await rows.find({fields: {lockName: true}})).filter(r =>
+      r.lockName.startsWith(cluster.prefix),
+    );
+    if (ours.length) await rows.deleteAll({lockName: {inq: ours.map(r => r.lockName)}});
+  });
+
+  after(async function () {
+    this.timeout(20000);
+    await cluster?.close();
+    await db?.close();
+  });
+
+  async function repo(): Promise<MasterCheckpointRepository> {
+    return (await cluster.adminApp()).getRepository(MasterCheckpointRepository);
+  }
+
+  /** A job that counts from its checkpoint, saving every tick, and records where each mastership began. */
+  function counter(r: Replica, began: {instanceId: string; from: unknown}[]): Master {
+    let timer: NodeJS.Timeout | undefined;
+    return r.executor.startMaster({
+      ...FAST,
+      lockName: LOCK,
+      checkpoint: true,
+      masterJob: {
+        start: (ctx: MasterJobContext) => {
+          began.push({instanceId: ctx.instanceId, from: ctx.checkpoint});
+          let count = (ctx.checkpoint as {count?: number} | undefined)?.count ?? 0;
+          timer = setInterval(() => {
+            count++;
+            ctx.saveCheckpoint!({count}).catch(() => {});
+          }, 20);
+        },
+        stop: async (ctx: MasterJobContext) => {
+          clearInterval(timer);
+        },
+      },
+    });
+  }
+
+  it('starts the next master from what the last one saved, and tells the others', async () => {
+    const [a, b] = await cluster.addReplicas(2);
+    const began: {instanceId: string; from: unknown}[] = [];
+    const ha = counter(a, began);
+    const hb = counter(b, began);
+    await waitFor(
+      'a master started',
+      () => (ha.isMaster || hb.isMaster) && began.length === 1,
+      5000,
+    );
+    const [master, other] = ha.isMaster ? [ha, hb] : [hb, ha];
+    expect(began[0].from).to.be.undefined();
+    const heard: unknown[] = [];
+    other.on('synchronize', (value: unknown) => heard.push(value));
+    await waitFor('the other replica heard a save', () => heard.length > 0, 5000);
+    expect((heard[0] as {count: number}).count).to.be.above(0);
+    await master.stop(); // its last save stays
+    await waitFor('the other started', () => other.isMaster && began.length === 2, 5000);
+    const saved = await (await repo()).findById(LOCK);
+    const from = began[1].from as {count: number};
+    expect(from.count).to.be.above(0);
+    // It started from the last value saved before the handoff (the row had no other writer since).
+    expect(from.count).to.be.belowOrEqual(JSON.parse(saved.value!).count);
+  });
+
+  it('refuses the save of a master whose checkpoint a later master claimed', async () => {
+    const store = new CheckpointStore(await repo());
+    expect(await store.claim(LOCK, 5)).to.be.undefined();
+    await store.save(LOCK, 5, 'old', {count: 1});
+    expect(await store.claim(LOCK, 6)).to.deepEqual({count: 1});
+    await expect(store.save(LOCK, 5, 'old', {count: 99})).to.be.rejectedWith(/not master/);
+    await expect(store.claim(LOCK, 5)).to.be.rejectedWith(/later master/);
+    await store.save(LOCK, 6, 'new', {count: 2});
+    expect(await store.claim(LOCK, 7)).to.deepEqual({count: 2});
+  });
+
+  it('rejects a save once the mastership ended, and a bad option', async () => {
+    const [a] = await cluster.addReplicas(1);
+    let ctx: MasterJobContext | undefined;
+    const handle = a.executor.startMaster({
+      ...FAST,
+      lockName: LOCK,
+      checkpoint: true,
+      masterJob: {start: c => void (ctx = c)},
+    });
+    await waitFor('master', () => handle.isMaster && ctx !== undefined, 5000);
+    await ctx!.saveCheckpoint!({step: 1});
+    await expect(ctx!.saveCheckpoint!(undefined)).to.be.rejectedWith(/JSON value/);
+    await handle.stop();
+    await expect(ctx!.saveCheckpoint!({step: 2})).to.be.rejectedWith(/not master/);
+    expect(() =>
+      a.executor.startMaster({
+        lockName: cluster.name('X'),
+        masterJob: {start() {}},
+        checkpoint: 'yes' as unknown as boolean,
+      }),
+    ).to.throw(/checkpoint must be true or false/);
+  });
+}
