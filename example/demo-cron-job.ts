@@ -1,5 +1,5 @@
 import {BindingKey, inject} from '@loopback/core';
-import {MasterCronJob, masterJob, MasterJobContext} from '../src';
+import {CronContext, MasterCronJob, masterJob, MasterJobContext} from '../src';
 import {printEvent, printLine} from './demo-job';
 
 export const DEMO_CRON_LOCK = 'DEMO-CRON';
@@ -26,12 +26,13 @@ export class DemoCronJob extends MasterCronJob {
     printEvent('stop', ctx);
   }
 
-  onTick(ctx: MasterJobContext): void {
+  onTick(ctx: CronContext): void {
     printLine({
       event: 'cron',
       lockName: ctx.lockName,
       instanceId: ctx.instanceId,
       fencingToken: ctx.fencingToken,
+      scheduledAt: ctx.scheduledAt.toISOString(),
       at: new Date().toISOString(),
       mono: Number(process.hrtime.bigint()) / 1e6,
     });

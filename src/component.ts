@@ -31,7 +31,7 @@ import {
   MasterJobOptions,
 } from './jobs/master-job.decorator';
 import {MasterJobExecutorBindings} from './keys';
-import {MasterCheckpoint, MasterControl, MasterLock, MasterTask} from './models';
+import {MasterCheckpoint, MasterControl, MasterCronRun, MasterLock, MasterTask} from './models';
 import {exposeMetrics, unexposeMetrics} from './observability/metrics';
 import {
   DialectProvider,
@@ -43,6 +43,7 @@ import {
 import {
   MasterCheckpointRepository,
   MasterControlRepository,
+  MasterCronRunRepository,
   MasterLockRepository,
   MasterTaskRepository,
 } from './repositories';
@@ -75,12 +76,13 @@ export const MASTER_JOB_EXECUTOR_OBSERVER_GROUP = 'masterJobExecutor';
   },
 })
 export class MasterJobExecutorComponent implements Component, LifeCycleObserver {
-  models = [MasterLock, MasterControl, MasterTask, MasterCheckpoint];
+  models = [MasterLock, MasterControl, MasterTask, MasterCheckpoint, MasterCronRun];
   repositories = [
     MasterLockRepository,
     MasterControlRepository,
     MasterTaskRepository,
     MasterCheckpointRepository,
+    MasterCronRunRepository,
   ];
   bindings: Binding[];
   controllers: Constructor<unknown>[] = [];

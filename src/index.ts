@@ -14,12 +14,20 @@ export * from './types';
 
 // Services, jobs, models
 export {asMasterJob, masterJob, MasterJobOptions} from './jobs/master-job.decorator';
-export {masterCron, MasterCronJob, MasterCronOptions} from './jobs/cron';
+export {CronContext, masterCron, MasterCronJob, MasterCronOptions} from './jobs/cron';
 export {ExclusiveContext, LockBusyError, RunExclusiveOptions} from './jobs/exclusive';
-export {MasterCheckpoint, MasterControl, MasterLock, MasterTask, TaskState} from './models';
+export {
+  MasterCheckpoint,
+  MasterControl,
+  MasterCronRun,
+  MasterLock,
+  MasterTask,
+  TaskState,
+} from './models';
 export {
   MasterCheckpointRepository,
   MasterControlRepository,
+  MasterCronRunRepository,
   MasterLockRepository,
   MasterTaskRepository,
 } from './repositories';

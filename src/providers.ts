@@ -9,8 +9,10 @@ import {MasterJobExecutorBindings} from './keys';
 import {LockNotifier} from './notify/notifier';
 import {TaskStore} from './queue/task-store';
 import {CheckpointStore} from './jobs/checkpoint';
+import {CronRunStore} from './jobs/cron';
 import {
   MasterCheckpointRepository,
+  MasterCronRunRepository,
   MasterControlRepository,
   MasterLockRepository,
   MasterTaskRepository,
@@ -85,6 +87,8 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
     private readonly tasks: MasterTaskRepository,
     @repository(MasterCheckpointRepository)
     private readonly checkpoints: MasterCheckpointRepository,
+    @repository(MasterCronRunRepository)
+    private readonly cronRuns: MasterCronRunRepository,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -97,7 +101,11 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       this.appConfig,
       this.notifier,
       process.env,
-      {tasks: new TaskStore(this.tasks), checkpoints: new CheckpointStore(this.checkpoints)},
+      {
+        tasks: new TaskStore(this.tasks),
+        checkpoints: new CheckpointStore(this.checkpoints),
+        cronRuns: new CronRunStore(this.cronRuns),
+      },
     );
   }
 }

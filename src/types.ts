@@ -185,6 +185,20 @@ export interface MasterStatus {
   deadlinePassed: boolean;
 }
 
+/** A cron schedule started on this replica, with its last runs as stored (latest first). */
+export interface CronStatus {
+  lockName: string;
+  runs: {
+    scheduledAt: Date;
+    startedAt: Date | null;
+    finishedAt: Date | null;
+    instanceId: string;
+    fencingToken: number;
+    /** 'ok', the error, or null while it runs (or if its master died meanwhile). */
+    outcome: string | null;
+  }[];
+}
+
 /** The handle `startMaster()` returns. */
 export interface Master extends EventEmitter {
   readonly lockName: string;

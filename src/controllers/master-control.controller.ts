@@ -340,6 +340,12 @@ export function defineMasterControlController(
               },
               description: "The queues started on this replica, with their tasks' states as stored",
             },
+            cron: {
+              type: 'array',
+              items: {type: 'object'},
+              description:
+                'The cron schedules started on this replica, each with its last runs as stored: scheduledAt, startedAt, finishedAt, instanceId, fencingToken, outcome',
+            },
           },
         },
         [503],

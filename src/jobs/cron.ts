@@ -1,72 +1,222 @@
-// A cron schedule as a master job: it ticks only on the master of its lock.
+// A cron schedule as a master job: it fires only on the master of its lock,
+// and, with the component's tables, each occurrence once in the cluster: the
+// master claims an occurrence (a row keyed by lock name and scheduled time)
+// before it fires it, so a failover or a handoff at the wrong instant cannot
+// fire it twice. What a new master does with the occurrences that passed
+// while nobody was master is `missed`.
 
 import debugFactory from 'debug';
+import {MasterCronRun} from '../models/master-cron-run.model';
+import type {CronRunRepository} from '../store/dialect';
+import {isDuplicate} from '../store/errors';
 import {MasterJob, MasterJobContext} from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:cron');
+
+/** Occurrences a new master fires for 'all' at most: a schedule stopped for long does not flood. */
+const MAX_MISSED = 1000;
+const MAX_TIMER = 2 ** 31 - 1;
 
 export interface MasterCronOptions {
   /** Cron pattern (with seconds, as the `cron` package takes it), e.g. '0 *\/5 * * * *'. */
   cronTime: string;
   timeZone?: string;
+  /**
+   * What a new master does with the occurrences that passed since the last
+   * one claimed, while nobody was master: 'skip' them (default), fire the
+   * latest 'once', or fire 'all' (oldest first, at most 1000).
+   */
+  missed?: 'skip' | 'once' | 'all';
 }
 
-interface CronJobLike {
-  start(): void;
-  stop(): void;
+/** What a firing receives: the master's context and the occurrence it fires. */
+export interface CronContext extends MasterJobContext {
+  /** The occurrence's scheduled time (a missed one is in the past). */
+  scheduledAt: Date;
+}
+
+interface CronTimeLike {
+  getNextDateFrom(start: Date, timeZone?: string): {toJSDate(): Date};
+}
+
+/** The claims of a schedule's occurrences (the component's MasterCronRun table). */
+export class CronRunStore {
+  constructor(private readonly rows: CronRunRepository) {}
+
+  /** Claims an occurrence for this master: false if it was claimed already (fired elsewhere). */
+  async claim(ctx: MasterJobContext, scheduledAt: Date): Promise<MasterCronRun | undefined> {
+    try {
+      return await this.rows.create({
+        id: `${ctx.lockName}\u001f${scheduledAt.toISOString()}`,
+        lockName: ctx.lockName,
+        scheduledAt,
+        fencingToken: ctx.fencingToken,
+        instanceId: ctx.instanceId,
+        startedAt: new Date(),
+      });
+    } catch (err) {
+      if (isDuplicate(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async finish(run: MasterCronRun, outcome: string): Promise<void> {
+    await this.rows.updateAll({finishedAt: new Date(), outcome}, {id: run.id});
+  }
+
+  /** The latest occurrence claimed, if any. */
+  async latest(lockName: string): Promise<Date | undefined> {
+    const row = await this.rows.findOne({where: {lockName}, order: ['scheduledAt DESC']});
+    return row ? new Date(row.scheduledAt) : undefined;
+  }
+
+  /** The last `limit` runs, latest first (the status endpoint). */
+  recent(lockName: string, limit = 10): Promise<MasterCronRun[]> {
+    return this.rows.find({where: {lockName}, order: ['scheduledAt DESC'], limit});
+  }
 }
 
 /**
- * A cron schedule that fires only on the master of its lock: started when this
- * replica becomes master, stopped the moment it stops being master, resumed on
- * the new master. Firings missed while nobody was master are not replayed.
- * Needs the `cron` package (it comes with @loopback/cron).
+ * A cron schedule that fires only on the master of its lock: scheduled when
+ * this replica becomes master, stopped the moment it stops being master,
+ * resumed on the new master. Needs the `cron` package (it comes with
+ * @loopback/cron). Started by the component's executor, each occurrence is
+ * claimed in the database first (see CronRunStore); without it, a failover
+ * at the instant of an occurrence may fire it twice or not at all.
  */
 export abstract class MasterCronJob implements MasterJob {
-  private cron: CronJobLike | undefined;
+  /** Set by the executor that starts this job: where occurrences are claimed. */
+  runs?: CronRunStore;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(protected readonly cronOptions: MasterCronOptions) {}
+  constructor(protected readonly cronOptions: MasterCronOptions) {
+    const missed = cronOptions.missed;
+    if (missed !== undefined && !['skip', 'once', 'all'].includes(missed)) {
+      throw new TypeError(
+        `masterCron: missed must be 'skip', 'once' or 'all', got ${String(missed)}`,
+      );
+    }
+    this.cronTime(); // a bad pattern fails here, not at the first mastership
+  }
 
   /** One firing, on the master only; `ctx.signal` aborts when mastership ends. */
-  abstract onTick(ctx: MasterJobContext): void | Promise<void>;
+  abstract onTick(ctx: CronContext): void | Promise<void>;
 
   start(ctx: MasterJobContext): void {
-    const {CronJob} = require('cron') as {CronJob: new (...args: unknown[]) => CronJobLike};
-    const tick = async () => {
-      if (ctx.signal.aborted) return;
-      try {
-        await this.onTick(ctx);
-      } catch (err) {
-        debug('%s: a firing failed: %s', ctx.lockName, err);
-      }
-    };
-    const cron = new CronJob(
-      this.cronOptions.cronTime,
-      tick,
-      null,
-      false,
-      this.cronOptions.timeZone,
-    );
-    this.cron = cron;
-    ctx.signal.addEventListener('abort', () => cron.stop(), {once: true});
-    cron.start();
+    void this.run(ctx);
     debug('%s: schedule %s started', ctx.lockName, this.cronOptions.cronTime);
   }
 
   stop(ctx: MasterJobContext): void {
-    this.cron?.stop();
-    this.cron = undefined;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     debug('%s: schedule stopped (%s)', ctx.lockName, ctx.reason);
+  }
+
+  private async run(ctx: MasterJobContext): Promise<void> {
+    const cronTime = this.cronTime();
+    const next = (after: Date) =>
+      cronTime.getNextDateFrom(after, this.cronOptions.timeZone).toJSDate();
+    let from = new Date();
+    try {
+      for (const occurrence of await this.missedOccurrences(ctx, next)) {
+        if (ctx.signal.aborted) return;
+        await this.fire(ctx, occurrence);
+      }
+    } catch (err) {
+      debug('%s: the missed occurrences could not be read: %s', ctx.lockName, err);
+    }
+    while (!ctx.signal.aborted) {
+      const occurrence = next(from);
+      const delay = occurrence.getTime() - Date.now();
+      if (delay > 0) {
+        const step = Math.min(delay, MAX_TIMER); // a timer holds at most ~24.8 days
+        if (!(await this.sleep(step, ctx.signal))) return;
+        if (step < delay) continue;
+      }
+      from = occurrence; // a firing longer than the period: the next ones fire at once, in order
+      await this.fire(ctx, occurrence);
+    }
+  }
+
+  /** The occurrences to fire now, by `missed`, since the latest one claimed. */
+  private async missedOccurrences(ctx: MasterJobContext, next: (d: Date) => Date): Promise<Date[]> {
+    const policy = this.cronOptions.missed ?? 'skip';
+    if (policy === 'skip' || !this.runs) return [];
+    const latest = await this.runs.latest(ctx.lockName);
+    if (!latest) return [];
+    const now = Date.now();
+    const missed: Date[] = [];
+    for (let at = next(latest); at.getTime() <= now && missed.length < MAX_MISSED; at = next(at)) {
+      missed.push(at);
+    }
+    return policy === 'once' ? missed.slice(-1) : missed;
+  }
+
+  /** Claims the occurrence, then fires it; an occurrence claimed elsewhere is not fired. */
+  private async fire(ctx: MasterJobContext, scheduledAt: Date): Promise<void> {
+    if (ctx.signal.aborted) return;
+    let run: MasterCronRun | undefined;
+    if (this.runs) {
+      try {
+        run = await this.runs.claim(ctx, scheduledAt);
+      } catch (err) {
+        debug(
+          '%s: could not claim %s, not fired: %s',
+          ctx.lockName,
+          scheduledAt.toISOString(),
+          err,
+        );
+        return;
+      }
+      if (!run) {
+        debug('%s: %s was claimed already', ctx.lockName, scheduledAt.toISOString());
+        return;
+      }
+    }
+    let outcome = 'ok';
+    try {
+      await this.onTick({...ctx, scheduledAt});
+    } catch (err) {
+      outcome = String((err as Error)?.message ?? err).slice(0, 1000);
+      debug('%s: a firing failed: %s', ctx.lockName, err);
+    }
+    if (run) {
+      await this.runs!.finish(run, outcome).catch(err =>
+        debug('%s: could not record the outcome of %s: %s', ctx.lockName, run!.id, err),
+      );
+    }
+  }
+
+  /** Resolves true after `ms`, false as soon as the signal aborts. */
+  private sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+    return new Promise(resolve => {
+      const done = (fired: boolean) => {
+        clearTimeout(this.timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(fired);
+      };
+      const onAbort = () => done(false);
+      this.timer = setTimeout(() => done(true), ms);
+      signal.addEventListener('abort', onAbort, {once: true});
+    });
+  }
+
+  private cronTime(): CronTimeLike {
+    const {CronTime} = require('cron') as {
+      CronTime: new (pattern: string, timeZone?: string) => CronTimeLike;
+    };
+    return new CronTime(this.cronOptions.cronTime, this.cronOptions.timeZone);
   }
 }
 
 /** A MasterCronJob from a function: `masterJob: masterCron({cronTime}, ctx => ...)`. */
 export function masterCron(
   options: MasterCronOptions,
-  onTick: (ctx: MasterJobContext) => void | Promise<void>,
+  onTick: (ctx: CronContext) => void | Promise<void>,
 ): MasterCronJob {
   return new (class extends MasterCronJob {
-    onTick(ctx: MasterJobContext) {
+    onTick(ctx: CronContext) {
       return onTick(ctx);
     }
   })(options);

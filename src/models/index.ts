@@ -3,3 +3,4 @@ export * from './master-lock.model';
 export * from './limits';
 export * from './master-task.model';
 export * from './master-checkpoint.model';
+export * from './master-cron-run.model';

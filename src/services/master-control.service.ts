@@ -16,7 +16,7 @@ import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
 import {ControlWrite, LockStore} from '../store/lock-store';
 import {isMemberRow} from '../groups/membership';
 import {QueueStatus} from '../queue/queue';
-import {GroupStatus, MasterStatus} from '../types';
+import {CronStatus, GroupStatus, MasterStatus} from '../types';
 import {Attempt, withinControlTimeout} from './database-unavailable';
 import {MasterJobExecutor} from './master-job-executor';
 
@@ -174,10 +174,17 @@ export class MasterControlService {
     local: MasterStatus[];
     localGroups: GroupStatus[];
     queues: QueueStatus[];
+    cron: CronStatus[];
   }> {
-    const [locks, controls, queues] = await this.guarded(
+    const [locks, controls, queues, cron] = await this.guarded(
       {what: 'reading the status', writes: false},
-      () => Promise.all([this.locks.find(), this.controls.find(), this.executor.queueStatus()]),
+      () =>
+        Promise.all([
+          this.locks.find(),
+          this.controls.find(),
+          this.executor.queueStatus(),
+          this.executor.cronStatus(),
+        ]),
     );
     const byName = new Map<string, LockStatus>();
     const now = Date.now();
@@ -217,6 +224,7 @@ export class MasterControlService {
       local: this.executor.status(),
       localGroups: this.executor.groupStatus(),
       queues,
+      cron,
     };
   }
 }

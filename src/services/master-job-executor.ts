@@ -11,6 +11,7 @@ import {LockElection} from '../election/election';
 import {GroupRunner} from '../groups/group';
 import {Quorum} from '../groups/quorum';
 import {CheckpointStore, CheckpointWatch, withCheckpoint} from '../jobs/checkpoint';
+import {CronRunStore, MasterCronJob} from '../jobs/cron';
 import {ExclusiveContext, runExclusive, RunExclusiveOptions} from '../jobs/exclusive';
 import {
   resolveTimings,
@@ -32,6 +33,7 @@ import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
 import {LockChange, LockStore} from '../store/lock-store';
 import {
   Clock,
+  CronStatus,
   ElectionTimings,
   GroupStatus,
   Master,
@@ -71,6 +73,8 @@ export class MasterJobExecutor extends EventEmitter {
   private readonly groups = new Map<string, GroupRunner>();
   private readonly queues = new Map<string, PersistedQueue>();
   private readonly checkpointWatches = new Map<string, CheckpointWatch>();
+  /** The job of each master started here, as given. */
+  private readonly jobs = new Map<string, MasterJob>();
   private stopped = false;
   private readonly unsubscribe: (() => void) | undefined;
 
@@ -82,7 +86,11 @@ export class MasterJobExecutor extends EventEmitter {
     private readonly notifier?: LockNotifier,
     env: NodeJS.ProcessEnv = process.env,
     /** The component's other tables: a queue's tasks, the checkpoints. */
-    private readonly work: {tasks?: TaskStore; checkpoints?: CheckpointStore} = {},
+    private readonly work: {
+      tasks?: TaskStore;
+      checkpoints?: CheckpointStore;
+      cronRuns?: CronRunStore;
+    } = {},
   ) {
     super();
     this.unsubscribe = notifier?.subscribe(change => this.wake(change));
@@ -119,6 +127,8 @@ export class MasterJobExecutor extends EventEmitter {
     validate(options);
     const {lockName} = options;
     const checkpoints = options.checkpoint ? this.work.checkpoints : undefined;
+    // A schedule claims each occurrence in the database before it fires it.
+    if (options.masterJob instanceof MasterCronJob) options.masterJob.runs ??= this.work.cronRuns;
     if (options.checkpoint && !checkpoints) {
       throw new Error('startMaster(options): checkpoint needs the component (no checkpoint store)');
     }
@@ -159,11 +169,15 @@ export class MasterJobExecutor extends EventEmitter {
         // Leave the quorum first: the others count one member less before they may take over.
         await quorum?.stop();
         await stop();
-        if (this.masters.get(lockName) === election) this.masters.delete(lockName);
+        if (this.masters.get(lockName) === election) {
+          this.masters.delete(lockName);
+          this.jobs.delete(lockName);
+        }
         if (this.quorums.get(lockName) === quorum) this.quorums.delete(lockName);
       },
     });
     this.masters.set(lockName, election);
+    this.jobs.set(lockName, options.masterJob);
     if (checkpoints) {
       const watch = new CheckpointWatch(election, checkpoints, timings.checkMasterInterval);
       this.checkpointWatches.set(lockName, watch);
@@ -270,6 +284,27 @@ export class MasterJobExecutor extends EventEmitter {
 
   getGroup(groupName: string): MasterGroup | undefined {
     return this.groups.get(groupName);
+  }
+
+  /** The cron schedules started here, with their last runs as stored (latest first). */
+  async cronStatus(): Promise<CronStatus[]> {
+    const crons: CronStatus[] = [];
+    for (const [lockName, job] of this.jobs) {
+      if (!(job instanceof MasterCronJob)) continue;
+      const runs = (await job.runs?.recent(lockName)) ?? [];
+      crons.push({
+        lockName,
+        runs: runs.map(r => ({
+          scheduledAt: new Date(r.scheduledAt),
+          startedAt: r.startedAt ? new Date(r.startedAt) : null,
+          finishedAt: r.finishedAt ? new Date(r.finishedAt) : null,
+          instanceId: r.instanceId,
+          fencingToken: Number(r.fencingToken),
+          outcome: r.outcome ?? null,
+        })),
+      });
+    }
+    return crons;
   }
 
   /** The queues started here, with their tasks' states as stored (one read per state). */

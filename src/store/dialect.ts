@@ -4,7 +4,13 @@
 // connector in dialects.ts, the only place that looks at a connector's name.
 
 import type {DefaultCrudRepository, juggler} from '@loopback/repository';
-import type {MasterCheckpoint, MasterControl, MasterLock, MasterTask} from '../models';
+import type {
+  MasterCheckpoint,
+  MasterControl,
+  MasterCronRun,
+  MasterLock,
+  MasterTask,
+} from '../models';
 import type {LockNotifier} from '../notify/notifier';
 import type {LockStore} from './lock-store';
 
@@ -12,6 +18,7 @@ export type LockRepository = DefaultCrudRepository<MasterLock, string>;
 export type ControlRepository = DefaultCrudRepository<MasterControl, string>;
 export type TaskRepository = DefaultCrudRepository<MasterTask, number>;
 export type CheckpointRepository = DefaultCrudRepository<MasterCheckpoint, string>;
+export type CronRunRepository = DefaultCrudRepository<MasterCronRun, string>;
 
 /** The component's tables, as its repositories. */
 export interface LockTables {

@@ -5,7 +5,7 @@ import {juggler} from '@loopback/repository';
 import {RepositoryDialect} from '../repository-dialect';
 
 /** The component's models; the memory connector keys their rows by lock name. */
-const OWN_MODELS = new Set(['MasterLock', 'MasterControl', 'MasterCheckpoint']);
+const OWN_MODELS = new Set(['MasterLock', 'MasterControl', 'MasterCheckpoint', 'MasterCronRun']);
 
 interface MemoryConnector {
   name: string;
