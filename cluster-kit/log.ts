@@ -20,7 +20,9 @@ export interface CronFiring {
   lockName: string;
   instanceId: string;
   fencingToken: number;
-  /** The occurrence, ISO time. */
+  /** The occurrence it fired, ISO time. */
+  scheduledAt: string;
+  /** When it fired, ISO time. */
   at: string;
   mono: number;
 }

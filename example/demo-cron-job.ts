@@ -1,9 +1,11 @@
 import {BindingKey, inject} from '@loopback/core';
-import {CronContext, MasterCronJob, masterJob, MasterJobContext} from '../src';
+import {CronContext, MasterCronJob, MasterCronOptions, masterJob, MasterJobContext} from '../src';
 import {printEvent, printLine} from './demo-job';
 
 export const DEMO_CRON_LOCK = 'DEMO-CRON';
 export const DEMO_CRON_PATTERN = BindingKey.create<string>('example.demoCronPattern');
+export const DEMO_CRON_MISSED =
+  BindingKey.create<MasterCronOptions['missed']>('example.demoCronMissed');
 
 /**
  * A class-based master job (`@masterJob`, registered with `app.service()`)
@@ -12,8 +14,11 @@ export const DEMO_CRON_PATTERN = BindingKey.create<string>('example.demoCronPatt
  */
 @masterJob({lockName: DEMO_CRON_LOCK})
 export class DemoCronJob extends MasterCronJob {
-  constructor(@inject(DEMO_CRON_PATTERN) cronTime: string) {
-    super({cronTime});
+  constructor(
+    @inject(DEMO_CRON_PATTERN) cronTime: string,
+    @inject(DEMO_CRON_MISSED, {optional: true}) missed?: MasterCronOptions['missed'],
+  ) {
+    super({cronTime, missed});
   }
 
   start(ctx: MasterJobContext): void {

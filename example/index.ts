@@ -1,7 +1,7 @@
 import {ApplicationConfig} from '@loopback/core';
 import {MasterJobContext, MasterJobExecutorBindings} from '../src';
 import {ExampleApplication} from './application';
-import {DEMO_CRON_PATTERN, DemoCronJob} from './demo-cron-job';
+import {DEMO_CRON_MISSED, DEMO_CRON_PATTERN, DemoCronJob} from './demo-cron-job';
 import {createDemoJob, printEvent} from './demo-job';
 import {DEMO_QUEUE, DemoTaskController, demoTaskHandler} from './demo-queue';
 import {FencedResourceRepository} from './repositories/fenced-resource.repository';
@@ -30,6 +30,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<Exampl
   app.bind('datasources.config.db').to(dataSourceConfig(settings));
   if (settings.demoCron) {
     app.bind(DEMO_CRON_PATTERN).to(settings.demoCron);
+    app.bind(DEMO_CRON_MISSED).to(settings.demoCronMissed);
     app.service(DemoCronJob); // started as master of DEMO-CRON by app.start()
   }
   await app.boot();

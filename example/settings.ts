@@ -13,6 +13,8 @@ export interface ExampleSettings {
   fencedWriteInterval?: number;
   /** Cron pattern (with seconds) of the class-based cron job DEMO-CRON; off when undefined. */
   demoCron?: string;
+  /** DEMO_CRON_MISSED: what a new DEMO-CRON master does with the occurrences nobody fired (default skip). */
+  demoCronMissed: 'skip' | 'once' | 'all';
   /** DEMO_GROUP=<name>:<count>: a balanced group of resources r0..r<count-1>. */
   demoGroup?: {groupName: string; count: number};
   /** DEMO_QUORUM=<n>: the DEMO_LOCKS masters (and DEMO_GROUP) get minMembers n. */
@@ -51,6 +53,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
   }
   const demoCron = env.DEMO_CRON?.trim() || undefined;
   if (demoCron) checkCronPattern(demoCron);
+  const demoCronMissed = (env.DEMO_CRON_MISSED?.trim() ||
+    'skip') as ExampleSettings['demoCronMissed'];
+  if (!['skip', 'once', 'all'].includes(demoCronMissed)) {
+    throw new Error(`DEMO_CRON_MISSED must be skip, once or all, got "${env.DEMO_CRON_MISSED}"`);
+  }
   const demoGroup = readDemoGroup(env.DEMO_GROUP);
   const rawQuorum = env.DEMO_QUORUM?.trim();
   const demoQuorum = rawQuorum ? Number(rawQuorum) : undefined;
@@ -85,6 +92,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): ExampleSetti
     demoLocks,
     fencedWriteInterval,
     demoCron,
+    demoCronMissed,
   };
 }
 
