@@ -5,7 +5,7 @@
 import {ServerAddress} from '../../cluster-kit';
 import {NOTIFY_CHANNEL} from '../../src/store/postgres/payload';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+ 
 const pg = require('pg');
 
 export class NotifyCounter {

@@ -377,11 +377,20 @@ export class MasterJobExecutor extends EventEmitter {
    * takeover without a read first.
    */
   wake(change?: LockChange): void {
+    // A submit or a checkpoint concerns one queue or one watch, not the election.
     if (change?.submitted) return this.queues.get(change.lockName)?.runner.wake();
-    if (change?.checkpoint) return void this.checkpointWatches.get(change.lockName)?.look();
-    if (change === undefined) this.queues.forEach(q => q.runner.wake());
-    if (change === undefined) this.masters.forEach(m => m.wake());
-    else this.masters.get(change.lockName)?.wake(change);
+    if (change?.checkpoint) {
+      this.checkpointWatches
+        .get(change.lockName)
+        ?.look()
+        .catch(() => {});
+      return;
+    }
+    if (change === undefined) {
+      this.queues.forEach(q => q.runner.wake());
+      for (const watch of this.checkpointWatches.values()) watch.look().catch(() => {});
+      this.masters.forEach(m => m.wake());
+    } else this.masters.get(change.lockName)?.wake(change);
     this.quorums.forEach(q => q.wake(change));
     this.groups.forEach(g => g.wake(change));
   }

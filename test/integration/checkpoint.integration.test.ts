@@ -120,7 +120,11 @@ function checkpointSuite(backend: BackendName): void {
       ...FAST,
       lockName: LOCK,
       checkpoint: true,
-      masterJob: {start: c => void (ctx = c)},
+      masterJob: {
+        start: c => {
+          ctx = c;
+        },
+      },
     });
     await waitFor('master', () => handle.isMaster && ctx !== undefined, 5000);
     await ctx!.saveCheckpoint!({step: 1});
