@@ -7,7 +7,6 @@
 // CLOCK_MONOTONIC ms (`mono`) when its takeover committed. Both warm their
 // connection first, as a replica's is warm.
 
- 
 const pg = require('pg');
 
 const TABLE = 'bench_floor_lock';

@@ -5,7 +5,6 @@
 import {ServerAddress} from '../../cluster-kit';
 import {NOTIFY_CHANNEL} from '../../src/store/postgres/payload';
 
- 
 const pg = require('pg');
 
 export class NotifyCounter {
