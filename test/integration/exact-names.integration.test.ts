@@ -162,7 +162,9 @@ for (const backend of BACKENDS) {
               "WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'lockName' ORDER BY t",
           )) as {t: string; type: string}[];
           expect(types.map(r => `${r.t} ${r.type}`)).to.deepEqual([
+            'MasterCheckpoint varbinary(1020)',
             'MasterControl varbinary(1020)',
+            'MasterCronRun varbinary(1020)',
             'MasterLock varbinary(1020)',
           ]);
           await ds.execute("INSERT INTO MasterControl (lockName, enabled) VALUES ('casex', 1)");
