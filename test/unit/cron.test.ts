@@ -1,0 +1,89 @@
+// MasterCronJob on a fake clock (sinon's timers and Date) and an in-memory
+// claim store: it fires each occurrence at its time and not before, fires
+// nothing an earlier claim took, treats missed occurrences by `missed`, and
+// stops with the signal.
+
+import {expect, sinon} from '@loopback/testlab';
+import {CronContext, masterCron, MasterCronRun} from '../../src';
+import {CronRunStore} from '../../src/jobs/cron';
+import {MasterJobContext} from '../../src/types';
+
+class MemoryRuns {
+  claimed = new Map<number, string>();
+  async claim(ctx: MasterJobContext, at: Date): Promise<MasterCronRun | undefined> {
+    if (this.claimed.has(at.getTime())) return undefined;
+    this.claimed.set(at.getTime(), ctx.instanceId);
+    return new MasterCronRun({id: String(at.getTime()), lockName: ctx.lockName, scheduledAt: at});
+  }
+  async finish(): Promise<void> {}
+  async latest(): Promise<Date | undefined> {
+    const times = [...this.claimed.keys()];
+    return times.length ? new Date(Math.max(...times)) : undefined;
+  }
+}
+
+describe('cron occurrences (fake clock)', () => {
+  const T0 = Date.UTC(2026, 0, 1, 12, 0, 0); // on a second
+  let clock: sinon.SinonFakeTimers;
+  let controller: AbortController;
+  let fired: {scheduledAt: number; at: number}[];
+
+  beforeEach(() => {
+    clock = sinon.useFakeTimers({toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 + 200});
+    controller = new AbortController();
+    fired = [];
+  });
+  afterEach(() => {
+    controller.abort();
+    clock.restore();
+  });
+
+  function start(runs: MemoryRuns, missed?: 'skip' | 'once' | 'all') {
+    const job = masterCron({cronTime: '* * * * * *', missed}, (ctx: CronContext) => {
+      fired.push({scheduledAt: ctx.scheduledAt.getTime(), at: Date.now()});
+    });
+    job.runs = runs as unknown as CronRunStore;
+    job.start({lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal});
+  }
+
+  it('fires each occurrence at its time, not before', async () => {
+    start(new MemoryRuns());
+    await clock.tickAsync(799);
+    expect(fired).to.have.length(0);
+    await clock.tickAsync(1);
+    await clock.tickAsync(2000);
+    expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([1000, 2000, 3000]);
+    expect(fired.every(f => f.at === f.scheduledAt)).to.be.true();
+  });
+
+  it('fires nothing another master claimed', async () => {
+    const runs = new MemoryRuns();
+    runs.claimed.set(T0 + 2000, 'other');
+    start(runs);
+    await clock.tickAsync(3000);
+    expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([1000, 3000]);
+  });
+
+  for (const [missed, expected] of [
+    ['skip', [1000]],
+    ['once', [0, 1000]],
+    ['all', [-3000, -2000, -1000, 0, 1000]],
+  ] as const) {
+    it(`missed: ${missed}`, async () => {
+      const runs = new MemoryRuns();
+      // The last master's last occurrence was T0 - 4 s; it is T0 + 200 ms now.
+      runs.claimed.set(T0 - 4000, 'gone');
+      start(runs, missed);
+      await clock.tickAsync(900);
+      expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([...expected]);
+    });
+  }
+
+  it('stops firing when the signal aborts', async () => {
+    start(new MemoryRuns());
+    await clock.tickAsync(1000);
+    controller.abort();
+    await clock.tickAsync(5000);
+    expect(fired).to.have.length(1);
+  });
+});
