@@ -15,3 +15,4 @@ export * from './private-server';
 export * from './replica';
 export * from './sql';
 export * from './time';
+export * from './work-checker';

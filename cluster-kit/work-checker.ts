@@ -1,0 +1,184 @@
+// The checks of work that survives failover, for the cluster tests and the
+// chaos runs: the runs of a queue's tasks, and the firings of a cron
+// schedule, read against the exits the harness caused. Each returns the
+// violations it found (empty when the promises held) and a few counts.
+//
+// Queue:
+//  - Nothing lost: every submitted key ran, and is done when `done` is given.
+//  - At most twice, and the second only because the first run's master was
+//    SIGKILLed after that run began; the rerun has a greater token and the
+//    next attempt number.
+//  - In order within a tenure (a master's token): ids strictly increase.
+//  - A task whose submit was answered before another's was sent runs first.
+// Cron:
+//  - No occurrence fired twice, none fired without its claim.
+//  - None lost: each occurrence from the first firing to the last was fired,
+//    or was claimed by a master SIGKILLed before its firing ended.
+
+import type {ExitRecord} from './checker';
+
+export interface TaskRunRecord {
+  /** The task's key (what the harness submitted). */
+  key: string;
+  taskId: number;
+  attempt: number;
+  instanceId: string;
+  fencingToken: number;
+  mono: number;
+}
+
+export interface SubmitRecord {
+  key: string;
+  sentAt: number;
+  answeredAt: number;
+}
+
+export interface TaskCheckInput {
+  keys: string[];
+  runs: TaskRunRecord[];
+  exits: ExitRecord[];
+  submits?: SubmitRecord[];
+  /** The keys the database has as done, if read. */
+  done?: string[];
+}
+
+export interface TaskCheckReport {
+  violations: string[];
+  reruns: number;
+  tenures: number;
+}
+
+export function checkTaskRuns(input: TaskCheckInput): TaskCheckReport {
+  const violations: string[] = [];
+  const runs = [...input.runs].sort((a, b) => a.mono - b.mono);
+  const byKey = new Map<string, TaskRunRecord[]>();
+  for (const run of runs) byKey.set(run.key, [...(byKey.get(run.key) ?? []), run]);
+  const killedAt = new Map(
+    input.exits.filter(x => x.causedBy === 'SIGKILL').map(x => [x.instanceId, x.at]),
+  );
+  const done = input.done && new Set(input.done);
+  for (const key of input.keys) {
+    if (!byKey.has(key)) violations.push(`task ${key} lost: never ran`);
+    else if (done && !done.has(key)) violations.push(`task ${key} ran but is not done`);
+  }
+  let reruns = 0;
+  for (const [key, [first, second, ...more]] of byKey) {
+    if (more.length) violations.push(`task ${key} ran ${more.length + 2} times`);
+    if (!second) continue;
+    reruns++;
+    const killed = killedAt.get(first.instanceId);
+    if (killed === undefined || killed < first.mono) {
+      violations.push(
+        `task ${key} ran twice, but its first master ${first.instanceId} was not SIGKILLed during that run`,
+      );
+    }
+    if (second.fencingToken <= first.fencingToken) {
+      violations.push(
+        `task ${key}: the rerun's token ${second.fencingToken} is not above ${first.fencingToken}`,
+      );
+    }
+    if (second.attempt !== first.attempt + 1) {
+      violations.push(
+        `task ${key}: the rerun is attempt ${second.attempt}, after attempt ${first.attempt}`,
+      );
+    }
+  }
+  const tenures = new Map<string, TaskRunRecord[]>();
+  for (const run of runs) {
+    const tenure = `${run.instanceId}/${run.fencingToken}`;
+    tenures.set(tenure, [...(tenures.get(tenure) ?? []), run]);
+  }
+  for (const [tenure, list] of tenures) {
+    for (let i = 1; i < list.length; i++) {
+      if (list[i].taskId <= list[i - 1].taskId) {
+        violations.push(
+          `tenure ${tenure} ran task ${list[i].taskId} after task ${list[i - 1].taskId}`,
+        );
+      }
+    }
+  }
+  if (input.submits) {
+    const firstRun = new Map([...byKey].map(([key, r]) => [key, r[0]]));
+    const answered = [...input.submits].sort((a, b) => a.answeredAt - b.answeredAt);
+    let latest: SubmitRecord | undefined;
+    let i = 0;
+    for (const s of [...input.submits].sort((a, b) => a.sentAt - b.sentAt)) {
+      while (i < answered.length && answered[i].answeredAt < s.sentAt) {
+        const a = answered[i++];
+        if (
+          !latest ||
+          (firstRun.get(a.key)?.mono ?? -Infinity) > (firstRun.get(latest.key)?.mono ?? -Infinity)
+        ) {
+          latest = a;
+        }
+      }
+      const mine = firstRun.get(s.key);
+      const before = latest && firstRun.get(latest.key);
+      if (mine && before && mine.mono <= before.mono) {
+        violations.push(
+          `task ${s.key} ran before ${latest!.key}, whose submit was answered before ${s.key}'s was sent`,
+        );
+      }
+    }
+  }
+  return {violations, reruns, tenures: tenures.size};
+}
+
+export interface CronFiringRecord {
+  /** The occurrence, ms since the epoch. */
+  scheduledAt: number;
+  instanceId: string;
+}
+
+export interface CronClaimRecord {
+  scheduledAt: number;
+  instanceId: string;
+  /** Set once its firing ended. */
+  outcome?: string | null;
+}
+
+export interface CronCheckInput {
+  firings: CronFiringRecord[];
+  claims: CronClaimRecord[];
+  exits: ExitRecord[];
+  /** The schedule's period in ms (a schedule of fixed period). */
+  periodMs: number;
+}
+
+export interface CronCheckReport {
+  violations: string[];
+  /** Occurrences claimed by a master killed before it fired them. */
+  unfired: number;
+}
+
+export function checkCronFirings(input: CronCheckInput): CronCheckReport {
+  const violations: string[] = [];
+  const iso = (t: number) => new Date(t).toISOString();
+  const fired = new Map<number, CronFiringRecord[]>();
+  for (const f of input.firings) fired.set(f.scheduledAt, [...(fired.get(f.scheduledAt) ?? []), f]);
+  const claims = new Map(input.claims.map(c => [c.scheduledAt, c]));
+  const killed = new Set(input.exits.filter(x => x.causedBy === 'SIGKILL').map(x => x.instanceId));
+  for (const [at, list] of fired) {
+    if (list.length > 1) {
+      violations.push(
+        `occurrence ${iso(at)} fired ${list.length} times (${list.map(f => f.instanceId).join(', ')})`,
+      );
+    }
+    const claim = claims.get(at);
+    if (!claim || !list.some(f => f.instanceId === claim.instanceId)) {
+      violations.push(`occurrence ${iso(at)} fired without its claim`);
+    }
+  }
+  let unfired = 0;
+  if (fired.size) {
+    const times = [...fired.keys()];
+    for (let t = Math.min(...times); t <= Math.max(...times); t += input.periodMs) {
+      if (fired.has(t)) continue;
+      const claim = claims.get(t);
+      if (claim && killed.has(claim.instanceId) && !claim.outcome) unfired++;
+      else
+        violations.push(`occurrence ${iso(t)} lost: neither fired nor claimed by a killed master`);
+    }
+  }
+  return {violations, unfired};
+}

@@ -1,0 +1,143 @@
+// The checks of queue task runs and cron firings (cluster-kit/work-checker.ts)
+// fed a clean record, then each kind of violation.
+
+import {expect} from '@loopback/testlab';
+import {
+  checkCronFirings,
+  checkTaskRuns,
+  ExitRecord,
+  SubmitRecord,
+  TaskRunRecord,
+} from '../../cluster-kit';
+
+const kill = (instanceId: string, at: number): ExitRecord => ({
+  instanceId,
+  at,
+  code: null,
+  signal: 'SIGKILL',
+  causedBy: 'SIGKILL',
+});
+const run = (
+  key: string,
+  taskId: number,
+  mono: number,
+  instanceId = 'a',
+  fencingToken = 1,
+  attempt = 1,
+): TaskRunRecord => ({
+  key,
+  taskId,
+  attempt,
+  instanceId,
+  fencingToken,
+  mono,
+});
+
+describe('work checker: queue task runs', () => {
+  const keys = ['k1', 'k2', 'k3'];
+  const clean = [
+    run('k1', 1, 10),
+    run('k2', 2, 20),
+    run('k2', 2, 40, 'b', 2, 2),
+    run('k3', 3, 50, 'b', 2),
+  ];
+  const exits = [kill('a', 30)];
+  const submits: SubmitRecord[] = [
+    {key: 'k1', sentAt: 0, answeredAt: 1},
+    {key: 'k2', sentAt: 2, answeredAt: 3},
+    {key: 'k3', sentAt: 4, answeredAt: 5},
+  ];
+
+  it('passes a clean record, counting the rerun after the SIGKILL', () => {
+    const report = checkTaskRuns({keys, runs: clean, exits, submits, done: keys});
+    expect(report.violations).to.deepEqual([]);
+    expect(report.reruns).to.equal(1);
+    expect(report.tenures).to.equal(2);
+  });
+
+  it('finds a lost task, and one not done', () => {
+    const lost = checkTaskRuns({keys, runs: clean.filter(r => r.key !== 'k3'), exits});
+    expect(lost.violations).to.deepEqual(['task k3 lost: never ran']);
+    const notDone = checkTaskRuns({keys, runs: clean, exits, done: ['k1', 'k2']});
+    expect(notDone.violations).to.deepEqual(['task k3 ran but is not done']);
+  });
+
+  it('finds a rerun without a SIGKILL, a third run, a rerun with a lower token or a skipped attempt', () => {
+    expect(checkTaskRuns({keys, runs: clean, exits: []}).violations).to.deepEqual([
+      'task k2 ran twice, but its first master a was not SIGKILLed during that run',
+    ]);
+    const third = [...clean, run('k2', 2, 45, 'c', 3, 3)];
+    expect(checkTaskRuns({keys, runs: third, exits}).violations).to.containEql(
+      'task k2 ran 3 times',
+    );
+    const lower = clean.map(r =>
+      r.key === 'k2' && r.instanceId === 'b' ? {...r, fencingToken: 1, instanceId: 'b'} : r,
+    );
+    expect(checkTaskRuns({keys, runs: lower, exits}).violations).to.containEql(
+      "task k2: the rerun's token 1 is not above 1",
+    );
+    const skipped = clean.map(r =>
+      r.key === 'k2' && r.instanceId === 'b' ? {...r, attempt: 3} : r,
+    );
+    expect(checkTaskRuns({keys, runs: skipped, exits}).violations).to.containEql(
+      'task k2: the rerun is attempt 3, after attempt 1',
+    );
+  });
+
+  it('finds a tenure out of order, and a task run before one answered before it was sent', () => {
+    const swapped = [run('k1', 1, 10), run('k3', 3, 15), run('k2', 2, 20)];
+    const report = checkTaskRuns({keys, runs: swapped, exits: [], submits});
+    expect(report.violations).to.containEql('tenure a/1 ran task 2 after task 3');
+    expect(report.violations).to.containEql(
+      "task k3 ran before k2, whose submit was answered before k3's was sent",
+    );
+  });
+});
+
+describe('work checker: cron firings', () => {
+  const s = (n: number) => Date.UTC(2026, 0, 1) + n * 1000;
+  const firings = [
+    {scheduledAt: s(0), instanceId: 'a'},
+    {scheduledAt: s(2), instanceId: 'b'},
+    {scheduledAt: s(3), instanceId: 'b'},
+  ];
+  const claims = [
+    {scheduledAt: s(0), instanceId: 'a', outcome: 'ok'},
+    {scheduledAt: s(1), instanceId: 'a', outcome: null}, // claimed, then a was killed
+    {scheduledAt: s(2), instanceId: 'b', outcome: 'ok'},
+    {scheduledAt: s(3), instanceId: 'b', outcome: 'ok'},
+  ];
+  const exits = [kill('a', 0)];
+
+  it('passes a clean record, counting an occurrence claimed by a killed master', () => {
+    expect(checkCronFirings({firings, claims, exits, periodMs: 1000})).to.deepEqual({
+      violations: [],
+      unfired: 1,
+    });
+  });
+
+  it('finds an occurrence fired twice, one fired without its claim, and one lost', () => {
+    const twice = checkCronFirings({
+      firings: [...firings, {scheduledAt: s(2), instanceId: 'a'}],
+      claims,
+      exits,
+      periodMs: 1000,
+    });
+    expect(twice.violations).to.deepEqual([
+      `occurrence ${new Date(s(2)).toISOString()} fired 2 times (b, a)`,
+    ]);
+    const unclaimed = checkCronFirings({
+      firings,
+      claims: claims.filter(c => c.scheduledAt !== s(3)),
+      exits,
+      periodMs: 1000,
+    });
+    expect(unclaimed.violations).to.deepEqual([
+      `occurrence ${new Date(s(3)).toISOString()} fired without its claim`,
+    ]);
+    const lost = checkCronFirings({firings, claims, exits: [], periodMs: 1000});
+    expect(lost.violations).to.deepEqual([
+      `occurrence ${new Date(s(1)).toISOString()} lost: neither fired nor claimed by a killed master`,
+    ]);
+  });
+});
