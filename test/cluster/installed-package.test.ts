@@ -4,7 +4,8 @@
 // replicas run their deploy step (`npm run migrate`) at once on an empty
 // database, start, and the master gets SIGTERM, handled by LoopBack itself:
 // the lock goes over at once (PostgreSQL: NOTIFY; MariaDB: the next check)
-// and the process exits right after the job's stop().
+// and the process exits right after the job's stop(). Each replica submits a
+// task to a persisted queue at start: both run once, on the queue's master.
 
 import {expect} from '@loopback/testlab';
 import {ChildProcess, execFile, spawn} from 'child_process';
@@ -182,7 +183,20 @@ describe('the packed package in a CLI-shaped app (real processes)', function () 
         );
         const master = replicas.find(r => r.isMaster)!;
         const other = replicas.find(r => r !== master)!;
-        const before = master.lines.at(-1)!;
+        const before = master.lines.filter(l => l.lockName === 'REPORT').at(-1)!;
+        // The queue: each replica submitted one task; one master ran each, once.
+        const tasks = () =>
+          replicas.flatMap(r => r.lines as unknown as {event: string; payload: {hello: string}}[]);
+        await waitFor(
+          'both tasks to run',
+          () => tasks().filter(l => l.event === 'task').length >= 2,
+          10000,
+        );
+        const ran = tasks()
+          .filter(l => l.event === 'task')
+          .map(l => l.payload.hello);
+        expect(ran).to.have.length(2);
+        expect(new Set(ran).size).to.equal(2);
 
         master.child.kill('SIGTERM');
         const started = await waitFor(
@@ -210,7 +224,10 @@ describe('the packed package in a CLI-shaped app (real processes)', function () 
 
         other.child.kill('SIGTERM');
         await waitFor('the last replica to exit', () => other.exit, 10000);
-        expect(other.lines.at(-1)).to.containDeep({event: 'stop', reason: 'stopped'});
+        expect(other.lines.filter(l => l.lockName === 'REPORT').at(-1)).to.containDeep({
+          event: 'stop',
+          reason: 'stopped',
+        });
       });
     });
   }

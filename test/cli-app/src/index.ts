@@ -18,6 +18,17 @@ export async function main(options: ApplicationConfig = {}) {
     },
   });
 
+  // A persisted queue: each replica submits one task; the queue's master runs both.
+  const mail = executor.startQueue({
+    queueName: 'MAIL',
+    handler: async (payload, {taskId, attempt, instanceId}) => {
+      const line = {event: 'task', taskId, attempt, instanceId, payload, at: Date.now()};
+      process.stdout.write(JSON.stringify(line) + '\n');
+      return true;
+    },
+  });
+  await mail.submit({hello: executor.instanceId}, {key: `hello-${executor.instanceId}`});
+
   const url = app.restServer.url;
   console.log(`Server is running at ${url}`);
   return app;
