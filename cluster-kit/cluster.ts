@@ -9,6 +9,7 @@
 import path from 'path';
 import {
   checkCluster,
+  CheckOptions,
   CheckReport,
   describeLog,
   FaultKind,
@@ -243,15 +244,19 @@ export class ProcessCluster {
 
   /** Checks everything recorded until `lag` ms ago (lines younger than that may be in flight). */
   check(lag = 100): CheckReport {
-    return checkCluster(this.log, {
+    return checkCluster(this.log, {...this.checkBounds(), until: mono() - lag});
+  }
+
+  /** The lock the checker looks at and its bounds, from the timings. */
+  checkBounds(): Omit<CheckOptions, 'until'> {
+    return {
       lockName: this.lockName,
       recoveryBound: this.recoveryBound,
       // NOTIFY or the next renewal, plus a heartbeat of slack for the renewal's round trip and lag
       disableStopBound: 2 * this.timings.heartbeatInterval,
       // its deadline timer is overdue when it wakes; this leaves room for stop() and lag
       staleStopBound: this.timings.leaseDuration / 2,
-      until: mono() - lag,
-    });
+    };
   }
 
   /** The timeline and the replicas' last stderr lines, for failure output. */

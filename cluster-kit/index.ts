@@ -16,3 +16,4 @@ export * from './replica';
 export * from './sql';
 export * from './time';
 export * from './work-checker';
+export * from './history';

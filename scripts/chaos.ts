@@ -1,15 +1,22 @@
 // npm run chaos -- [--duration <s>] [--seed <n>] [--mysql] [--replicas <n>] [--quiet]
+//                  [--history <file>]
 //
 // Runs a cluster of example-app processes on PostgreSQL (MariaDB with
 // --mysql), injects random faults into the master for the given time, checks
 // the record continuously, and prints one summary. Exits 1 on any violation.
+// The whole record is written as a history file (default
+// .tmp/chaos-<backend>-<seed>-<time>.jsonl), which `npm run check-history`
+// checks again.
 
+import {mkdirSync} from 'fs';
+import path from 'path';
 import {
   DatabaseServer,
   formatSummary,
   PrivateServer,
   ProcessCluster,
   runChaos,
+  writeHistory,
 } from '../cluster-kit';
 
 function parseArgs(argv: string[]): {
@@ -18,8 +25,15 @@ function parseArgs(argv: string[]): {
   mysql: boolean;
   replicas: number;
   quiet: boolean;
+  history?: string;
 } {
-  const args = {durationS: 60, seed: 1, mysql: false, replicas: 3, quiet: false};
+  const args: ReturnType<typeof parseArgs> = {
+    durationS: 60,
+    seed: 1,
+    mysql: false,
+    replicas: 3,
+    quiet: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const positive = (name: string) => {
@@ -33,7 +47,10 @@ function parseArgs(argv: string[]): {
     else if (flag === '--replicas') args.replicas = positive('--replicas');
     else if (flag === '--mysql') args.mysql = true;
     else if (flag === '--quiet') args.quiet = true;
-    else throw new Error(`unknown argument ${flag}`);
+    else if (flag === '--history') {
+      args.history = argv[++i];
+      if (!args.history) throw new Error('--history needs a file name');
+    } else throw new Error(`unknown argument ${flag}`);
   }
   return args;
 }
@@ -66,6 +83,15 @@ async function main(): Promise<number> {
       shouldStop: () => stopping,
     });
     console.log(formatSummary(summary, `${args.replicas} replicas on ${server.backend}`));
+    const history =
+      args.history ??
+      path.join(
+        '.tmp',
+        `chaos-${server.backend}-${args.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`,
+      );
+    mkdirSync(path.dirname(path.resolve(history)), {recursive: true});
+    const lines = writeHistory(history, cluster.log, cluster.checkBounds());
+    say(`history: ${history} (${lines} lines; npm run check-history -- ${history})`);
     return summary.report.violations.length ? 1 : 0;
   } finally {
     await cluster.shutdown();
