@@ -5,9 +5,10 @@
 //
 // Queue:
 //  - Nothing lost: every submitted key ran, and is done when `done` is given.
-//  - At most twice, and the second only because the first run's master was
-//    SIGKILLed after that run began; the rerun has a greater token and the
-//    next attempt number.
+//  - At most twice, and the second only because the first run's mastership
+//    ended during it (its master SIGKILLed, or stopped: SIGTERM, a lost or
+//    expired lease) with the run its last; the rerun has a greater token and
+//    the next attempt number.
 //  - In order within a tenure (a master's token): ids strictly increase.
 //  - A task whose submit was answered before another's was sent runs first.
 // Cron:
@@ -40,6 +41,8 @@ export interface TaskCheckInput {
   submits?: SubmitRecord[];
   /** The keys the database has as done, if read. */
   done?: string[];
+  /** The stop lines of the queue's masterships (the lock is the queue's name). */
+  stops?: {instanceId: string; fencingToken: number | null; mono: number}[];
 }
 
 export interface TaskCheckReport {
@@ -66,10 +69,27 @@ export function checkTaskRuns(input: TaskCheckInput): TaskCheckReport {
     if (more.length) violations.push(`task ${key} ran ${more.length + 2} times`);
     if (!second) continue;
     reruns++;
+    // Its master's tenure must have ended during that run: the run was the tenure's last, and
+    // the tenure ended (a SIGKILL, or a stop line of that token) after it began.
+    const later = runs.some(
+      r =>
+        r.instanceId === first.instanceId &&
+        r.fencingToken === first.fencingToken &&
+        r.mono > first.mono,
+    );
     const killed = killedAt.get(first.instanceId);
-    if (killed === undefined || killed < first.mono) {
+    const stopped = (input.stops ?? []).some(
+      s =>
+        s.instanceId === first.instanceId &&
+        s.fencingToken === first.fencingToken &&
+        s.mono >= first.mono,
+    );
+    if (later || !((killed !== undefined && killed >= first.mono) || stopped)) {
       violations.push(
-        `task ${key} ran twice, but its first master ${first.instanceId} was not SIGKILLed during that run`,
+        `task ${key} ran twice, but its first master ${first.instanceId} (token ${first.fencingToken}) ` +
+          (later
+            ? 'ran later tasks after it'
+            : 'neither was SIGKILLed nor stopped during that run'),
       );
     }
     if (second.fencingToken <= first.fencingToken) {

@@ -130,9 +130,9 @@ export abstract class MasterCronJob implements MasterJob {
       const occurrence = next(from);
       const delay = occurrence.getTime() - Date.now();
       if (delay > 0) {
-        const step = Math.min(delay, MAX_TIMER); // a timer holds at most ~24.8 days
-        if (!(await this.sleep(step, ctx.signal))) return;
-        if (step < delay) continue;
+        // A timer holds at most ~24.8 days, and may fire a millisecond early: look again.
+        if (!(await this.sleep(Math.min(delay, MAX_TIMER), ctx.signal))) return;
+        continue;
       }
       from = occurrence; // a firing longer than the period: the next ones fire at once, in order
       await this.fire(ctx, occurrence);

@@ -64,7 +64,17 @@ describe('work checker: queue task runs', () => {
 
   it('finds a rerun without a SIGKILL, a third run, a rerun with a lower token or a skipped attempt', () => {
     expect(checkTaskRuns({keys, runs: clean, exits: []}).violations).to.deepEqual([
-      'task k2 ran twice, but its first master a was not SIGKILLed during that run',
+      'task k2 ran twice, but its first master a (token 1) neither was SIGKILLed nor stopped during that run',
+    ]);
+    // A stop line of that tenure after the run began (SIGTERM, a lost lease) justifies the rerun too.
+    const stops = [{instanceId: 'a', fencingToken: 1, mono: 25}];
+    expect(checkTaskRuns({keys, runs: clean, exits: [], stops}).violations).to.deepEqual([]);
+    // A master that went on to later tasks had no reason to leave one behind.
+    const movedOn = [...clean, run('k9', 9, 22)];
+    expect(
+      checkTaskRuns({keys, runs: movedOn, exits, stops}).violations.filter(v => /k2/.test(v)),
+    ).to.deepEqual([
+      'task k2 ran twice, but its first master a (token 1) ran later tasks after it',
     ]);
     const third = [...clean, run('k2', 2, 45, 'c', 3, 3)];
     expect(checkTaskRuns({keys, runs: third, exits}).violations).to.containEql(
