@@ -5,25 +5,11 @@
 // `npm run check-history -- <file>`, which checks it with the kit's checkers.
 
 import {readFileSync, writeFileSync} from 'fs';
-import type {
-  CheckOptions,
-  DisableRecord,
-  ExitRecord,
-  FaultRecord,
-  JobEvent,
-  PauseRecord,
-  WriteEvent,
-} from './checker';
+import type {CheckOptions, ClusterLog, FaultRecord} from './checker';
 import type {CronFiring, TaskRun} from './log';
 
 /** What a history holds: the record of an EventLog. */
-export interface History {
-  jobs: JobEvent[];
-  writes: WriteEvent[];
-  faults: FaultRecord[];
-  pauses: PauseRecord[];
-  exits: ExitRecord[];
-  disables: DisableRecord[];
+export interface History extends ClusterLog {
   taskRuns: TaskRun[];
   cronFirings: CronFiring[];
   /** The first line, if the run wrote one: the lock its faults aimed at and the checker's bounds. */
@@ -77,40 +63,22 @@ export function readHistory(file: string): History {
     }
     const {kind, t, ...rest} = line;
     if (typeof t !== 'number') throw new Error(`${file}:${i + 1}: no time (t)`);
-    switch (kind) {
-      case 'start':
-      case 'stop':
-        h.jobs.push(rest as unknown as JobEvent);
-        break;
-      case 'write':
-        h.writes.push(rest as unknown as WriteEvent);
-        break;
-      case 'task':
-        h.taskRuns.push(rest as unknown as TaskRun);
-        break;
-      case 'cron':
-        h.cronFirings.push(rest as unknown as CronFiring);
-        break;
-      case 'fault': {
-        const {fault, ...f} = rest;
-        h.faults.push({...f, kind: fault} as unknown as FaultRecord);
-        break;
-      }
-      case 'pause':
-        h.pauses.push(rest as unknown as PauseRecord);
-        break;
-      case 'exit':
-        h.exits.push(rest as unknown as ExitRecord);
-        break;
-      case 'disable':
-        h.disables.push(rest as unknown as DisableRecord);
-        break;
-      case 'run':
-        h.run = rest as unknown as History['run'];
-        break;
-      default:
-        throw new Error(`${file}:${i + 1}: unknown kind ${JSON.stringify(kind)}`);
-    }
+    const lists: Record<string, object[]> = {
+      start: h.jobs,
+      stop: h.jobs,
+      write: h.writes,
+      task: h.taskRuns,
+      cron: h.cronFirings,
+      pause: h.pauses,
+      exit: h.exits,
+      disable: h.disables,
+    };
+    if (kind === 'fault') {
+      const {fault, ...f} = rest;
+      h.faults.push({...f, kind: fault} as unknown as FaultRecord);
+    } else if (kind === 'run') h.run = rest as unknown as History['run'];
+    else if (Object.prototype.hasOwnProperty.call(lists, kind)) lists[kind].push(rest);
+    else throw new Error(`${file}:${i + 1}: unknown kind ${JSON.stringify(kind)}`);
   });
   return h;
 }

@@ -9,7 +9,8 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
 import {MasterTask, MAX_TASK_KEY_LENGTH} from '../models/master-task.model';
-import {DatabaseUnavailableError} from '../services/database-unavailable';
+import {withinControlTimeout} from '../services/database-unavailable';
+import {dialectOf} from '../store/dialects';
 import {Master, MasterJob, MasterJobContext} from '../types';
 import {Outcome, QueueStats, TaskStore} from './task-store';
 
@@ -261,31 +262,23 @@ export class PersistedQueue extends EventEmitter implements TaskQueue {
   }
 
   /** The submit's write, answered within the control timeout: a 503 at a REST edge, never a hang. */
-  private async persist(text: string, key: string | undefined): Promise<number> {
+  private persist(text: string, key: string | undefined): Promise<number> {
     const {store, timeout} = this.host;
-    let timer: NodeJS.Timeout | undefined;
-    const write = store.submit(this.queueName, text, key);
-    write.catch(() => {}); // a late failure is nobody's: the race answered
-    try {
-      return await Promise.race([
-        write,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer in ${timeout} ms`)), timeout);
-        }),
-      ]);
-    } catch (err) {
-      const cause = String((err as Error)?.message ?? err).replace(/\.+$/, '');
-      throw new DatabaseUnavailableError(
-        `Database unavailable: submit to queue "${this.queueName}" failed on ${store.where}: ${cause}. ` +
-          (key === undefined
-            ? 'The task may or may not have been saved: give it a key to submit it again safely.'
-            : 'The task may or may not have been saved: submit it again with the same key.'),
-        Math.max(1, Math.ceil(timeout / 1000)),
-        err,
-      );
-    } finally {
-      clearTimeout(timer);
-    }
+    const dataSource = store.dataSource;
+    return withinControlTimeout(
+      dataSource,
+      dialectOf(dataSource),
+      {
+        what: `submit to queue "${this.queueName}"`,
+        writes: true,
+        ifUnknown:
+          key === undefined
+            ? 'give the task a key to submit it again safely'
+            : 'submit it again with the same key',
+      },
+      timeout,
+      () => store.submit(this.queueName, text, key),
+    );
   }
 
   stop(): Promise<void> {

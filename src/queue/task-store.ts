@@ -109,10 +109,8 @@ export class TaskStore {
     return count === 1;
   }
 
-  /** The datasource, for messages: `datasource "db" (postgresql)`. */
-  get where(): string {
-    const {name, connector} = this.tasks.dataSource;
-    return `datasource "${name}" (${connector?.name ?? 'unknown connector'})`;
+  get dataSource() {
+    return this.tasks.dataSource;
   }
 
   async stats(queueName: string): Promise<QueueStats> {

@@ -30,6 +30,8 @@ export interface Attempt {
   what: string;
   /** Whether the call writes: then a failure may leave its outcome unknown. */
   writes: boolean;
+  /** What to do when the outcome of the write is unknown (default: repeat it, it is idempotent). */
+  ifUnknown?: string;
 }
 
 /**
@@ -89,8 +91,10 @@ function unavailable(
   if (attempt.writes) {
     outcome = NOT_SENT.has(String(e.code))
       ? ' Nothing was changed.'
-      : ' The change may or may not have been applied (outcome unknown): repeat the call once ' +
-        'the database answers (it is idempotent), or read the status.';
+      : ` The change may or may not have been applied (outcome unknown): ${
+          attempt.ifUnknown ??
+          'repeat the call once the database answers (it is idempotent), or read the status'
+        }.`;
   }
   return new DatabaseUnavailableError(
     `Database unavailable: ${attempt.what} failed on datasource "${dataSource.name}" ` +
