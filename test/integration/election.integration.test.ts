@@ -343,6 +343,43 @@ function electionSuite(backend: BackendName): void {
 
   // MySQL/MariaDB have no NOTIFY: a release or an enable rings the others' doorbell.
   if (backend === 'mysql') {
+    it('hears of a crash from the watch of its doorbell: the crashed master is taken over a lease after the crash, whatever the polling interval', async () => {
+      // Polls 20 s apart: only the watch's ring can explain a takeover within the lease.
+      const timings = {heartbeatInterval: 100, leaseDuration: 1000, checkMasterInterval: 20000};
+      // A pool of 5: the doorbell's two connections and the watch's one, and two for the work.
+      const replicas = await cluster.addReplicas(2, {crashable: true, poolSize: 5});
+      for (const r of replicas) r.startMaster(LOCK, timings);
+      const old = await cluster.waitForSoleMaster(LOCK, 5000);
+      const other = replicas.find(r => r !== old)!;
+      await waitFor(
+        'the other replica sees the master',
+        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
+        3000,
+      );
+      // Untold, it would try a takeover a lease after each read, lose it to a
+      // renewal and read again: crash the master just after such a read, and
+      // more than a heartbeat after it, so that without the watch the takeover
+      // would come about two leases after the crash.
+      const calls = other.store!.calls;
+      const seen = calls.length;
+      await waitFor(
+        'a lost takeover and a read',
+        () => calls.slice(seen).some(c => c.op === 'read'),
+        3 * timings.leaseDuration,
+      );
+      await sleep(2 * timings.heartbeatInterval);
+      // As a SIGKILL: nothing more is sent, and the server closes its connections.
+      old.store!.crash();
+      const crashedAt = mono();
+      await db!.terminateConnectionsOf(old.dataSource);
+      await cluster.waitForSoleMaster(LOCK, 5000, [other]);
+      const [, second] = log().of(LOCK);
+      const lastRenewal = old.store!.lastRenewSentAt!;
+      expect(second.startedAt - lastRenewal).to.be.aboveOrEqual(timings.leaseDuration);
+      expect(second.startedAt - crashedAt).to.be.below(timings.leaseDuration + 100);
+      log().expectNoOverlap();
+    });
+
     it('wakes the other app on a release and on an enable through the doorbell, whatever the polling interval', async () => {
       // Poll and lease expiry far away: only the doorbell can explain a quick start.
       const timings = {heartbeatInterval: 200, leaseDuration: 20000, checkMasterInterval: 60000};

@@ -3,6 +3,9 @@
 // database and not the ringer, at once even when rings come close together,
 // a storm of rings wakes a replica at most once per MIN_WAKE_GAP, a killed
 // connection comes back by itself, and close() leaves no wait on the server.
+// The ring of watches: a replica whose connections close (a crash) is rung
+// about at once by the one watching it; every replica is watched by exactly
+// one other through joins and leaves.
 
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
@@ -33,12 +36,12 @@ describe('MySQL doorbell (integration)', function () {
   });
 
   /** A doorbell on a datasource of its own (a replica), counting its wakes once asleep. */
-  async function replica(): Promise<{
+  async function replica(poolSize = 5): Promise<{
     bell: MysqlDoorbell;
     ds: juggler.DataSource;
     wakes: number[];
   }> {
-    const ds = db!.createDataSource();
+    const ds = db!.createDataSource({poolSize});
     const bell = new MysqlDoorbell(ds);
     bells.push(bell);
     const wakes: number[] = [];
@@ -50,6 +53,21 @@ describe('MySQL doorbell (integration)', function () {
     await sleep(MIN_WAKE_GAP * 2); // the wake of its first sleep is told
     wakes.length = 0;
     return {bell, ds, wakes};
+  }
+
+  /** How many watches each doorbell lock has, of the locks waited on now. */
+  async function watchesPerBell(ds: juggler.DataSource): Promise<number[]> {
+    const rows = (await ds.execute(
+      'SELECT INFO AS info FROM information_schema.PROCESSLIST WHERE DB <=> DATABASE() AND INFO LIKE ?',
+      [`%GET_LOCK('${DOORBELL_LOCK_PREFIX}%`],
+    )) as {info: string}[];
+    const waited = new Map<string, number>();
+    for (const {info} of rows) {
+      const name = /GET_LOCK\('([^']+)'/.exec(info)![1];
+      const watching = info.startsWith('SELECT 1 AS watching');
+      waited.set(name, (waited.get(name) ?? 0) + (watching ? 1 : 0));
+    }
+    return [...waited.values()].sort();
   }
 
   async function sleepers(ds: juggler.DataSource): Promise<number> {
@@ -122,5 +140,54 @@ describe('MySQL doorbell (integration)', function () {
     expect(await sleepers(other)).to.equal(1);
     await a.bell.close();
     await waitFor('no sleeper', async () => (await sleepers(other)) === 0, 1000);
+  });
+
+  it('rings every replica within 200 ms when one dies (its connections close), through the one watching it', async () => {
+    const rs = [await replica(), await replica(), await replica(), await replica()];
+    await waitFor(
+      'each watched once',
+      async () => (await watchesPerBell(rs[0].ds)).join() === '1,1,1,1',
+      3000,
+    );
+    for (const victim of rs.slice(0, 2)) {
+      const others = rs.filter(r => r !== victim);
+      await sleep(MIN_WAKE_GAP * 2);
+      others.forEach(r => (r.wakes.length = 0));
+      const at = mono();
+      // The first kill frees its lock: the rest of its connections may close by themselves.
+      expect(await db!.terminateConnectionsOf(victim.ds)).to.be.above(0);
+      await waitFor('the others woken', () => others.every(r => r.wakes.length > 0), 2000);
+      expect(Math.max(...others.map(r => r.wakes[0] - at))).to.be.below(200);
+      // The victim comes back by itself, under a new name, and is watched again.
+      await waitFor(
+        'the ring whole again',
+        async () => (await watchesPerBell(rs[2].ds)).join() === '1,1,1,1',
+        5000,
+      );
+    }
+  });
+
+  it('keeps every replica watched by exactly one other through joins and leaves', async () => {
+    const rs = [await replica(), await replica()];
+    const whole = (n: number) => async () =>
+      (await watchesPerBell(rs[rs.length - 1].ds)).join() === Array(n).fill(1).join();
+    await waitFor('2 watched once each', whole(2), 3000);
+    rs.push(await replica(), await replica(), await replica());
+    await waitFor('5 watched once each', whole(5), 3000);
+    const leaving = rs.splice(1, 2);
+    const before = rs.map(r => r.wakes.length);
+    await Promise.all(leaving.map(r => r.bell.close()));
+    await waitFor('3 watched once each', whole(3), 3000);
+    // A leave is not a crash: nobody rang.
+    await sleep(200);
+    expect(rs.map(r => r.wakes.length)).to.deepEqual(before);
+  });
+
+  it('does not watch with a pool of 4 (the doorbell only): a dead replica goes unnoticed until the polls', async () => {
+    const rs = [await replica(4), await replica(4), await replica(4)];
+    expect(await watchesPerBell(rs[0].ds)).to.deepEqual([0, 0, 0]);
+    await db!.terminateConnectionsOf(rs[0].ds);
+    await sleep(500);
+    expect(rs.slice(1).map(r => r.wakes.length)).to.deepEqual([0, 0]);
   });
 });

@@ -13,12 +13,15 @@
 // Polling stays the fallback: a ring is missed by a replica between two
 // waits, by one whose queries the ringer's user may not kill, and while the
 // doorbell reconnects; such a replica hears of the change at its next check.
+// A third connection watches the next replica's doorbell (mysql-watch.ts):
+// a replica that crashes is rung about at once.
 
 import {juggler} from '@loopback/repository';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {ChangeListener, LocalNotifier, LockNotifier} from '../../notify/notifier';
 import {LockChange} from '../lock-store';
+import {interruptWatchers, RingWatch} from './mysql-watch';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
@@ -37,6 +40,8 @@ const MAX_RECONNECT_DELAY = 5000;
 const CLOSE_WAIT = 1000;
 /** The doorbell takes two connections of the pool: with fewer than this, it would starve the work. */
 const MIN_POOL_SIZE = 4;
+/** The watch of the next replica takes a third: with fewer than this, crashes are seen at polls. */
+const MIN_WATCH_POOL_SIZE = 5;
 
 interface MysqlConnection {
   threadId: number | null;
@@ -55,11 +60,13 @@ interface MysqlPool {
   config?: {connectionLimit?: number};
 }
 
-/** The two connections of a doorbell: one holds the lock, the other waits for it. */
+/** The connections of a doorbell: one holds the lock, one waits for it, one watches the next replica's. */
 interface Bell {
   name: string;
   holder: MysqlConnection;
   waiter: MysqlConnection;
+  watcher?: MysqlConnection;
+  watch?: RingWatch;
 }
 
 const doorbells = new WeakMap<juggler.DataSource, SharedDoorbell>();
@@ -168,8 +175,11 @@ class SharedDoorbell {
     const bell = this.bell;
     this.bell = undefined;
     if (!bell) return;
+    bell.watch?.stop();
     // End our wait now rather than leave it on the server for up to WAIT_SECONDS.
     await this.dataSource.execute(`KILL QUERY ${Number(bell.waiter.threadId)}`).catch(() => {});
+    // A leave, not a crash: whoever watches us looks at the ring again instead of ringing.
+    if (bell.watcher) await interruptWatchers(bell.holder, bell.name);
     drop(bell);
   }
 
@@ -219,6 +229,14 @@ class SharedDoorbell {
       throw err;
     }
     const bell: Bell = {name: PREFIX + randomBytes(16).toString('hex'), holder, waiter};
+    if (limit >= MIN_WATCH_POOL_SIZE) {
+      try {
+        bell.watcher = await connect();
+      } catch (err) {
+        drop(bell);
+        throw err;
+      }
+    }
     try {
       const held = await query(holder, 'SELECT GET_LOCK(?, 0) AS held', [bell.name]);
       if (held !== 1) throw new Error(`could not take the doorbell's lock ${bell.name}`);
@@ -231,6 +249,18 @@ class SharedDoorbell {
     this.reconnectDelay = 100;
     debug('doorbell waiting on thread %d', waiter.threadId);
     this.wait(bell);
+    if (bell.watcher) {
+      bell.watch = new RingWatch({
+        connection: bell.watcher,
+        ownName: bell.name,
+        prefix: PREFIX,
+        onGone: () => {
+          this.ring();
+          this.wake();
+        },
+        onError: err => this.fail(bell, err),
+      });
+    }
     // Rings sent while we were not waiting are lost: re-check everything.
     this.wake();
   }
@@ -248,10 +278,17 @@ class SharedDoorbell {
       }
       if (!err && result === 0) return this.wait(bell);
       // An error, or the lock was ours to take: the holder's connection is gone.
-      this.bell = undefined;
-      drop(bell);
-      this.reconnect(err ?? new Error("the doorbell's holder lost its lock"));
+      this.fail(bell, err ?? new Error("the doorbell's holder lost its lock"));
     });
+  }
+
+  /** Drops a failed doorbell and connects a new one. */
+  private fail(bell: Bell, err: Error): void {
+    if (this.bell !== bell) return;
+    this.bell = undefined;
+    bell.watch?.stop();
+    drop(bell);
+    this.reconnect(err);
   }
 
   /** Tells the listeners that anything may have changed, at most once per MIN_WAKE_GAP. */
@@ -289,9 +326,10 @@ function query(connection: MysqlConnection, sql: string, params: unknown[]): Pro
   );
 }
 
-/** Closes both connections: the server frees the lock with the holder's. */
+/** Closes the connections: the server frees the lock with the holder's. */
 function drop(bell: Bell): void {
   // Their error listeners stay: a late error with none would crash the process.
   bell.holder.destroy();
   bell.waiter.destroy();
+  bell.watcher?.destroy();
 }
