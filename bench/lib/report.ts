@@ -498,14 +498,15 @@ function targetsOf(
       met: early(latency, 'ours') === 0,
     });
   }
-  // Issue 18: on PostgreSQL, renewals are announced, so failover is about L whatever C.
+  // Issue 18: renewals announced (PostgreSQL) or a crash rung about by the watch of its doorbell
+  // (MySQL/MariaDB): failover is about L whatever C.
   for (const [key, timings] of [
     ['crash', {leaseDuration: L, heartbeatInterval: H}],
     [CRASH_SLOW_POLL, SLOW_POLL_TIMINGS],
     [CRASH_DEFAULTS, DEFAULT_TIMINGS],
   ] as const) {
     const s = summaries[key]?.ours;
-    if (!s || backend !== 'postgresql') continue;
+    if (!s) continue;
     const {leaseDuration: lease, heartbeatInterval: hb} = timings;
     const sooner = latency[key]?.ours?.samples.filter(v => v < lease - hb).length ?? 0;
     targets.push({
