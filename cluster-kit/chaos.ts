@@ -29,10 +29,23 @@ const WEIGHTS: [FaultKind, number][] = [
   ['connections', 2],
   ['db-restart', 1],
   ['disable', 1],
+  ['partition', 2],
+  ['latency', 1],
+  ['cpu-starve', 1],
+  ['db-freeze', 1],
+  ['db-kill', 1],
+  ['rest-storm', 1],
 ];
 
+/** Faults that need a proxy per replica, and those that need a server of the run's own. */
+const NEEDS_PROXY: FaultKind[] = ['partition', 'latency'];
+const NEEDS_OWN_SERVER: FaultKind[] = ['db-restart', 'db-freeze', 'db-kill'];
+
 export interface ChaosOptions {
-  durationMs: number;
+  /** Stops after this long (default: no limit, but `faults` must be set). */
+  durationMs?: number;
+  /** Stops after this many faults. */
+  faults?: number;
   seed: number;
   /** Progress and violations as they are found. */
   onProgress?: (message: string) => void;
@@ -62,7 +75,15 @@ export async function runChaos(
   const progress = options.onProgress ?? (() => {});
   const size = cluster.live().length;
   const t = cluster.timings;
-  const weights = WEIGHTS.filter(([kind]) => kind !== 'db-restart' || cluster.server.canRestart);
+  if (options.durationMs === undefined && options.faults === undefined) {
+    throw new Error('runChaos needs durationMs or faults');
+  }
+  const proxied = cluster.live().every(r => r.proxy);
+  const weights = WEIGHTS.filter(
+    ([kind]) =>
+      (!NEEDS_OWN_SERVER.includes(kind) || cluster.server.canRestart) &&
+      (!NEEDS_PROXY.includes(kind) || proxied),
+  );
   const total = weights.reduce((sum, [, w]) => sum + w, 0);
   const faults = Object.fromEntries(WEIGHTS.map(([kind]) => [kind, 0])) as Record<
     FaultKind,
@@ -72,14 +93,22 @@ export async function runChaos(
   let reported = 0;
   const started = mono();
 
-  while (mono() - started < options.durationMs && !options.shouldStop?.()) {
+  const injected = () => Object.values(faults).reduce((a, b) => a + b, 0);
+  const more = () =>
+    mono() - started < (options.durationMs ?? Infinity) &&
+    injected() < (options.faults ?? Infinity) &&
+    !options.shouldStop?.();
+  while (more()) {
     let pick = random() * total;
     const [kind] = weights.find(([, w]) => (pick -= w) < 0) ?? weights[0];
     // Parameters are drawn even if unused, so the sequence depends on the seed only.
     const pauseMs = between(t.leaseDuration / 4, cluster.recoveryBound + 500); // below and beyond the lease
     const downMs = between(200, 2 * t.leaseDuration);
     const disabledMs = between(3 * t.heartbeatInterval, t.leaseDuration + t.checkMasterInterval);
-    const dwellMs = between(300, 2500);
+    const dwellMs = between(300, 1500);
+    const latencyMs = between(20, t.leaseDuration / 2);
+    const share = 0.1 + random() * 0.4;
+    const stormPairs = between(3, 10);
     const inject = (k: FaultKind): Promise<{fault: FaultRecord}> => {
       if (k === 'sigkill') return cluster.signalMaster('SIGKILL');
       if (k === 'sigterm') return cluster.signalMaster('SIGTERM');
@@ -87,6 +116,12 @@ export async function runChaos(
       if (k === 'sigstop-replica') return cluster.pauseNonMaster(pauseMs);
       if (k === 'connections') return cluster.cutMasterConnections();
       if (k === 'db-restart') return cluster.restartDatabase(downMs);
+      if (k === 'partition') return cluster.partitionMaster(pauseMs);
+      if (k === 'latency') return cluster.slowMaster(latencyMs, pauseMs);
+      if (k === 'cpu-starve') return cluster.starveMaster(share, pauseMs);
+      if (k === 'db-freeze') return cluster.freezeDatabase(downMs);
+      if (k === 'db-kill') return cluster.crashDatabase(downMs);
+      if (k === 'rest-storm') return cluster.restStorm(stormPairs, 2 * t.heartbeatInterval, random);
       return cluster.disableAndEnable(disabledMs);
     };
     try {
@@ -135,6 +170,9 @@ export function formatSummary(s: ChaosSummary, title: string): string {
   const recoveries = Object.entries(s.slowestRecovery)
     .map(([k, ms]) => `${k} ${round(ms!)}`)
     .join(', ');
+  const gaps = Object.entries(r.longestGap.byFault)
+    .map(([k, ms]) => `${k} ${round(ms!)}`)
+    .join(', ');
   const lines = [
     `chaos summary: ${title}, seed ${s.seed}, ${Math.round(s.elapsedMs / 1000)} s`,
     `  faults injected:        ${injected} (${byKind})`,
@@ -147,6 +185,7 @@ export function formatSummary(s: ChaosSummary, title: string): string {
       `${r.fencingFailures} accepted out of token order`,
     `  longest leaderless gap: ${round(r.longestGap.ms)}` +
       (r.longestGap.afterFault ? ` (after ${r.longestGap.afterFault})` : ''),
+    `  longest gap per fault:  ${gaps || 'none'}`,
     `  slowest recovery:       ${recoveries || 'none'} (bound ${round(s.recoveryBound)})`,
     `  processes lost:         ${r.processesLost}`,
     `  violations:             ${r.violations.length}`,

@@ -50,7 +50,19 @@ export type FaultKind =
   | 'sigstop-replica'
   | 'connections'
   | 'db-restart'
-  | 'disable';
+  | 'disable'
+  /** The master cut off from the database (its proxy holds everything) for a while. */
+  | 'partition'
+  /** Every packet between the master and the database delayed for a while. */
+  | 'latency'
+  /** The master given a fraction of a core (SIGSTOP/SIGCONT duty cycle): recorded as a pause. */
+  | 'cpu-starve'
+  /** Every process of the database server stopped (SIGSTOP) for a while. */
+  | 'db-freeze'
+  /** kill -9 of the database server, then a start (crash recovery). */
+  | 'db-kill'
+  /** Disables and enables in quick succession through random replicas. */
+  | 'rest-storm';
 
 export interface FaultRecord {
   kind: FaultKind;
@@ -149,7 +161,13 @@ export interface CheckReport {
     staleAccepted: number;
   };
   recoveries: Recovery[];
-  longestGap: {ms: number; from: number; afterFault?: FaultKind};
+  longestGap: {
+    ms: number;
+    from: number;
+    afterFault?: FaultKind;
+    /** The longest gap put down to each kind of fault (the last one injected before it ended). */
+    byFault: Partial<Record<FaultKind, number>>;
+  };
   processesLost: number;
 }
 
@@ -340,7 +358,10 @@ export function checkCluster(log: ClusterLog, options: CheckOptions): CheckRepor
     lockName,
     until,
     excuse: (a, b, found) => {
-      const pause = pausesOf(a.instanceId).find(p => p.from >= a.start && p.from <= b.start);
+      // The pause under way when b took over: the last one to begin before it.
+      const pause = pausesOf(a.instanceId)
+        .filter(p => p.from >= a.start && p.from <= b.start)
+        .pop();
       if (!pause) return false;
       // Stale: fenced, but once running again it must notice at once (its deadline passed).
       const resumed = pause.to ?? until;
@@ -515,21 +536,23 @@ function longestLeaderlessGap(
   }
   for (const d of log.disables) covered.push([d.sent, d.to ?? until]); // no master is due while disabled
   covered.sort((a, b) => a[0] - b[0]);
-  const gap: CheckReport['longestGap'] = {ms: 0, from: 0};
+  const gaps: {from: number; ms: number}[] = [];
   let reach = covered.length ? covered[0][1] : until;
   for (const [start, end] of covered) {
-    if (start - reach > gap.ms) {
-      gap.ms = start - reach;
-      gap.from = reach;
-    }
+    if (start > reach) gaps.push({from: reach, ms: start - reach});
     reach = Math.max(reach, end);
   }
-  if (covered.length && until - reach > gap.ms) {
-    gap.ms = until - reach;
-    gap.from = reach;
+  if (covered.length && until > reach) gaps.push({from: reach, ms: until - reach});
+  // Each gap is put down to the last fault injected before it ended.
+  const faultBefore = (gap: {from: number; ms: number}) =>
+    log.faults.filter(f => f.at <= gap.from + gap.ms).pop()?.kind;
+  const byFault: CheckReport['longestGap']['byFault'] = {};
+  for (const gap of gaps) {
+    const kind = faultBefore(gap);
+    if (kind) byFault[kind] = Math.max(byFault[kind] ?? 0, gap.ms);
   }
-  const before = log.faults.filter(f => f.at <= gap.from + gap.ms).pop();
-  return {...gap, afterFault: before?.kind};
+  const longest = gaps.reduce((a, b) => (b.ms > a.ms ? b : a), {from: 0, ms: 0});
+  return {...longest, afterFault: longest.ms ? faultBefore(longest) : undefined, byFault};
 }
 
 function subtract(pieces: [number, number][], from: number, to: number): [number, number][] {

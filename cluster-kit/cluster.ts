@@ -21,6 +21,7 @@ import {DatabaseServer} from './database-server';
 import {freePort} from './http';
 import {EventLog} from './log';
 import {Replica} from './replica';
+import {TcpProxy} from './tcp-proxy';
 import {mono, sleep, waitFor} from './time';
 
 /** The example app as built (dist/example/index.js). */
@@ -87,6 +88,11 @@ export interface ClusterOptions {
   onStderr?: (instanceId: string, line: string) => void;
   /** Called when a replica exits, whoever caused it. */
   onExit?: (replica: Replica) => void;
+  /**
+   * Each replica reaches the database through a TCP proxy of its own, so
+   * that one replica can be cut off from it (a partition) or slowed down.
+   */
+  proxied?: boolean;
 }
 
 export class ProcessCluster {
@@ -171,6 +177,11 @@ export class ProcessCluster {
   private async launch(): Promise<Replica> {
     const instanceId = `${this.options.namePrefix}-${++this.spawned}`;
     const port = this.options.readiness === 'http' ? await freePort() : 0;
+    let proxy: TcpProxy | undefined;
+    if (this.options.proxied) {
+      proxy = new TcpProxy(this.server.address);
+      await proxy.start();
+    }
     const env: NodeJS.ProcessEnv = {
       ...(this.options.baseEnv ?? process.env),
       ...timingEnv(this.timings),
@@ -180,7 +191,7 @@ export class ProcessCluster {
       ...this.options.extraEnv,
       PORT: String(port), // 0: the OS picks a free port; the replica prints its URL
       HOST: '127.0.0.1',
-      DATABASE_URL: this.server.url,
+      DATABASE_URL: proxy ? this.server.urlVia(proxy.port) : this.server.url,
       INSTANCE_ID: instanceId,
       DEMO_LOCKS: this.lockNames.join(','),
     };
@@ -192,6 +203,7 @@ export class ProcessCluster {
       port,
       log: this.log,
       onStderr: onStderr && (line => onStderr(instanceId, line)),
+      proxy,
     });
     this.replicas.push(replica);
     const onExit = this.options.onExit;
@@ -363,11 +375,16 @@ export class ProcessCluster {
     return {victim, fault};
   }
 
-  /** Kills the master's database connections (MariaDB: every replica's). */
+  /** Kills the master's database connections (MariaDB unproxied: every replica's). */
   async cutMasterConnections(): Promise<{victim: Replica; fault: FaultRecord; killed: number}> {
     const victim = await this.requireMaster();
     const at = mono();
-    const killed = await this.server.terminateConnections(victim.instanceId);
+    let killed: number;
+    if (victim.proxy) {
+      killed = victim.proxy.open;
+      victim.proxy.down();
+      victim.proxy.restore();
+    } else killed = await this.server.terminateConnections(victim.instanceId);
     const fault = this.recordFault('connections', victim, at, `${killed} killed`);
     return {victim, fault, killed};
   }
@@ -385,6 +402,149 @@ export class ProcessCluster {
       fault.note = `down ${Math.round(fault.recoverFrom - fault.at)} ms`;
     }
     return {victim, fault};
+  }
+
+  /**
+   * Cuts the master off from the database for `ms` (a proxied cluster): its
+   * proxy forwards nothing, connections stay open and new ones hang, as
+   * behind a partition; what it held is delivered late. Its lease runs out
+   * on its own clock; the others take over.
+   */
+  async partitionMaster(ms: number): Promise<{victim: Replica; fault: FaultRecord}> {
+    const victim = await this.requireMaster();
+    const proxy = this.proxyOf(victim);
+    proxy.freeze();
+    const fault = this.recordFault('partition', victim, mono(), `${ms} ms`);
+    try {
+      await sleep(ms);
+    } finally {
+      proxy.restore();
+    }
+    return {victim, fault};
+  }
+
+  /** Delays every packet between the master and the database by `latency` ms each way, for `ms`. */
+  async slowMaster(latency: number, ms: number): Promise<{victim: Replica; fault: FaultRecord}> {
+    const victim = await this.requireMaster();
+    const proxy = this.proxyOf(victim);
+    proxy.latency = latency;
+    const fault = this.recordFault(
+      'latency',
+      victim,
+      mono(),
+      `${latency} ms each way for ${ms} ms`,
+    );
+    try {
+      await sleep(ms);
+    } finally {
+      proxy.latency = 0;
+    }
+    return {victim, fault};
+  }
+
+  /**
+   * Gives the master `share` of the time (SIGSTOP/SIGCONT every 50 ms) for
+   * `ms`: its timers run late. Recorded as a pause (a starved master may be
+   * overtaken; its writes must then be fenced); due to recover from its end.
+   */
+  async starveMaster(share: number, ms: number): Promise<{victim: Replica; fault: FaultRecord}> {
+    const victim = await this.requireMaster();
+    const pause = {
+      instanceId: victim.instanceId,
+      from: mono(),
+      to: undefined as number | undefined,
+    };
+    this.log.pauses.push(pause);
+    const fault = this.recordFault(
+      'cpu-starve',
+      victim,
+      pause.from,
+      `${Math.round(share * 100)} % for ${ms} ms`,
+    );
+    const slice = 50;
+    try {
+      while (mono() - pause.from < ms && victim.alive) {
+        victim.signal('SIGSTOP');
+        await sleep(slice * (1 - share));
+        victim.signal('SIGCONT');
+        await sleep(slice * share);
+      }
+    } finally {
+      victim.signal('SIGCONT');
+      pause.to = fault.recoverFrom = mono();
+    }
+    return {victim, fault};
+  }
+
+  /** Freezes every process of the database server for `ms` (SIGSTOP), then lets it run. */
+  async freezeDatabase(ms: number): Promise<{victim: Replica; fault: FaultRecord}> {
+    const victim = await this.requireMaster();
+    const fault = this.recordFault('db-freeze', victim, mono(), `${ms} ms`);
+    this.server.freeze();
+    try {
+      await sleep(ms);
+    } finally {
+      this.server.thaw();
+      fault.recoverFrom = mono();
+    }
+    return {victim, fault};
+  }
+
+  /** kill -9 of the database server, down for at least `downMs`, then started (crash recovery). */
+  async crashDatabase(downMs: number): Promise<{victim: Replica; fault: FaultRecord}> {
+    const victim = await this.requireMaster();
+    const fault = this.recordFault('db-kill', victim);
+    try {
+      await this.server.crash();
+      await sleep(Math.max(0, fault.at + downMs - mono()));
+    } finally {
+      fault.recoverFrom = await this.server.start();
+      fault.note = `down ${Math.round(fault.recoverFrom - fault.at)} ms`;
+    }
+    return {victim, fault};
+  }
+
+  /**
+   * `pairs` disables and enables in quick succession, each through a random
+   * replica (the master included), held 0 to `maxHoldMs`; ends enabled.
+   */
+  async restStorm(
+    pairs: number,
+    maxHoldMs: number,
+    random: () => number,
+  ): Promise<{victim: Replica; fault: FaultRecord}> {
+    const victim = await this.requireMaster();
+    const fault = this.recordFault('rest-storm', victim, mono(), `${pairs} pairs`);
+    const pick = () => {
+      const callable = this.live().filter(r => !r.paused);
+      return callable[Math.floor(random() * callable.length)];
+    };
+    for (let i = 0; i < pairs; i++) {
+      const hold = random() * maxHoldMs;
+      const through = pick();
+      if (!through) break;
+      const disable = {
+        lockName: this.lockName,
+        sent: mono(),
+        from: Infinity,
+        to: undefined as number | undefined,
+      };
+      this.log.disables.push(disable);
+      try {
+        await this.postControl(through, 'disable', {lockName: this.lockName, reason: 'storm'});
+        disable.from = mono();
+        await sleep(hold);
+      } finally {
+        disable.to = fault.recoverFrom = mono();
+        await this.enableThroughAny([pick(), ...this.live()].filter(Boolean));
+      }
+    }
+    return {victim, fault};
+  }
+
+  private proxyOf(replica: Replica): TcpProxy {
+    if (!replica.proxy) throw new Error('the cluster is not proxied (ClusterOptions.proxied)');
+    return replica.proxy;
   }
 
   /**

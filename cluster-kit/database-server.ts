@@ -73,6 +73,25 @@ export class DatabaseServer {
     return this.withMysql(conn => killMysqlThreads(conn, this.database));
   }
 
+  /** The URL of the same database through a proxy listening on `port` (127.0.0.1). */
+  urlVia(port: number): string {
+    return databaseUrl(this.backend, {...this.address, host: '127.0.0.1', port}, this.database);
+  }
+
+  /** Stops every process of the server (SIGSTOP): a hung server. */
+  freeze(): void {
+    this.ownServer().freeze();
+  }
+
+  thaw(): void {
+    this.ownServer().thaw();
+  }
+
+  /** kill -9 of the server; start() brings it back through crash recovery. */
+  async crash(): Promise<void> {
+    await this.ownServer().crash();
+  }
+
   /** Stops the server (fast: clients are disconnected at once). */
   async stop(): Promise<void> {
     await this.ownServer().stop();

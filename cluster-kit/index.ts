@@ -2,10 +2,12 @@
 // `npm run chaos` (not part of the package). Real replica processes and their
 // faults (cluster.ts, replica.ts), the live record they print into (log.ts),
 // the one checker of masterships (checker.ts), random faults (chaos.ts), the
-// database servers under them (database-server.ts, private-server.ts, sql.ts),
+// database servers under them (database-server.ts, private-server.ts, sql.ts)
+// and a proxy in front of them (tcp-proxy.ts),
 // HTTP to the replicas (http.ts), and time and waiting (time.ts).
 
 export * from './chaos';
+export * from './chaos-work';
 export * from './checker';
 export * from './cluster';
 export * from './database-server';
@@ -14,6 +16,7 @@ export * from './log';
 export * from './private-server';
 export * from './replica';
 export * from './sql';
+export * from './tcp-proxy';
 export * from './time';
 export * from './work-checker';
 export * from './history';

@@ -35,6 +35,8 @@ function asPostgres(command: string, args: string[]): [string, string[]] {
 
 export class PrivateServer {
   private mariadb: ChildProcess | undefined;
+  /** The processes freeze() stopped, for thaw(). */
+  private frozen: number[] = [];
 
   private constructor(
     readonly backend: PrivateBackend,
@@ -103,7 +105,8 @@ export class PrivateServer {
         `--socket=${path.join(this.dir, 'sock')}`,
         `--pid-file=${path.join(this.dir, 'pid')}`,
         '--skip-log-bin',
-        '--innodb-flush-log-at-trx-commit=0',
+        // Commits reach the OS at once (not every second): they survive a kill -9 of the server.
+        '--innodb-flush-log-at-trx-commit=2',
         '--max-connections=500',
       ],
       {stdio: ['ignore', log, log]},
@@ -159,8 +162,53 @@ export class PrivateServer {
     }
   }
 
+  /** The server's processes: its main one and, on PostgreSQL, every backend and worker. */
+  processes(): number[] {
+    const main = this.pid;
+    if (!main) return [];
+    return [main, ...childrenOf(main)];
+  }
+
+  /** A hung server: every process stopped (SIGSTOP); connections stay open, nothing answers. */
+  freeze(): void {
+    // The main process first: it forks no new backend meanwhile.
+    this.frozen = this.processes();
+    for (const pid of this.frozen) signal(pid, 'SIGSTOP');
+  }
+
+  /** Lets a frozen server run again. */
+  thaw(): void {
+    for (const pid of this.frozen.slice().reverse()) signal(pid, 'SIGCONT');
+    this.frozen = [];
+  }
+
+  /** kill -9 of every process of the server; resolves once they are gone (start() recovers it). */
+  async crash(): Promise<void> {
+    const pids = this.processes();
+    for (const pid of pids) signal(pid, 'SIGKILL');
+    this.frozen = [];
+    const deadline = Date.now() + 10000;
+    while (pids.some(isRunning)) {
+      if (Date.now() > deadline) throw new Error(`server processes ${pids} did not die`);
+      await new Promise(resolve => setTimeout(resolve, 20));
+    }
+    // A dead postmaster may linger as a zombie nobody reaps, and its lock files would make the
+    // next one refuse to start ("lock file already exists").
+    if (this.backend === 'postgresql') {
+      const socket = path.join(this.dir, `.s.PGSQL.${this.address.port}`);
+      for (const file of [
+        path.join(this.dir, 'data', 'postmaster.pid'),
+        socket,
+        `${socket}.lock`,
+      ]) {
+        rmSync(file, {force: true});
+      }
+    }
+  }
+
   /** Stops the server whatever its state, and removes its directory. */
   async destroy(): Promise<void> {
+    this.thaw();
     const pid = this.pid;
     if (pid) {
       try {
@@ -180,4 +228,39 @@ export class PrivateServer {
     });
     rmSync(this.dir, {recursive: true, force: true});
   }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // gone already
+  }
+}
+
+/** Alive and not a zombie. */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** The direct children of a process, from /proc (Linux). */
+function childrenOf(parent: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
 }

@@ -9,6 +9,7 @@ import {readFileSync} from 'fs';
 import readline from 'readline';
 import {request} from './http';
 import {EventLog} from './log';
+import type {TcpProxy} from './tcp-proxy';
 import {mono, waitFor} from './time';
 
 export interface ReplicaOptions {
@@ -22,6 +23,8 @@ export interface ReplicaOptions {
   log: EventLog;
   /** Called with every stderr line (verbose runs). */
   onStderr?: (line: string) => void;
+  /** Its own way to the database, when the cluster is proxied: closed when it exits. */
+  proxy?: TcpProxy;
 }
 
 export class Replica {
@@ -39,10 +42,12 @@ export class Replica {
   exitedAt: number | undefined;
   readonly exited: Promise<void>;
   readonly stderrTail: string[] = [];
+  readonly proxy: TcpProxy | undefined;
 
   constructor(readonly options: ReplicaOptions) {
     const {instanceId, log} = options;
     this.instanceId = instanceId;
+    this.proxy = options.proxy;
     this.url = options.port ? `http://127.0.0.1:${options.port}` : undefined;
     this.child = spawn(process.execPath, [options.script], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -68,6 +73,7 @@ export class Replica {
         // A SIGKILLed process was gone from the moment of the kill.
         const at = this.killedAt ?? this.exitedAt;
         log.addExit({instanceId, at, code, signal, causedBy: this.causedExit});
+        this.proxy?.close().catch(() => {});
         resolve();
       });
     });

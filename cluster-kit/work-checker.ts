@@ -14,7 +14,9 @@
 // Cron:
 //  - No occurrence fired twice, none fired without its claim.
 //  - None lost: each occurrence from the first firing to the last was fired,
-//    or was claimed by a master SIGKILLed before its firing ended.
+//    or was claimed by a master whose mastership ended before its firing did
+//    (SIGKILLed, or a stop line of that master after the occurrence and
+//    before its next firing: cut off, frozen or starved after the claim).
 
 import type {ExitRecord} from './checker';
 
@@ -161,6 +163,8 @@ export interface CronCheckInput {
   firings: CronFiringRecord[];
   claims: CronClaimRecord[];
   exits: ExitRecord[];
+  /** The stop lines of the schedule's masterships, with their wall time (ms since the epoch). */
+  stops?: {instanceId: string; at: number}[];
   /** The schedule's period in ms (a schedule of fixed period). */
   periodMs: number;
 }
@@ -189,14 +193,26 @@ export function checkCronFirings(input: CronCheckInput): CronCheckReport {
       violations.push(`occurrence ${iso(at)} fired without its claim`);
     }
   }
+  /** The claimer stopped after occurrence `t` and before it fired the next one. */
+  const endedAfter = (claim: CronClaimRecord, t: number) => {
+    const next = Math.min(
+      ...input.firings
+        .filter(f => f.instanceId === claim.instanceId && f.scheduledAt > t)
+        .map(f => f.scheduledAt),
+    );
+    return (input.stops ?? []).some(
+      s => s.instanceId === claim.instanceId && s.at >= t - input.periodMs && s.at <= next,
+    );
+  };
   let unfired = 0;
   if (fired.size) {
     const times = [...fired.keys()];
     for (let t = Math.min(...times); t <= Math.max(...times); t += input.periodMs) {
       if (fired.has(t)) continue;
       const claim = claims.get(t);
-      if (claim && killed.has(claim.instanceId) && !claim.outcome) unfired++;
-      else
+      if (claim && !claim.outcome && (killed.has(claim.instanceId) || endedAfter(claim, t))) {
+        unfired++;
+      } else
         violations.push(`occurrence ${iso(t)} lost: neither fired nor claimed by a killed master`);
     }
   }

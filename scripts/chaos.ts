@@ -1,9 +1,12 @@
-// npm run chaos -- [--duration <s>] [--seed <n>] [--mysql] [--replicas <n>] [--quiet]
-//                  [--history <file>]
+// npm run chaos -- [--faults <n> | --duration <s>] [--seed <n>] [--mysql] [--replicas <n>]
+//                  [--quiet] [--history <file>]
 //
-// Runs a cluster of example-app processes on PostgreSQL (MariaDB with
-// --mysql), injects random faults into the master for the given time, checks
-// the record continuously, and prints one summary. Exits 1 on any violation.
+// Runs a cluster of example-app processes on a PostgreSQL server of its own
+// (MariaDB with --mysql), each replica behind a proxy of its own, keeps tasks
+// posted to their queue and a cron schedule firing every second, injects
+// random faults (cluster-kit/chaos.ts) for the given time or number of
+// faults, checks the record continuously and the work at the end, and prints
+// one summary. Exits 1 on any violation.
 // The whole record is written as a history file (default
 // .tmp/chaos-<backend>-<seed>-<time>.jsonl), which `npm run check-history`
 // checks again.
@@ -11,16 +14,19 @@
 import {mkdirSync} from 'fs';
 import path from 'path';
 import {
+  ChaosWork,
   DatabaseServer,
   formatSummary,
   PrivateServer,
   ProcessCluster,
   runChaos,
+  workEnv,
   writeHistory,
 } from '../cluster-kit';
 
 function parseArgs(argv: string[]): {
-  durationS: number;
+  durationS?: number;
+  faults?: number;
   seed: number;
   mysql: boolean;
   replicas: number;
@@ -28,7 +34,6 @@ function parseArgs(argv: string[]): {
   history?: string;
 } {
   const args: ReturnType<typeof parseArgs> = {
-    durationS: 60,
     seed: 1,
     mysql: false,
     replicas: 3,
@@ -43,6 +48,7 @@ function parseArgs(argv: string[]): {
       return value;
     };
     if (flag === '--duration') args.durationS = positive('--duration');
+    else if (flag === '--faults') args.faults = positive('--faults');
     else if (flag === '--seed') args.seed = positive('--seed');
     else if (flag === '--replicas') args.replicas = positive('--replicas');
     else if (flag === '--mysql') args.mysql = true;
@@ -52,6 +58,7 @@ function parseArgs(argv: string[]): {
       if (!args.history) throw new Error('--history needs a file name');
     } else throw new Error(`unknown argument ${flag}`);
   }
+  if (args.faults === undefined) args.durationS ??= 60;
   return args;
 }
 
@@ -61,28 +68,44 @@ async function main(): Promise<number> {
   const own = await PrivateServer.create(args.mysql ? 'mysql' : 'postgresql');
   const server = new DatabaseServer(own.backend, 'mje_chaos', own);
   await server.ensureDatabase();
+  const queue = `CHAOS-Q-${args.seed}-${Date.now()}`;
   const cluster = new ProcessCluster({
     server,
     lockNames: [`CHAOS-${args.seed}-${Date.now()}`],
     replicas: args.replicas,
     namePrefix: 'chaos',
     fencedWriteInterval: 100,
+    proxied: true,
+    readiness: 'http',
+    extraEnv: workEnv(queue),
   });
+  const work = new ChaosWork(cluster, queue);
   const say = (message: string) => console.error(message);
-  say(
-    `chaos: ${args.replicas} replicas on ${server.backend} for ${args.durationS} s, seed ${args.seed}`,
-  );
+  const length = args.faults ? `${args.faults} faults` : `${args.durationS} s`;
+  say(`chaos: ${args.replicas} replicas on ${server.backend} for ${length}, seed ${args.seed}`);
   let stopping = false;
   process.on('SIGINT', () => (stopping = true)); // finish the current fault, then clean up
   try {
     await cluster.start();
+    work.start();
     const summary = await runChaos(cluster, {
-      durationMs: args.durationS * 1000,
+      durationMs: args.durationS && args.durationS * 1000,
+      faults: args.faults,
       seed: args.seed,
       onProgress: args.quiet ? undefined : say,
       shouldStop: () => stopping,
     });
+    const done = await work.finish();
     console.log(formatSummary(summary, `${args.replicas} replicas on ${server.backend}`));
+    console.log(
+      [
+        `  queue:                  ${done.tasks} tasks posted (${done.retriedPosts} posts retried), ` +
+          `${done.reruns} run twice`,
+        `  cron:                   ${done.firings} firings, ${done.unfired} claimed by a master that ended first`,
+        `  work violations:        ${done.violations.length}`,
+        ...done.violations.map(v => `    - ${v}`),
+      ].join('\n'),
+    );
     const history =
       args.history ??
       path.join(
@@ -92,7 +115,7 @@ async function main(): Promise<number> {
     mkdirSync(path.dirname(path.resolve(history)), {recursive: true});
     const lines = writeHistory(history, cluster.log, cluster.checkBounds());
     say(`history: ${history} (${lines} lines; npm run check-history -- ${history})`);
-    return summary.report.violations.length ? 1 : 0;
+    return summary.report.violations.length || done.violations.length ? 1 : 0;
   } finally {
     await cluster.shutdown();
     await own.destroy();

@@ -34,7 +34,12 @@ function main(): number {
   const queues = new Set(h.taskRuns.map(r => r.queue));
   for (const queue of queues) {
     const runs = h.taskRuns.filter(r => r.queue === queue).map(r => ({...r, key: r.id}));
-    const report = checkTaskRuns({keys: [...new Set(runs.map(r => r.key))], runs, exits: h.exits});
+    const report = checkTaskRuns({
+      keys: [...new Set(runs.map(r => r.key))],
+      runs,
+      exits: h.exits,
+      stops: h.jobs.filter(j => j.lockName === queue && j.event === 'stop'),
+    });
     violations.push(...report.violations.map(v => `queue ${queue}: ${v}`));
   }
   const schedules = new Set(h.cronFirings.map(f => f.lockName));

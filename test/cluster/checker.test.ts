@@ -123,6 +123,46 @@ describe('cluster checker', () => {
     );
   });
 
+  it('judges a paused master by the pause under way at the takeover, not an earlier one', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('start', 'b', 2, 2500),
+          job('stop', 'a', 1, 4100, 'expired'),
+        ],
+        pauses: [
+          {instanceId: 'a', from: 300, to: 700}, // short: a went on as master, rightly
+          {instanceId: 'a', from: 1500, to: 4000},
+        ],
+      }),
+      OPTIONS,
+    );
+    expect(report.violations).to.deepEqual([]);
+    expect(report.fencedOverlaps).to.equal(1);
+  });
+
+  it('attributes each leaderless gap to the last fault before it ended', () => {
+    const report = checkCluster(
+      log({
+        jobs: [
+          job('start', 'a', 1, 0),
+          job('stop', 'a', 1, 1000, 'expired'),
+          job('start', 'b', 2, 1800),
+          job('stop', 'b', 2, 3000, 'stopped'),
+          job('start', 'c', 3, 3050),
+        ],
+        faults: [
+          {kind: 'partition', target: 'a', at: 200, recoverFrom: 200},
+          {kind: 'sigterm', target: 'b', at: 2990, recoverFrom: 2990},
+        ],
+      }),
+      {...OPTIONS, until: 4000},
+    );
+    expect(report.longestGap).to.containDeep({ms: 800, from: 1000, afterFault: 'partition'});
+    expect(report.longestGap.byFault).to.deepEqual({partition: 800, sigterm: 50});
+  });
+
   it('finds a write accepted with a lower token after a higher one', () => {
     const report = checkCluster(
       log({

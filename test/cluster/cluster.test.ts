@@ -1,12 +1,20 @@
-// Real processes of the example app on PostgreSQL and on MariaDB, faults
-// injected into the master one after another: SIGKILL, SIGTERM, SIGSTOP
-// beyond the lease, its database connections killed, the database server
-// restarted, disable/enable over HTTP. After each one the checker reads the
-// whole record so far (see cluster-kit/checker.ts for what it verifies).
+// Real processes of the example app on PostgreSQL and on MariaDB servers of
+// the suite's own, each replica behind a proxy of its own, faults injected
+// into the master one after another: SIGKILL, SIGTERM, SIGSTOP beyond the
+// lease, its database connections killed, the database server restarted,
+// frozen and killed -9, disable/enable over HTTP and a storm of them, the
+// master cut off from the database, slowed down, starved of CPU. After each
+// one the checker reads the whole record so far (see cluster-kit/checker.ts
+// for what it verifies); a short random run ends each suite, with tasks
+// posted to the queue and a cron schedule firing throughout, checked at the
+// end (cluster-kit/chaos-work.ts).
 
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
+import {mkdirSync} from 'fs';
+import path from 'path';
 import {
+  ChaosWork,
   CheckReport,
   ClusterTimings,
   DatabaseServer,
@@ -17,15 +25,18 @@ import {
   PrivateServer,
   ProcessCluster,
   runChaos,
+  seededRandom,
   sleep,
   SqlBackend,
+  workEnv,
+  writeHistory,
 } from '../../cluster-kit';
 
 const REPLICAS = 3;
 /** Lines younger than this may still be in the pipes: the checker looks at older ones. */
 const LINE_LAG = 100;
 /** The short random run at the end of each suite (`npm run chaos` runs long ones). */
-const CHAOS_SECONDS = Number(process.env.CLUSTER_CHAOS_SECONDS ?? 20);
+const CHAOS_SECONDS = Number(process.env.CLUSTER_CHAOS_SECONDS ?? 40);
 const CHAOS_SEED = 42;
 
 /**
@@ -53,6 +64,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
     this.timeout(30000);
     let server: DatabaseServer;
     let cluster: ProcessCluster | undefined;
+    let work: ChaosWork | undefined;
     /** Recovery times, printed at the end. */
     const recoveries: string[] = [];
 
@@ -70,6 +82,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       }
       server = new DatabaseServer(backend, 'mje_cluster', own);
       await server.ensureDatabase();
+      const queue = `CLUSTER-Q-${randomBytes(3).toString('hex')}`;
       cluster = new ProcessCluster({
         server,
         lockNames: [`CLUSTER-${randomBytes(3).toString('hex')}`],
@@ -77,19 +90,31 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         namePrefix: backend === 'postgresql' ? 'pg' : 'my',
         timings: T,
         fencedWriteInterval: 100,
+        proxied: true,
+        readiness: 'http',
+        extraEnv: workEnv(queue),
       });
       await cluster.start();
+      // Tasks posted and occurrences fired through every fault below; checked at the end.
+      work = new ChaosWork(cluster, queue);
+      work.start();
     });
 
     afterEach(function () {
       if (this.currentTest?.state === 'failed' && cluster) {
         note(`timeline (ms since the cluster started):\n${cluster.describe()}`);
+        // The whole record, for npm run check-history and a closer look.
+        const file = path.join('.tmp', `cluster-${backend}-${Date.now()}.jsonl`);
+        mkdirSync('.tmp', {recursive: true});
+        writeHistory(file, cluster.log, cluster.checkBounds());
+        note(`history: ${file}`);
       }
     });
 
     after(async function () {
       this.timeout(60000);
       if (process.env.CLUSTER_VERBOSE && cluster) note(cluster.describe());
+      await work?.stop(true);
       await cluster?.shutdown();
       await own?.destroy();
       if (recoveries.length) note(`recoveries: ${recoveries.join(', ')}`);
@@ -232,8 +257,65 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       await expectHealthy(fault);
     });
 
-    it(`survives ${CHAOS_SECONDS} s of random faults (seed ${CHAOS_SEED})`, async function () {
-      this.timeout(CHAOS_SECONDS * 1000 + 60000);
+    it('the master cut off from the database beyond the lease: it stops on its own clock, before another starts', async () => {
+      const c = cluster!;
+      const fencedBefore = c.check().fencedOverlaps;
+      const {victim, fault} = await c.partitionMaster(c.recoveryBound);
+      const stop = c.log.jobs.find(
+        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+      );
+      expect(['expired', 'lost']).to.containEql(stop?.reason);
+      const next = c.log.jobs.find(
+        e => e.event === 'start' && e.instanceId !== victim.instanceId && e.mono >= fault.at,
+      );
+      // Not a pause: no overlap is excused, the cut-off master stopped first.
+      expect(next!.mono).to.be.above(stop!.mono);
+      const report = await expectHealthy(fault);
+      expect(report.fencedOverlaps).to.equal(fencedBefore);
+    });
+
+    it('every packet of the master delayed by half a lease: one master throughout or a clean handover', async () => {
+      const c = cluster!;
+      const {fault} = await c.slowMaster(T.leaseDuration / 2, 2 * T.leaseDuration);
+      await expectHealthy(fault);
+    });
+
+    it('the master starved of CPU (20 % of a core for two leases): fenced if overtaken, one master after', async () => {
+      const c = cluster!;
+      const {fault} = await c.starveMaster(0.2, 2 * T.leaseDuration);
+      await expectHealthy(fault);
+    });
+
+    it('the database server frozen beyond the lease: the master expires, then one master again', async function () {
+      const c = cluster!;
+      this.timeout(90000);
+      const {victim, fault} = await c.freezeDatabase(T.leaseDuration + 500);
+      const stop = c.log.jobs.find(
+        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+      );
+      expect(stop?.reason).to.equal('expired');
+      expect(stop!.mono).to.be.below(fault.recoverFrom);
+      await expectHealthy(fault);
+    });
+
+    it('the database server killed -9: crash recovery, then one master with the highest token written', async function () {
+      const c = cluster!;
+      this.timeout(90000);
+      const {fault} = await c.crashDatabase(500);
+      await expectHealthy(fault);
+      const row = await server.readFencedResource(c.lockName);
+      const highest = Math.max(...c.log.writes.filter(w => w.accepted).map(w => w.fencingToken));
+      expect(row?.fencingToken).to.equal(highest);
+    });
+
+    it('a storm of 10 disables and enables through random replicas: nothing starts while disabled, one master after', async () => {
+      const c = cluster!;
+      const {fault} = await c.restStorm(10, 2 * T.heartbeatInterval, seededRandom(7));
+      await expectHealthy(fault);
+    });
+
+    it(`survives ${CHAOS_SECONDS} s of random faults (seed ${CHAOS_SEED}), losing no task and no cron occurrence`, async function () {
+      this.timeout(CHAOS_SECONDS * 1000 + 180000);
       const summary = await runChaos(cluster!, {
         durationMs: CHAOS_SECONDS * 1000,
         seed: CHAOS_SEED,
@@ -244,6 +326,15 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       expect(summary.report.violations).to.deepEqual([]);
       expect(summary.harnessErrors).to.deepEqual([]);
       await expectHealthy();
+      // The work of the whole suite: every task posted since the start done, every occurrence once.
+      const done = await work!.finish();
+      note(
+        `work: ${done.tasks} tasks (${done.reruns} run twice, ${done.retriedPosts} posts retried), ` +
+          `${done.firings} cron firings (${done.unfired} claimed by a master that ended first)`,
+      );
+      expect(done.violations).to.deepEqual([]);
+      expect(done.tasks).to.be.above(100);
+      expect(done.firings).to.be.above(CHAOS_SECONDS / 2);
     });
   });
 }

@@ -14,7 +14,7 @@ import path from 'path';
 import {BackendName, openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 import {holdsFor, mono, serverAddress, sleep, waitFor} from '../../cluster-kit';
 import {Cluster, FAST, Replica, Tenure} from '../fixtures/cluster';
-import {TcpProxy} from '../fixtures/tcp-proxy';
+import {TcpProxy} from '../../cluster-kit';
 
 const L = FAST.leaseDuration;
 const OUTAGE = 1500;

@@ -44,7 +44,7 @@ import {
   TestDatabase,
 } from '../fixtures/databases';
 import {mono, serverAddress, sleep, waitFor} from '../../cluster-kit';
-import {TcpProxy} from '../fixtures/tcp-proxy';
+import {TcpProxy} from '../../cluster-kit';
 
 class App extends RepositoryMixin(RestApplication) {}
 

@@ -150,4 +150,22 @@ describe('work checker: cron firings', () => {
       `occurrence ${new Date(s(1)).toISOString()} lost: neither fired nor claimed by a killed master`,
     ]);
   });
+
+  it('excuses an occurrence its claimer did not fire because its mastership ended (a stop line after it), and only then', () => {
+    // a was not killed: cut off after the claim, it stopped at 1.4 s.
+    const ended = checkCronFirings({
+      firings,
+      claims,
+      exits: [],
+      stops: [{instanceId: 'a', at: s(1) + 400}],
+      periodMs: 1000,
+    });
+    expect(ended).to.deepEqual({violations: [], unfired: 1});
+    // A stop long before the occurrence, or another master's, excuses nothing.
+    for (const stops of [[{instanceId: 'a', at: s(-5)}], [{instanceId: 'b', at: s(1) + 400}]]) {
+      expect(
+        checkCronFirings({firings, claims, exits: [], stops, periodMs: 1000}).violations,
+      ).to.have.length(1);
+    }
+  });
 });
