@@ -316,14 +316,29 @@ export interface MastershipsReport {
 
 /**
  * Mutual exclusion, token order and stop() on the master only, for every
- * lock of a record (or the given ones), with no pause excused: what the
- * benchmark and the in-process and fake-clock clusters of the tests check.
+ * lock of a record (or the given ones): what the benchmark and the
+ * in-process and fake-clock clusters of the tests check. With `pauses`, the
+ * overlap of a master paused at the takeover is excused as in checkCluster
+ * (a history's other locks); without, none is.
  */
 export function checkMasterships(
   log: Pick<ClusterLog, 'jobs' | 'exits'>,
-  options: {until?: number; lockNames?: Iterable<string>} = {},
+  options: {
+    until?: number;
+    lockNames?: Iterable<string>;
+    pauses?: PauseRecord[];
+    staleStopBound?: number;
+  } = {},
 ): MastershipsReport {
   const until = options.until ?? Infinity;
+  const pauses = options.pauses;
+  const excuse = pauses
+    ? pausedAtTakeover(
+        id => pauses.filter(p => p.instanceId === id && p.from <= until),
+        options.staleStopBound ?? 0,
+        until,
+      )
+    : undefined;
   const byName = new Map<string, JobEvent[]>();
   for (const e of log.jobs) {
     const list = byName.get(e.lockName);
@@ -339,7 +354,7 @@ export function checkMasterships(
   for (const lockName of options.lockNames ?? byName.keys()) {
     const m = readMasterships(
       {jobs: byName.get(lockName) ?? [], exits: log.exits},
-      {lockName, until},
+      {lockName, until, excuse},
     );
     report.byLock.set(lockName, m);
     report.overlaps += m.overlaps;
@@ -347,6 +362,33 @@ export function checkMasterships(
     report.violations.push(...m.violations.map(v => `${lockName}: ${v}`));
   }
   return report;
+}
+
+/**
+ * Excuses the overlap of a master that was paused when the other took over
+ * (the pause under way then: the last one to begin before it), if it
+ * stopped within `staleStopBound` of resuming; its writes must be fenced.
+ */
+function pausedAtTakeover(
+  pausesOf: (id: string) => PauseRecord[],
+  staleStopBound: number,
+  until: number,
+): (a: Tenure, b: Tenure, found: string[]) => boolean {
+  return (a, b, found) => {
+    const pause = pausesOf(a.instanceId)
+      .filter(p => p.from >= a.start && p.from <= b.start)
+      .pop();
+    if (!pause) return false;
+    // Stale: fenced, but once running again it must notice at once (its deadline passed).
+    const resumed = pause.to ?? until;
+    if (Math.min(a.end, until) - resumed > staleStopBound) {
+      found.push(
+        `${a.instanceId} (token ${a.fencingToken}) resumed at ${fmt(resumed)} after ${b.instanceId} took over, ` +
+          `and went on as master until ${a.end === Infinity ? 'now' : fmt(a.end)}`,
+      );
+    }
+    return true;
+  };
 }
 
 export function checkCluster(log: ClusterLog, options: CheckOptions): CheckReport {
@@ -357,22 +399,7 @@ export function checkCluster(log: ClusterLog, options: CheckOptions): CheckRepor
   const masterships = readMasterships(log, {
     lockName,
     until,
-    excuse: (a, b, found) => {
-      // The pause under way when b took over: the last one to begin before it.
-      const pause = pausesOf(a.instanceId)
-        .filter(p => p.from >= a.start && p.from <= b.start)
-        .pop();
-      if (!pause) return false;
-      // Stale: fenced, but once running again it must notice at once (its deadline passed).
-      const resumed = pause.to ?? until;
-      if (Math.min(a.end, until) - resumed > options.staleStopBound) {
-        found.push(
-          `${a.instanceId} (token ${a.fencingToken}) resumed at ${fmt(resumed)} after ${b.instanceId} took over, ` +
-            `and went on as master until ${a.end === Infinity ? 'now' : fmt(a.end)}`,
-        );
-      }
-      return true;
-    },
+    excuse: pausedAtTakeover(pausesOf, options.staleStopBound, until),
   });
   const {tenures, violations} = masterships;
   const overlaps = masterships.overlaps;

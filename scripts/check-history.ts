@@ -23,9 +23,14 @@ function main(): number {
   const h = readHistory(file);
   const violations: string[] = [];
   // The lock the faults aimed at gets every rule (paused masters excused but fenced, recoveries in
-  // bound); the others, mutual exclusion, token order and stop() on the master.
+  // bound); the others, mutual exclusion (a paused master excused), token order and stop() on the
+  // master.
   const others = [...new Set(h.jobs.map(j => j.lockName))].filter(l => l !== h.run?.lockName);
-  const masterships = checkMasterships(h, {lockNames: others});
+  const masterships = checkMasterships(h, {
+    lockNames: others,
+    pauses: h.pauses,
+    staleStopBound: h.run?.staleStopBound,
+  });
   violations.push(...masterships.violations);
   if (h.run) {
     const report = checkCluster(h, {...h.run, until: Infinity});

@@ -92,12 +92,16 @@ export class QueueRunner extends EventEmitter implements MasterJob {
     this.running = this.run(ctx).catch(err => debug('%s: runner failed: %s', ctx.lockName, err));
   }
 
-  /** Waits for the task under way (its handler sees `ctx.signal` aborted), bounded by stopTimeout. */
+  /**
+   * The mastership ended: says so at once (at its deadline another replica
+   * may take over while the task under way finishes), then waits for that
+   * task (its handler sees `ctx.signal` aborted), bounded by stopTimeout.
+   */
   async stop(ctx: MasterJobContext): Promise<void> {
+    this.emit('stop', ctx);
     this.wake();
     await this.running;
     this.running = undefined;
-    this.emit('stop', ctx);
   }
 
   /** A task was submitted: look at once. */
