@@ -15,6 +15,7 @@ export * from './http';
 export * from './log';
 export * from './private-server';
 export * from './replica';
+export * from './snapshot';
 export * from './sql';
 export * from './tcp-proxy';
 export * from './time';

@@ -20,6 +20,7 @@ import {
   PrivateServer,
   ProcessCluster,
   runChaos,
+  snapshotDist,
   workEnv,
   writeHistory,
 } from '../cluster-kit';
@@ -69,8 +70,11 @@ async function main(): Promise<number> {
   const server = new DatabaseServer(own.backend, 'mje_chaos', own);
   await server.ensureDatabase();
   const queue = `CHAOS-Q-${args.seed}-${Date.now()}`;
+  // Replicas are spawned all along: from a copy, so that a rebuild of dist/ meanwhile is harmless.
+  const dist = snapshotDist('mje-chaos-');
   const cluster = new ProcessCluster({
     server,
+    script: dist.script('example/index.js'),
     lockNames: [`CHAOS-${args.seed}-${Date.now()}`],
     replicas: args.replicas,
     namePrefix: 'chaos',
@@ -119,6 +123,7 @@ async function main(): Promise<number> {
   } finally {
     await cluster.shutdown();
     await own.destroy();
+    dist.remove();
   }
 }
 

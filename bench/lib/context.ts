@@ -4,16 +4,17 @@
 // harness's own pool and the server's counters, and the failures so far.
 
 import {execSync} from 'child_process';
-import {cpSync, mkdtempSync, rmSync, symlinkSync} from 'fs';
 import os from 'os';
 import path from 'path';
 import {
   DatabaseServer,
+  DistSnapshot,
   EventLog,
   mono,
   openSql,
   PrivateServer,
   recreateDatabase,
+  snapshotDist,
   Sql,
 } from '../../cluster-kit';
 import {createBaselineSchema} from '../baseline/schema';
@@ -47,7 +48,7 @@ export class BenchContext {
   notifies = new NotifyCounter();
   watch!: ServerWatch;
   serverVersion = '';
-  private readonly distCopy: string;
+  private readonly distCopy: DistSnapshot;
 
   /** `own`: a server made for the run instead of the machine's shared one. */
   constructor(
@@ -55,10 +56,10 @@ export class BenchContext {
     own?: PrivateServer,
   ) {
     this.server = new DatabaseServer(options.backend, options.database, own);
-    this.distCopy = snapshotDist();
+    this.distCopy = snapshotDist('mje-bench-');
     this.scripts = {
-      ours: path.join(this.distCopy, 'dist', 'example', 'index.js'),
-      baseline: path.join(this.distCopy, 'dist', 'bench', 'baseline', 'replica.js'),
+      ours: this.distCopy.script('example/index.js'),
+      baseline: this.distCopy.script('bench/baseline/replica.js'),
     };
     try {
       this.clockTicks = Number(execSync('getconf CLK_TCK').toString().trim()) || 100;
@@ -101,7 +102,7 @@ export class BenchContext {
   /** Closes the pools and removes the copy of dist/ (the replicas are killed on exit). */
   async close(): Promise<void> {
     try {
-      rmSync(this.distCopy, {recursive: true, force: true});
+      this.distCopy.remove();
     } catch {
       // a temporary directory
     }
@@ -114,17 +115,3 @@ export class BenchContext {
   }
 }
 
-/**
- * The replicas run from a private copy of dist/ (node_modules linked): the
- * tests of other engineers working in this checkout clean and rebuild dist/,
- * which would pull the scripts from under a run of 15 minutes.
- */
-function snapshotDist(): string {
-  const dist = path.resolve(__dirname, '..', '..');
-  const root = mkdtempSync(path.join(os.tmpdir(), 'mje-bench-'));
-  for (const dir of ['src', 'example', 'bench', 'cluster-kit']) {
-    cpSync(path.join(dist, dir), path.join(root, 'dist', dir), {recursive: true});
-  }
-  symlinkSync(path.resolve(dist, '..', 'node_modules'), path.join(root, 'node_modules'), 'dir');
-  return root;
-}
