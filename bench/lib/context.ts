@@ -4,8 +4,6 @@
 // harness's own pool and the server's counters, and the failures so far.
 
 import {execSync} from 'child_process';
-import os from 'os';
-import path from 'path';
 import {
   DatabaseServer,
   DistSnapshot,
@@ -74,7 +72,7 @@ export class BenchContext {
     const address = this.server.address;
     await recreateDatabase(backend, address, database);
     execSync(
-      `"${process.execPath}" "${path.join(this.distCopy, 'dist', 'example', 'migrate.js')}"`,
+      `"${process.execPath}" "${this.distCopy.script('example/migrate.js')}"`,
       {
         env: {...process.env, DATABASE_URL: this.server.url},
         stdio: ['ignore', 'ignore', 'inherit'],
