@@ -71,13 +71,10 @@ export class BenchContext {
     const {backend, database} = this.options;
     const address = this.server.address;
     await recreateDatabase(backend, address, database);
-    execSync(
-      `"${process.execPath}" "${this.distCopy.script('example/migrate.js')}"`,
-      {
-        env: {...process.env, DATABASE_URL: this.server.url},
-        stdio: ['ignore', 'ignore', 'inherit'],
-      },
-    );
+    execSync(`"${process.execPath}" "${this.distCopy.script('example/migrate.js')}"`, {
+      env: {...process.env, DATABASE_URL: this.server.url},
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     this.harnessSql = openSql(backend, address, database, 2, true);
     await createBaselineSchema(this.harnessSql);
     this.watch = new ServerWatch(backend, mono, address);
@@ -112,4 +109,3 @@ export class BenchContext {
     ]);
   }
 }
-
