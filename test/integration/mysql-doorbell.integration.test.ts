@@ -55,19 +55,33 @@ describe('MySQL doorbell (integration)', function () {
     return {bell, ds, wakes};
   }
 
-  /** How many watches each doorbell lock has, of the locks waited on now. */
-  async function watchesPerBell(ds: juggler.DataSource): Promise<number[]> {
-    const rows = (await ds.execute(
-      'SELECT INFO AS info FROM information_schema.PROCESSLIST WHERE DB <=> DATABASE() AND INFO LIKE ?',
+  /**
+   * The ring as the server shows it: for each replica, in the order given,
+   * the index of the replica whose doorbell it watches (-1: none, or a lock
+   * of no replica given).
+   */
+  async function watched(rs: {ds: juggler.DataSource}[]): Promise<number[]> {
+    const rows = (await rs[0].ds.execute(
+      'SELECT ID AS id, INFO AS info FROM information_schema.PROCESSLIST WHERE DB <=> DATABASE() AND INFO LIKE ?',
       [`%GET_LOCK('${DOORBELL_LOCK_PREFIX}%`],
-    )) as {info: string}[];
-    const waited = new Map<string, number>();
-    for (const {info} of rows) {
+    )) as {id: number; info: string}[];
+    const owner = (id: number) => rs.findIndex(r => db!.threadIdsOf(r.ds).includes(Number(id)));
+    const bellOf = new Map<string, number>(); // a lock -> the replica whose doorbell waits on it
+    const watchOf = new Map<number, string>(); // a replica -> the lock it watches
+    for (const {id, info} of rows) {
       const name = /GET_LOCK\('([^']+)'/.exec(info)![1];
-      const watching = info.startsWith('SELECT 1 AS watching');
-      waited.set(name, (waited.get(name) ?? 0) + (watching ? 1 : 0));
+      if (info.startsWith('SELECT 1 AS watching')) watchOf.set(owner(id), name);
+      else bellOf.set(name, owner(id));
     }
-    return [...waited.values()].sort();
+    return rs.map((_, i) => bellOf.get(watchOf.get(i) ?? '') ?? -1);
+  }
+
+  /** Every replica watches another, and following the watches visits all of them: one ring. */
+  async function isOneRing(rs: {ds: juggler.DataSource}[]): Promise<boolean> {
+    const next = await watched(rs);
+    const seen = new Set<number>();
+    for (let i = 0; !seen.has(i) && i >= 0; i = next[i]) seen.add(i);
+    return next.every((n, i) => n >= 0 && n !== i) && seen.size === rs.length;
   }
 
   async function sleepers(ds: juggler.DataSource): Promise<number> {
@@ -134,21 +148,27 @@ describe('MySQL doorbell (integration)', function () {
     expect(a.wakes.length).to.be.above(0); // rings may have been missed: re-check everything
   });
 
-  it('leaves no wait on the server once closed', async () => {
+  it('leaves no wait on the server once closed, nor a watch', async () => {
     const a = await replica();
     const other = db!.createDataSource();
+    const waits = async () =>
+      Number(
+        (
+          (await other.execute(
+            'SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE DB <=> DATABASE() AND INFO LIKE ?',
+            [`%GET_LOCK('${DOORBELL_LOCK_PREFIX}%`],
+          )) as {n: number}[]
+        )[0].n,
+      );
     expect(await sleepers(other)).to.equal(1);
+    await waitFor('its watch (of itself, alone)', async () => (await waits()) === 2, 3000);
     await a.bell.close();
-    await waitFor('no sleeper', async () => (await sleepers(other)) === 0, 1000);
+    await waitFor('no wait, no watch', async () => (await waits()) === 0, 1000);
   });
 
   it('rings every replica within 200 ms when one dies (its connections close), through the one watching it', async () => {
     const rs = [await replica(), await replica(), await replica(), await replica()];
-    await waitFor(
-      'each watched once',
-      async () => (await watchesPerBell(rs[0].ds)).join() === '1,1,1,1',
-      3000,
-    );
+    await waitFor('one ring of watches', () => isOneRing(rs), 3000);
     for (const victim of rs.slice(0, 2)) {
       const others = rs.filter(r => r !== victim);
       await sleep(MIN_WAKE_GAP * 2);
@@ -159,33 +179,39 @@ describe('MySQL doorbell (integration)', function () {
       await waitFor('the others woken', () => others.every(r => r.wakes.length > 0), 2000);
       expect(Math.max(...others.map(r => r.wakes[0] - at))).to.be.below(200);
       // The victim comes back by itself, under a new name, and is watched again.
-      await waitFor(
-        'the ring whole again',
-        async () => (await watchesPerBell(rs[2].ds)).join() === '1,1,1,1',
-        5000,
-      );
+      await waitFor('one ring again', () => isOneRing(rs), 5000);
     }
   });
 
   it('keeps every replica watched by exactly one other through joins and leaves', async () => {
     const rs = [await replica(), await replica()];
-    const whole = (n: number) => async () =>
-      (await watchesPerBell(rs[rs.length - 1].ds)).join() === Array(n).fill(1).join();
-    await waitFor('2 watched once each', whole(2), 3000);
+    await waitFor('a ring of 2', () => isOneRing(rs), 3000);
     rs.push(await replica(), await replica(), await replica());
-    await waitFor('5 watched once each', whole(5), 3000);
+    await waitFor('a ring of 5', () => isOneRing(rs), 3000);
     const leaving = rs.splice(1, 2);
     const before = rs.map(r => r.wakes.length);
     await Promise.all(leaving.map(r => r.bell.close()));
-    await waitFor('3 watched once each', whole(3), 3000);
+    await waitFor('a ring of 3', () => isOneRing(rs), 3000);
     // A leave is not a crash: nobody rang.
     await sleep(200);
     expect(rs.map(r => r.wakes.length)).to.deepEqual(before);
   });
 
+  it('forms one ring of replicas started at the same moment', async () => {
+    const rs = await Promise.all([replica(), replica(), replica(), replica()]);
+    await waitFor('a ring of 4', () => isOneRing(rs), 8000);
+  });
+
+  it('leaves a replica that does not watch (a pool of 4) out of the ring, which stays whole', async () => {
+    const rs = [await replica(), await replica(), await replica()];
+    const bystander = await replica(4);
+    await waitFor('a ring of the 3 that watch', () => isOneRing(rs), 5000);
+    expect((await watched([...rs, bystander]))[3]).to.equal(-1);
+  });
+
   it('does not watch with a pool of 4 (the doorbell only): a dead replica goes unnoticed until the polls', async () => {
     const rs = [await replica(4), await replica(4), await replica(4)];
-    expect(await watchesPerBell(rs[0].ds)).to.deepEqual([0, 0, 0]);
+    expect(await watched(rs)).to.deepEqual([-1, -1, -1]);
     await db!.terminateConnectionsOf(rs[0].ds);
     await sleep(500);
     expect(rs.slice(1).map(r => r.wakes.length)).to.deepEqual([0, 0]);

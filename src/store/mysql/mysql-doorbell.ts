@@ -21,7 +21,7 @@ import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {ChangeListener, LocalNotifier, LockNotifier} from '../../notify/notifier';
 import {LockChange} from '../lock-store';
-import {interruptWatchers, RingWatch} from './mysql-watch';
+import {interruptWatchers, RingWatch, WATCHING} from './mysql-watch';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
@@ -36,6 +36,8 @@ const FIND_WAITS =
 /** Wakes are told at most this often: a storm of rings costs a read per gap, not one per ring. */
 export const MIN_WAKE_GAP = 25;
 const MAX_RECONNECT_DELAY = 5000;
+/** A bell that lived this long before failing reconnects after the shortest delay again. */
+const HEALTHY_AFTER = 10000;
 /** How long close() waits for the rings under way (a frozen server must not hold up a shutdown). */
 const CLOSE_WAIT = 1000;
 /** The doorbell takes two connections of the pool: with fewer than this, it would starve the work. */
@@ -67,6 +69,8 @@ interface Bell {
   waiter: MysqlConnection;
   watcher?: MysqlConnection;
   watch?: RingWatch;
+  /** When it was connected: a bell that lived long resets the reconnection back-off. */
+  since: number;
 }
 
 const doorbells = new WeakMap<juggler.DataSource, SharedDoorbell>();
@@ -176,10 +180,21 @@ class SharedDoorbell {
     this.bell = undefined;
     if (!bell) return;
     bell.watch?.stop();
-    // End our wait now rather than leave it on the server for up to WAIT_SECONDS.
-    await this.dataSource.execute(`KILL QUERY ${Number(bell.waiter.threadId)}`).catch(() => {});
-    // A leave, not a crash: whoever watches us looks at the ring again instead of ringing.
-    if (bell.watcher) await interruptWatchers(bell.holder, bell.name);
+    // End our waits now rather than leave them on the server for up to WAIT_SECONDS; and a
+    // leave is not a crash: whoever watches us looks at the ring again instead of ringing.
+    // Bounded: a frozen server must not hold up a shutdown.
+    const leave = async () => {
+      for (const c of [bell.waiter, bell.watcher]) {
+        if (c) await this.dataSource.execute(`KILL QUERY ${Number(c.threadId)}`).catch(() => {});
+      }
+      if (bell.watcher) await interruptWatchers(bell.holder, bell.name);
+    };
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      leave(),
+      new Promise(resolve => (timer = setTimeout(resolve, CLOSE_WAIT))),
+    ]);
+    clearTimeout(timer);
     drop(bell);
   }
 
@@ -228,8 +243,14 @@ class SharedDoorbell {
       holder.destroy();
       throw err;
     }
-    const bell: Bell = {name: PREFIX + randomBytes(16).toString('hex'), holder, waiter};
-    if (limit >= MIN_WATCH_POOL_SIZE) {
+    const watching = limit >= MIN_WATCH_POOL_SIZE;
+    const bell: Bell = {
+      name: PREFIX + (watching ? WATCHING : '') + randomBytes(16).toString('hex'),
+      holder,
+      waiter,
+      since: performance.now(),
+    };
+    if (watching) {
       try {
         bell.watcher = await connect();
       } catch (err) {
@@ -246,7 +267,6 @@ class SharedDoorbell {
     }
     if (this.closed) return drop(bell);
     this.bell = bell;
-    this.reconnectDelay = 100;
     debug('doorbell waiting on thread %d', waiter.threadId);
     this.wait(bell);
     if (bell.watcher) {
@@ -286,6 +306,8 @@ class SharedDoorbell {
   private fail(bell: Bell, err: Error): void {
     if (this.bell !== bell) return;
     this.bell = undefined;
+    // Not at each connect: a bell that fails at once must not reconnect every 100 ms.
+    if (performance.now() - bell.since > HEALTHY_AFTER) this.reconnectDelay = 100;
     bell.watch?.stop();
     drop(bell);
     this.reconnect(err);
@@ -311,9 +333,13 @@ class SharedDoorbell {
       (err as Error)?.message,
       this.reconnectDelay,
     );
-    this.reconnectTimer = setTimeout(() => {
-      this.listen().catch(e => this.reconnect(e));
-    }, this.reconnectDelay);
+    // Jittered: after a server restart every replica reconnects, not all in the same instant.
+    this.reconnectTimer = setTimeout(
+      () => {
+        this.listen().catch(e => this.reconnect(e));
+      },
+      this.reconnectDelay * (0.75 + Math.random() / 2),
+    );
     this.reconnectDelay = Math.min(MAX_RECONNECT_DELAY, this.reconnectDelay * 2);
   }
 }

@@ -22,6 +22,11 @@ const debug = debugFactory('loopback:master-job-executor:notifier');
 /** How a watch starts: not the doorbell's `SELECT GET_LOCK(`, so that rings leave it alone. */
 const WATCH_START = 'SELECT 1 AS watching, GET_LOCK(';
 const WAIT_SECONDS = 30;
+/** The first waits after a start are this short, this many times. */
+const SETTLING_SECONDS = 2;
+const SETTLING_ROUNDS = 3;
+/** The doorbell locks of watching replicas carry this after the prefix; only they form the ring. */
+export const WATCHING = 'w';
 /** Back-off after a watched lock fell (a ring each time): 100 ms doubling to this. */
 const MAX_GONE_DELAY = 5000;
 
@@ -49,6 +54,7 @@ export interface RingWatchOptions {
 export class RingWatch {
   private stopped = false;
   private goneDelay = 100;
+  private errorDelay = 100;
   /** Locks seen to fall, while their waits may linger in the process list. */
   private readonly gone = new Set<string>();
   private sleepTimer: NodeJS.Timeout | undefined;
@@ -68,32 +74,52 @@ export class RingWatch {
   }
 
   private async run(): Promise<void> {
-    let joined = false;
-    while (!this.stopped) {
-      const next = this.successor(await this.ring());
-      if (this.stopped) return;
-      if (!joined) {
-        // Our predecessor watches `next` still: make it look at the ring again.
-        joined = true;
-        await interruptWatchers(this.options.connection, next);
+    for (let round = 0; !this.stopped; round++) {
+      try {
+        await this.step(round);
+        this.errorDelay = 100;
+      } catch (err) {
+        // A dead connection: the doorbell reconnects. Anything else (a KILL meant for an
+        // earlier statement, a server's statement time limit): look again after a back-off.
+        if ((err as {fatal?: boolean}).fatal || this.stopped) throw err;
+        debug('watch: %s, again in %d ms', (err as Error).message, this.errorDelay);
+        await this.sleep(this.errorDelay);
+        this.errorDelay = Math.min(MAX_GONE_DELAY, this.errorDelay * 2);
       }
-      const result = await this.wait(next);
-      if (this.stopped) return;
-      if (result !== 'granted') {
-        if (result === 'timeout') this.goneDelay = 100;
-        continue; // timed out or interrupted (a join or a leave): look again
-      }
-      await this.query(`SELECT RELEASE_LOCK('${next}')`);
-      if (next === this.options.ownName) throw new Error("the doorbell's own lock was free");
-      debug('the replica of doorbell %s is gone: ringing', next);
-      this.gone.add(next);
-      this.options.onGone();
-      await this.sleep(this.goneDelay);
-      this.goneDelay = Math.min(MAX_GONE_DELAY, this.goneDelay * 2);
     }
   }
 
-  /** The doorbell locks of the replicas now waiting on this database. */
+  private async step(round: number): Promise<void> {
+    const next = this.successor(await this.ring());
+    if (this.stopped) return;
+    // Our predecessor watches `next` still: make it look at the ring again.
+    if (round === 0) await interruptWatchers(this.options.connection, next);
+    // Replicas that start together may miss each other's waits: look again soon, a few times.
+    const result = await this.wait(next, round < SETTLING_ROUNDS ? SETTLING_SECONDS : WAIT_SECONDS);
+    if (this.stopped) return;
+    if (result !== 'granted') {
+      this.goneDelay = 100;
+      return; // timed out or interrupted (a join or a leave): look again
+    }
+    await this.query(`SELECT RELEASE_LOCK('${next}')`);
+    if (next === this.options.ownName) {
+      const err = new Error("the doorbell's own lock was free") as Error & {fatal: boolean};
+      err.fatal = true;
+      throw err;
+    }
+    if (this.stopped) return;
+    debug('the replica of doorbell %s is gone: ringing', next);
+    this.gone.add(next);
+    try {
+      this.options.onGone();
+    } catch (err) {
+      debug('ringing after a crash failed: %s', (err as Error).message);
+    }
+    await this.sleep(this.goneDelay);
+    this.goneDelay = Math.min(MAX_GONE_DELAY, this.goneDelay * 2);
+  }
+
+  /** The doorbell locks of the watching replicas now waiting on this database. */
   private async ring(): Promise<Set<string>> {
     const {prefix} = this.options;
     const rows = (await this.query(
@@ -101,7 +127,8 @@ export class RingWatch {
         `WHERE DB <=> DATABASE() AND INFO LIKE 'SELECT GET_LOCK(''${prefix}%'`,
     )) as {info: string | Buffer}[];
     const names = new Set<string>();
-    const pattern = new RegExp(`^SELECT GET_LOCK\\('(${escape(prefix)}[0-9a-f]+)'`);
+    // Only doorbells that watch too: one that does not would leave the next one unwatched.
+    const pattern = new RegExp(`^SELECT GET_LOCK\\('(${escape(prefix)}${WATCHING}[0-9a-f]+)'`);
     for (const row of rows) {
       const name = pattern.exec(String(row.info))?.[1];
       if (name) names.add(name);
@@ -117,15 +144,22 @@ export class RingWatch {
     return others.find(n => n > own) ?? others[0] ?? own;
   }
 
-  private async wait(name: string): Promise<'granted' | 'timeout' | 'interrupted'> {
+  private async wait(
+    name: string,
+    seconds: number,
+  ): Promise<'granted' | 'timeout' | 'interrupted'> {
     try {
       const rows = (await this.query(
         // Literal SQL (the name is ours or read as hex): others find it as sent.
-        `${WATCH_START}'${name}', ${WAIT_SECONDS}) AS got`,
-      )) as {got: number | null}[];
+        `${WATCH_START}'${name}', ${seconds}) AS got`,
+      )) as {got: unknown}[];
       const got = rows[0]?.got;
       // MySQL answers NULL to an interrupted wait, MariaDB an error.
-      return got === 1 ? 'granted' : got === 0 ? 'timeout' : 'interrupted';
+      return got === null || got === undefined
+        ? 'interrupted'
+        : Number(got) === 1
+          ? 'granted'
+          : 'timeout';
     } catch (err) {
       if ((err as {code?: string}).code === 'ER_QUERY_INTERRUPTED') return 'interrupted';
       throw err;
