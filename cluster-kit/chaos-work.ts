@@ -61,8 +61,13 @@ export class ChaosWork {
 
   /** Stops posting, waits for every task to be done (up to `timeout` ms), and checks. */
   async finish(timeout = 120000): Promise<WorkReport> {
+    // The post under way gets a minute to be answered (the database may be down): then it is dropped.
+    const giveUp = setTimeout(() => (this.abandoned = true), 60000);
     await this.stop();
+    clearTimeout(giveUp);
     const c = this.cluster;
+    // The firings recorded so far: later ones may have claims the query below does not see.
+    const firings = c.cronFirings.filter(f => f.lockName === CRON_LOCK);
     const backend = c.server.backend as SqlBackend;
     const sql = openSql(backend, c.server.address, c.server.database, 1);
     const pg = backend === 'postgresql';
@@ -98,7 +103,11 @@ export class ChaosWork {
       await sql.close();
     }
     const runs = c.log.taskRuns.filter(r => r.queue === this.queue);
+    // A rerun, or an occurrence not fired, counts as caused by its master's end only if that
+    // end came within a pause or an outage of the longest kind plus a lease.
+    const endBound = c.recoveryBound + c.timings.leaseDuration;
     const tasks = checkTaskRuns({
+      endBound,
       keys: this.submits.map(s => s.key),
       runs: runs.map(r => ({...r, key: r.id})),
       exits: c.log.exits,
@@ -108,8 +117,13 @@ export class ChaosWork {
     });
     // Wall time of the replicas' stop lines: this host's clock, as their occurrences.
     const wallOffset = Date.now() - mono();
-    const firings = c.cronFirings.filter(f => f.lockName === CRON_LOCK);
     const cron = checkCronFirings({
+      endBound,
+      killedAt: new Map(
+        c.log.exits
+          .filter(x => x.causedBy === 'SIGKILL')
+          .map(x => [x.instanceId, x.at + wallOffset]),
+      ),
       firings: firings.map(f => ({
         scheduledAt: new Date(f.scheduledAt).getTime(),
         instanceId: f.instanceId,

@@ -37,6 +37,9 @@ const WEIGHTS: [FaultKind, number][] = [
   ['rest-storm', 1],
 ];
 
+/** A cluster this broken is not worth more faults: the run ends and says so. */
+const MAX_FAILED_IN_A_ROW = 10;
+
 /** Faults that need a proxy per replica, and those that need a server of the run's own. */
 const NEEDS_PROXY: FaultKind[] = ['partition', 'latency'];
 const NEEDS_OWN_SERVER: FaultKind[] = ['db-restart', 'db-freeze', 'db-kill'];
@@ -90,14 +93,17 @@ export async function runChaos(
     number
   >;
   const harnessErrors: string[] = [];
-  let reported = 0;
   const started = mono();
 
-  const injected = () => Object.values(faults).reduce((a, b) => a + b, 0);
+  // Faults not injected count too: a cluster that stays broken must end the run, not spin.
+  let attempts = 0;
+  let failedInARow = 0;
   const more = () =>
     mono() - started < (options.durationMs ?? Infinity) &&
-    injected() < (options.faults ?? Infinity) &&
+    attempts < (options.faults ?? Infinity) &&
+    failedInARow < MAX_FAILED_IN_A_ROW &&
     !options.shouldStop?.();
+  const printed = new Set<string>();
   while (more()) {
     let pick = random() * total;
     const [kind] = weights.find(([, w]) => (pick -= w) < 0) ?? weights[0];
@@ -124,22 +130,36 @@ export async function runChaos(
       if (k === 'rest-storm') return cluster.restStorm(stormPairs, 2 * t.heartbeatInterval, random);
       return cluster.disableAndEnable(disabledMs);
     };
+    attempts++;
     try {
       const {fault} = await inject(kind);
       faults[kind]++;
+      failedInARow = 0;
       const at = ((fault.at - started) / 1000).toFixed(1);
       progress(`${at} s: ${kind} of ${fault.target}${fault.note ? ' (' + fault.note + ')' : ''}`);
     } catch (err) {
+      failedInARow++;
       harnessErrors.push(`${kind}: ${err.message}`);
       progress(`${kind} not injected: ${err.message}`);
     }
     // Replace what was killed (and anything lost), then let the cluster settle.
-    while (cluster.live().length < size) await cluster.spawnReplica();
+    try {
+      while (cluster.live().length < size) await cluster.spawnReplica();
+    } catch (err) {
+      failedInARow++;
+      harnessErrors.push(`replacing a replica: ${err.message}`);
+      progress(`replacing a replica failed: ${err.message}`);
+    }
     await cluster.waitForMaster(cluster.recoveryBound + 1000).catch(() => {});
     await sleep(dwellMs);
-    const report = cluster.check();
-    for (const v of report.violations.slice(reported)) progress(`VIOLATION ${v}`);
-    reported = report.violations.length;
+    // Every violation once, as found (a later check may insert one before those printed).
+    for (const v of cluster.check().violations) {
+      if (!printed.has(v)) progress(`VIOLATION ${v}`);
+      printed.add(v);
+    }
+  }
+  if (failedInARow >= MAX_FAILED_IN_A_ROW) {
+    harnessErrors.push(`stopped after ${failedInARow} faults in a row could not be injected`);
   }
 
   const report = cluster.check();

@@ -393,7 +393,13 @@ function pausedAtTakeover(
 
 export function checkCluster(log: ClusterLog, options: CheckOptions): CheckReport {
   const {lockName, until} = options;
-  const pausesOf = (id: string) => log.pauses.filter(p => p.instanceId === id && p.from <= until);
+  // Indexed once: a check runs after every fault of a run of thousands, in the process whose
+  // event loop also runs the replicas' proxies.
+  const pausesById = new Map<string, PauseRecord[]>();
+  for (const p of log.pauses) {
+    if (p.from <= until) pausesById.set(p.instanceId, [...(pausesById.get(p.instanceId) ?? []), p]);
+  }
+  const pausesOf = (id: string) => pausesById.get(id) ?? [];
 
   // ---- masterships (tenures), mutual exclusion and token order ----
   const masterships = readMasterships(log, {
@@ -426,9 +432,24 @@ export function checkCluster(log: ClusterLog, options: CheckOptions): CheckRepor
     }
   }
   const rejected = writes.filter(w => !w.accepted && !w.error);
-  // A stale write: still in flight when a master with a newer token started.
-  const isStale = (w: WriteEvent) =>
-    tenures.some(t => (t.fencingToken ?? -Infinity) > w.fencingToken && t.start <= w.monoAfter);
+  // A stale write: still in flight when a master with a newer token started. The highest
+  // token started by each time, to look up in log time (tenures are in order of start).
+  const highestStarted: number[] = [];
+  for (const t of tenures) {
+    highestStarted.push(
+      Math.max(highestStarted[highestStarted.length - 1] ?? -Infinity, t.fencingToken ?? -Infinity),
+    );
+  }
+  const isStale = (w: WriteEvent) => {
+    let lo = 0;
+    let hi = tenures.length; // the first tenure that started after the write ended
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (tenures[mid].start <= w.monoAfter) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 && highestStarted[lo - 1] > w.fencingToken;
+  };
 
   // ---- recovery after every fault ----
   const recoveries: Recovery[] = [];
@@ -538,6 +559,7 @@ function firstActingMaster(
 ): number | undefined {
   let best: number | undefined;
   for (const t of tenures) {
+    if (t.end <= from || t.start > until) continue; // over before, or not begun by the end
     let candidate = Math.max(t.start, from);
     for (const p of pausesOf(t.instanceId)) {
       if (p.from <= candidate && (p.to ?? Infinity) > candidate) candidate = p.to ?? Infinity;

@@ -419,6 +419,8 @@ export class ProcessCluster {
       await sleep(ms);
     } finally {
       proxy.restore();
+      // Its mastership may have lasted (a short cut); a master is due within the bound of the end.
+      fault.recoverFrom = mono();
     }
     return {victim, fault};
   }
@@ -438,40 +440,42 @@ export class ProcessCluster {
       await sleep(ms);
     } finally {
       proxy.latency = 0;
+      fault.recoverFrom = mono();
     }
     return {victim, fault};
   }
 
   /**
    * Gives the master `share` of the time (SIGSTOP/SIGCONT every 50 ms) for
-   * `ms`: its timers run late. Recorded as a pause (a starved master may be
-   * overtaken; its writes must then be fenced); due to recover from its end.
+   * `ms`: its timers run late. Each stopped slice is recorded as a pause (a
+   * starved master may be overtaken; its writes must then be fenced, and it
+   * must stop soon after it runs again); due to recover from its end.
    */
   async starveMaster(share: number, ms: number): Promise<{victim: Replica; fault: FaultRecord}> {
     const victim = await this.requireMaster();
-    const pause = {
-      instanceId: victim.instanceId,
-      from: mono(),
-      to: undefined as number | undefined,
-    };
-    this.log.pauses.push(pause);
+    const from = mono();
     const fault = this.recordFault(
       'cpu-starve',
       victim,
-      pause.from,
+      from,
       `${Math.round(share * 100)} % for ${ms} ms`,
     );
     const slice = 50;
+    let pause: {instanceId: string; from: number; to?: number} | undefined;
     try {
-      while (mono() - pause.from < ms && victim.alive) {
+      while (mono() - from < ms && victim.alive) {
         victim.signal('SIGSTOP');
+        pause = {instanceId: victim.instanceId, from: mono()};
+        this.log.pauses.push(pause);
         await sleep(slice * (1 - share));
         victim.signal('SIGCONT');
+        pause.to = mono();
         await sleep(slice * share);
       }
     } finally {
       victim.signal('SIGCONT');
-      pause.to = fault.recoverFrom = mono();
+      if (pause && pause.to === undefined) pause.to = mono();
+      fault.recoverFrom = mono();
     }
     return {victim, fault};
   }

@@ -171,9 +171,17 @@ export class PrivateServer {
 
   /** A hung server: every process stopped (SIGSTOP); connections stay open, nothing answers. */
   freeze(): void {
-    // The main process first: it forks no new backend meanwhile.
-    this.frozen = this.processes();
-    for (const pid of this.frozen) signal(pid, 'SIGSTOP');
+    // The main process first: it forks no new backend meanwhile; then its children until no
+    // new one shows up (one may have been forked while we looked).
+    const main = this.pid;
+    if (!main) return;
+    signal(main, 'SIGSTOP');
+    this.frozen = [main];
+    for (let fresh = childrenOf(main); fresh.length;) {
+      for (const pid of fresh) signal(pid, 'SIGSTOP');
+      this.frozen.push(...fresh);
+      fresh = childrenOf(main).filter(pid => !this.frozen.includes(pid));
+    }
   }
 
   /** Lets a frozen server run again. */
@@ -184,7 +192,9 @@ export class PrivateServer {
 
   /** kill -9 of every process of the server; resolves once they are gone (start() recovers it). */
   async crash(): Promise<void> {
-    const pids = this.processes();
+    // Stopped first, so that the list is complete (no backend forked meanwhile), then killed.
+    this.freeze();
+    const pids = this.frozen;
     for (const pid of pids) signal(pid, 'SIGKILL');
     this.frozen = [];
     const deadline = Date.now() + 10000;

@@ -45,6 +45,8 @@ export interface TaskCheckInput {
   done?: string[];
   /** The stop lines of the queue's masterships (the lock is the queue's name). */
   stops?: {instanceId: string; fencingToken: number | null; mono: number}[];
+  /** How soon after a run began its tenure must have ended for a rerun to count as caused (ms; default no bound). */
+  endBound?: number;
 }
 
 export interface TaskCheckReport {
@@ -80,13 +82,14 @@ export function checkTaskRuns(input: TaskCheckInput): TaskCheckReport {
         r.mono > first.mono,
     );
     const killed = killedAt.get(first.instanceId);
+    const within = (t: number) => t >= first.mono && t - first.mono <= (input.endBound ?? Infinity);
     const stopped = (input.stops ?? []).some(
       s =>
         s.instanceId === first.instanceId &&
         s.fencingToken === first.fencingToken &&
-        s.mono >= first.mono,
+        within(s.mono),
     );
-    if (later || !((killed !== undefined && killed >= first.mono) || stopped)) {
+    if (later || !((killed !== undefined && within(killed)) || stopped)) {
       violations.push(
         `task ${key} ran twice, but its first master ${first.instanceId} (token ${first.fencingToken}) ` +
           (later
@@ -165,6 +168,10 @@ export interface CronCheckInput {
   exits: ExitRecord[];
   /** The stop lines of the schedule's masterships, with their wall time (ms since the epoch). */
   stops?: {instanceId: string; at: number}[];
+  /** Wall time of each SIGKILL (ms since the epoch), by instance; without it any SIGKILL counts. */
+  killedAt?: Map<string, number>;
+  /** How soon after an occurrence its claimer must have ended for it not to count as lost (ms). */
+  endBound?: number;
   /** The schedule's period in ms (a schedule of fixed period). */
   periodMs: number;
 }
@@ -193,15 +200,19 @@ export function checkCronFirings(input: CronCheckInput): CronCheckReport {
       violations.push(`occurrence ${iso(at)} fired without its claim`);
     }
   }
-  /** The claimer stopped after occurrence `t` and before it fired the next one. */
+  /** The claimer stopped or was killed after occurrence `t`, soon, and before it fired the next one. */
   const endedAfter = (claim: CronClaimRecord, t: number) => {
     const next = Math.min(
+      t + (input.endBound ?? Infinity),
       ...input.firings
         .filter(f => f.instanceId === claim.instanceId && f.scheduledAt > t)
         .map(f => f.scheduledAt),
     );
-    return (input.stops ?? []).some(
-      s => s.instanceId === claim.instanceId && s.at >= t - input.periodMs && s.at <= next,
+    const inWindow = (at: number) => at >= t - input.periodMs && at <= next;
+    const killAt = input.killedAt?.get(claim.instanceId);
+    return (
+      (killAt !== undefined && inWindow(killAt)) ||
+      (input.stops ?? []).some(s => s.instanceId === claim.instanceId && inWindow(s.at))
     );
   };
   let unfired = 0;
@@ -210,7 +221,8 @@ export function checkCronFirings(input: CronCheckInput): CronCheckReport {
     for (let t = Math.min(...times); t <= Math.max(...times); t += input.periodMs) {
       if (fired.has(t)) continue;
       const claim = claims.get(t);
-      if (claim && !claim.outcome && (killed.has(claim.instanceId) || endedAfter(claim, t))) {
+      const killedAny = !input.killedAt && claim !== undefined && killed.has(claim.instanceId);
+      if (claim && !claim.outcome && (killedAny || endedAfter(claim, t))) {
         unfired++;
       } else
         violations.push(`occurrence ${iso(t)} lost: neither fired nor claimed by a killed master`);

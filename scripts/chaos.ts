@@ -65,63 +65,75 @@ function parseArgs(argv: string[]): {
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
+  const say = (message: string) => console.error(message);
   // A server of its own: the chaos stops and restarts it.
   const own = await PrivateServer.create(args.mysql ? 'mysql' : 'postgresql');
-  const server = new DatabaseServer(own.backend, 'mje_chaos', own);
-  await server.ensureDatabase();
-  const queue = `CHAOS-Q-${args.seed}-${Date.now()}`;
   // Replicas are spawned all along: from a copy, so that a rebuild of dist/ meanwhile is harmless.
   const dist = snapshotDist('mje-chaos-');
-  const cluster = new ProcessCluster({
-    server,
-    script: dist.script('example/index.js'),
-    lockNames: [`CHAOS-${args.seed}-${Date.now()}`],
-    replicas: args.replicas,
-    namePrefix: 'chaos',
-    fencedWriteInterval: 100,
-    proxied: true,
-    readiness: 'http',
-    extraEnv: workEnv(queue),
-  });
-  const work = new ChaosWork(cluster, queue);
-  const say = (message: string) => console.error(message);
-  const length = args.faults ? `${args.faults} faults` : `${args.durationS} s`;
-  say(`chaos: ${args.replicas} replicas on ${server.backend} for ${length}, seed ${args.seed}`);
+  let cluster: ProcessCluster | undefined;
   let stopping = false;
   process.on('SIGINT', () => (stopping = true)); // finish the current fault, then clean up
+  process.on('SIGTERM', () => (stopping = true));
   try {
-    await cluster.start();
-    work.start();
-    const summary = await runChaos(cluster, {
-      durationMs: args.durationS && args.durationS * 1000,
-      faults: args.faults,
-      seed: args.seed,
-      onProgress: args.quiet ? undefined : say,
-      shouldStop: () => stopping,
-    });
-    const done = await work.finish();
-    console.log(formatSummary(summary, `${args.replicas} replicas on ${server.backend}`));
-    console.log(
-      [
-        `  queue:                  ${done.tasks} tasks posted (${done.retriedPosts} posts retried), ` +
-          `${done.reruns} run twice`,
-        `  cron:                   ${done.firings} firings, ${done.unfired} claimed by a master that ended first`,
-        `  work violations:        ${done.violations.length}`,
-        ...done.violations.map(v => `    - ${v}`),
-      ].join('\n'),
-    );
+    const server = new DatabaseServer(own.backend, 'mje_chaos', own);
+    await server.ensureDatabase();
+    const queue = `CHAOS-Q-${args.seed}-${Date.now()}`;
+    const c = (cluster = new ProcessCluster({
+      server,
+      script: dist.script('example/index.js'),
+      lockNames: [`CHAOS-${args.seed}-${Date.now()}`],
+      replicas: args.replicas,
+      namePrefix: 'chaos',
+      fencedWriteInterval: 100,
+      proxied: true,
+      readiness: 'http',
+      extraEnv: workEnv(queue),
+    }));
+    const work = new ChaosWork(c, queue);
+    const length = args.faults ? `${args.faults} faults` : `${args.durationS} s`;
+    say(`chaos: ${args.replicas} replicas on ${server.backend} for ${length}, seed ${args.seed}`);
     const history =
       args.history ??
       path.join(
         '.tmp',
         `chaos-${server.backend}-${args.seed}-${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`,
       );
-    mkdirSync(path.dirname(path.resolve(history)), {recursive: true});
-    const lines = writeHistory(history, cluster.log, cluster.checkBounds());
-    say(`history: ${history} (${lines} lines; npm run check-history -- ${history})`);
-    return summary.report.violations.length || done.violations.length ? 1 : 0;
+    // The record is written whatever happens next: a run of an hour is not thrown away.
+    const writeRecord = () => {
+      mkdirSync(path.dirname(path.resolve(history)), {recursive: true});
+      const lines = writeHistory(history, c.log, c.checkBounds());
+      say(`history: ${history} (${lines} lines; npm run check-history -- ${history})`);
+    };
+    try {
+      await c.start();
+      work.start();
+      const summary = await runChaos(c, {
+        durationMs: args.durationS && args.durationS * 1000,
+        faults: args.faults,
+        seed: args.seed,
+        onProgress: args.quiet ? undefined : say,
+        shouldStop: () => stopping,
+      });
+      console.log(formatSummary(summary, `${args.replicas} replicas on ${server.backend}`));
+      const done = await work.finish();
+      console.log(
+        [
+          `  queue:                  ${done.tasks} tasks posted (${done.retriedPosts} posts retried), ` +
+            `${done.reruns} run twice`,
+          `  cron:                   ${done.firings} firings, ${done.unfired} claimed by a master that ended first`,
+          `  work violations:        ${done.violations.length}`,
+          ...done.violations.map(v => `    - ${v}`),
+        ].join('\n'),
+      );
+      const failed =
+        summary.report.violations.length + done.violations.length + summary.harnessErrors.length;
+      return failed ? 1 : 0;
+    } finally {
+      await work.stop(true);
+      writeRecord();
+    }
   } finally {
-    await cluster.shutdown();
+    await cluster?.shutdown();
     await own.destroy();
     dist.remove();
   }

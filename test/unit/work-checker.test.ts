@@ -55,6 +55,18 @@ describe('work checker: queue task runs', () => {
     expect(report.tenures).to.equal(2);
   });
 
+  it('counts a rerun as caused only if its master ended within endBound of the first run', () => {
+    // a was killed 10 ms after k2's first run began: within 100, not within 5.
+    expect(checkTaskRuns({keys, runs: clean, exits, endBound: 100}).violations).to.deepEqual([]);
+    expect(checkTaskRuns({keys, runs: clean, exits, endBound: 5}).violations).to.deepEqual([
+      'task k2 ran twice, but its first master a (token 1) neither was SIGKILLed nor stopped during that run',
+    ]);
+    const stops = [{instanceId: 'a', fencingToken: 1, mono: 2000}];
+    expect(
+      checkTaskRuns({keys, runs: clean, exits: [], stops, endBound: 100}).violations,
+    ).to.have.length(1);
+  });
+
   it('finds a lost task, and one not done', () => {
     const lost = checkTaskRuns({keys, runs: clean.filter(r => r.key !== 'k3'), exits});
     expect(lost.violations).to.deepEqual(['task k3 lost: never ran']);
@@ -161,6 +173,12 @@ describe('work checker: cron firings', () => {
       periodMs: 1000,
     });
     expect(ended).to.deepEqual({violations: [], unfired: 1});
+    // Killed soon after the occurrence it claimed: not lost; killed a minute later: lost.
+    const killedAt = (at: number) => new Map([['a', at]]);
+    const soon = {firings, claims, exits, killedAt: killedAt(s(1) + 300), endBound: 3000};
+    expect(checkCronFirings({...soon, periodMs: 1000}).violations).to.deepEqual([]);
+    const late = {firings, claims, exits, killedAt: killedAt(s(61)), endBound: 3000};
+    expect(checkCronFirings({...late, periodMs: 1000}).violations).to.have.length(1);
     // A stop long before the occurrence, or another master's, excuses nothing.
     for (const stops of [[{instanceId: 'a', at: s(-5)}], [{instanceId: 'b', at: s(1) + 400}]]) {
       expect(
