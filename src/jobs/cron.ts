@@ -39,24 +39,45 @@ interface CronTimeLike {
   getNextDateFrom(start: Date, timeZone?: string): {toJSDate(): Date};
 }
 
+/** Tries of a claim whose outcome is unknown, while master. */
+const CLAIM_ATTEMPTS = 5;
+
 /** The claims of a schedule's occurrences (the component's MasterCronRun table). */
 export class CronRunStore {
   constructor(private readonly rows: CronRunRepository) {}
 
-  /** Claims an occurrence for this master: false if it was claimed already (fired elsewhere). */
+  /**
+   * Claims an occurrence for this master: undefined if it was claimed
+   * already by another (fired elsewhere). A claim whose outcome is unknown
+   * (a connection cut under it) is looked up and tried again, backing off,
+   * while this replica is master: it may have landed, and then it is ours.
+   */
   async claim(ctx: MasterJobContext, scheduledAt: Date): Promise<MasterCronRun | undefined> {
-    try {
-      return await this.rows.create({
-        id: `${ctx.lockName}\u001f${scheduledAt.toISOString()}`,
-        lockName: ctx.lockName,
-        scheduledAt,
-        fencingToken: ctx.fencingToken,
-        instanceId: ctx.instanceId,
-        startedAt: new Date(),
-      });
-    } catch (err) {
-      if (isDuplicate(err)) return undefined;
-      throw err;
+    const id = `${ctx.lockName}\u001f${scheduledAt.toISOString()}`;
+    const ours = (row: MasterCronRun | null) =>
+      row && row.instanceId === ctx.instanceId && row.fencingToken === ctx.fencingToken
+        ? row
+        : undefined;
+    let backoff = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const found = attempt > 1 ? await this.rows.findOne({where: {id}}) : null;
+        if (found) return ours(found);
+        return await this.rows.create({
+          id,
+          lockName: ctx.lockName,
+          scheduledAt,
+          fencingToken: ctx.fencingToken,
+          instanceId: ctx.instanceId,
+          startedAt: new Date(),
+        });
+      } catch (err) {
+        if (isDuplicate(err)) return ours(await this.rows.findOne({where: {id}}));
+        if (ctx.signal.aborted || attempt >= CLAIM_ATTEMPTS) throw err;
+        debug('%s: claiming %s failed, again in %d ms: %s', ctx.lockName, id, backoff, err);
+        await new Promise(resolve => setTimeout(resolve, backoff));
+        backoff = Math.min(1000, backoff * 2);
+      }
     }
   }
 
@@ -173,6 +194,9 @@ export abstract class MasterCronJob implements MasterJob {
         debug('%s: %s was claimed already', ctx.lockName, scheduledAt.toISOString());
         return;
       }
+      // The mastership ended while the claim was under way (its reply held up): another
+      // master may be firing by now. Claimed, not fired: the row says so (no outcome).
+      if (ctx.signal.aborted) return;
     }
     let outcome = 'ok';
     try {

@@ -143,8 +143,12 @@ export class QueueRunner extends EventEmitter implements MasterJob {
     const due =
       head.state === 'pending' && head.notBefore ? head.notBefore.getTime() - Date.now() : 0;
     if (due > 0) return Math.min(due, pollInterval);
+    if (ctx.signal.aborted) return 0;
     const claimed = await this.store.claim(head, ctx.fencingToken);
     if (!claimed) return MIN_BACKOFF; // changed under us (a submit of a key? a later master?)
+    // The mastership ended while the claim was under way (its reply held up, say behind a
+    // partition): a later master may have run the task already. Left claimed, as if cut short.
+    if (ctx.signal.aborted) return 0;
     const outcome = await this.attempt(claimed, ctx);
     // Cut short by the end of the mastership: left claimed, the next master runs it again.
     if (ctx.signal.aborted && outcome.state !== 'done') return 0;

@@ -115,6 +115,29 @@ function cronSuite(backend: BackendName): void {
     expect((await store.latest(LOCK))?.getTime()).to.equal(at.getTime());
   });
 
+  it('finds its own claim whose reply was lost (a connection cut under it), and only its own', async () => {
+    const rows = await repo();
+    const create = rows.create.bind(rows);
+    let cut = 1;
+    rows.create = (async (data: object) => {
+      const row = await create(data);
+      if (cut-- > 0) throw new Error('Connection terminated unexpectedly'); // landed, reply lost
+      return row;
+    }) as typeof rows.create;
+    const store = new CronRunStore(rows);
+    const LOCK = cluster.name('LOST-REPLY');
+    const at = new Date(Date.UTC(2026, 0, 1, 13));
+    const ctx = (fencingToken: number) => ({
+      lockName: LOCK,
+      instanceId: `replica-${fencingToken}`,
+      fencingToken,
+      signal: new AbortController().signal,
+    });
+    const mine = await store.claim(ctx(1), at);
+    expect(mine?.instanceId).to.equal('replica-1');
+    expect(await store.claim(ctx(2), at)).to.be.undefined();
+  });
+
   it("treats the occurrences nobody fired as 'missed' says: skip, once, all", async () => {
     const locks = {
       skip: cluster.name('MISSED-SKIP'),

@@ -79,6 +79,22 @@ describe('cron occurrences (fake clock)', () => {
     });
   }
 
+  it('does not fire an occurrence whose claim came back after the mastership ended', async () => {
+    const runs = new MemoryRuns();
+    const claim = runs.claim.bind(runs);
+    runs.claim = async (ctx, at) => {
+      const run = await claim(ctx, at);
+      await new Promise(resolve => setTimeout(resolve, 600)); // the reply, held up
+      return run;
+    };
+    start(runs);
+    await clock.tickAsync(1000); // the claim of T0 + 1 s is under way
+    controller.abort();
+    await clock.tickAsync(2000);
+    expect(fired).to.deepEqual([]);
+    expect([...runs.claimed.keys()].map(t => t - T0)).to.deepEqual([1000]); // claimed, not fired
+  });
+
   it('stops firing when the signal aborts', async () => {
     start(new MemoryRuns());
     await clock.tickAsync(1000);

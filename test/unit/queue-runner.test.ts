@@ -171,6 +171,23 @@ describe('queue runner (fake clock)', () => {
     expect(runs).to.have.length(1);
   });
 
+  it('does not run a task whose claim came back after the mastership ended (a reply held up)', async () => {
+    tasks.add({n: 1});
+    const claim = tasks.claim.bind(tasks);
+    tasks.claim = async (task, token) => {
+      const claimed = await claim(task, token);
+      await new Promise(resolve => setTimeout(resolve, 1000)); // the reply, behind a partition
+      return claimed;
+    };
+    runner(async () => true);
+    await clock.tickAsync(10);
+    controller.abort(); // the deadline passed meanwhile
+    await clock.tickAsync(2000);
+    expect(runs).to.deepEqual([]);
+    expect(tasks.rows[0].state).to.equal('running'); // claimed: the next master runs it again
+    expect(tasks.calls.finish).to.equal(0);
+  });
+
   it('leaves a task cut short by the end of the mastership to the next master; keeps one that finished', async () => {
     tasks.add({cut: true});
     runner(
