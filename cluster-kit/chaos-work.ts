@@ -1,16 +1,22 @@
 // The work a chaos run keeps going while it injects faults: tasks posted to
 // the example app's persisted queue (DEMO_QUEUE) through random live
-// replicas, and its every-second cron schedule (DEMO-CRON, missed: all).
-// At the end it waits for every task to be done and checks the runs and the
-// firings with the work checker: nothing lost, nothing run twice without its
-// master's tenure ending, no occurrence fired twice or lost.
+// replicas, its every-second cron schedule (DEMO-CRON, missed: all), and a
+// balanced group of resources (DEMO_GROUP), which every replica killed or
+// spawned leaves or joins. At the end it waits for every task to be done and
+// checks the runs and the firings with the work checker (nothing lost,
+// nothing run twice without its master's tenure ending, no occurrence fired
+// twice or lost), and the masterships of every lock but the faulted one (the
+// queue's, the schedule's, each resource's): one unpaused master at a time.
 
 import type {ProcessCluster} from './cluster';
 import {openSql, SqlBackend} from './sql';
 import {mono, sleep, waitFor} from './time';
+import {checkMasterships} from './checker';
 import {checkCronFirings, checkTaskRuns, SubmitRecord} from './work-checker';
 
 export const CRON_LOCK = 'DEMO-CRON';
+export const GROUP = 'CHAOS-G';
+const GROUP_RESOURCES = 6;
 
 /** The replicas' environment for the work: the queue, and a schedule every second. */
 export function workEnv(queue: string): Record<string, string> {
@@ -19,6 +25,7 @@ export function workEnv(queue: string): Record<string, string> {
     DEMO_TASK_MS: '2',
     DEMO_CRON: '* * * * * *',
     DEMO_CRON_MISSED: 'all',
+    DEMO_GROUP: `${GROUP}:${GROUP_RESOURCES}`,
   };
 }
 
@@ -31,6 +38,8 @@ export interface WorkReport {
   firings: number;
   /** Occurrences claimed by a master that ended before firing them. */
   unfired: number;
+  /** Masterships of the group's resources. */
+  resourceTenures: number;
 }
 
 export class ChaosWork {
@@ -139,12 +148,25 @@ export class ChaosWork {
         .map(j => ({instanceId: j.instanceId, at: j.mono + wallOffset})),
       periodMs: 1000,
     });
+    // Every other lock: the queue's, the schedule's, the group's resources.
+    const others = [...new Set(c.log.jobs.map(j => j.lockName))].filter(l => l !== c.lockName);
+    const masterships = checkMasterships(c.log, {
+      lockNames: others,
+      pauses: c.log.pauses,
+      staleStopBound: c.checkBounds().staleStopBound,
+      until: mono() - 100,
+    });
+    const resourceTenures = [...masterships.byLock.entries()]
+      .filter(([lock]) => lock.startsWith(`${GROUP}/`))
+      .reduce((n, [, m]) => n + m.tenures.length, 0);
     return {
       violations: [
         ...violations,
         ...tasks.violations.map(v => `queue: ${v}`),
         ...cron.violations.map(v => `cron: ${v}`),
+        ...masterships.violations,
       ],
+      resourceTenures,
       tasks: this.submits.length,
       reruns: tasks.reruns,
       retriedPosts: this.retriedPosts,

@@ -121,6 +121,7 @@ async function main(): Promise<number> {
           `  queue:                  ${done.tasks} tasks posted (${done.retriedPosts} posts retried), ` +
             `${done.reruns} run twice`,
           `  cron:                   ${done.firings} firings, ${done.unfired} claimed by a master that ended first`,
+          `  group:                  ${done.resourceTenures} masterships of its resources`,
           `  work violations:        ${done.violations.length}`,
           ...done.violations.map(v => `    - ${v}`),
         ].join('\n'),
