@@ -33,6 +33,8 @@ export interface WorkReport {
   violations: string[];
   tasks: number;
   reruns: number;
+  /** Runs by a master paused past the next master's run of the task (fenced, excused). */
+  staleRuns: number;
   /** Posts answered otherwise than 202 (a replica down, a 503), retried. */
   retriedPosts: number;
   firings: number;
@@ -117,6 +119,8 @@ export class ChaosWork {
     const endBound = c.recoveryBound + c.timings.leaseDuration;
     const tasks = checkTaskRuns({
       endBound,
+      pauses: c.log.pauses,
+      staleStopBound: c.checkBounds().staleStopBound,
       keys: this.submits.map(s => s.key),
       runs: runs.map(r => ({...r, key: r.id})),
       exits: c.log.exits,
@@ -169,6 +173,7 @@ export class ChaosWork {
       resourceTenures,
       tasks: this.submits.length,
       reruns: tasks.reruns,
+      staleRuns: tasks.staleRuns,
       retriedPosts: this.retriedPosts,
       firings: firings.length,
       unfired: cron.unfired,

@@ -47,12 +47,22 @@ export interface TaskCheckInput {
   stops?: {instanceId: string; fencingToken: number | null; mono: number}[];
   /** How soon after a run began its tenure must have ended for a rerun to count as caused (ms; default no bound). */
   endBound?: number;
+  /**
+   * Pauses of the replicas (SIGSTOP, starvation): a master paused between
+   * its claim and its handler runs the handler once it wakes, after the next
+   * master ran the task; that run is stale, fenced (its outcome refused),
+   * and excused if its tenure ended within `staleStopBound` of waking.
+   */
+  pauses?: {instanceId: string; from: number; to?: number}[];
+  staleStopBound?: number;
 }
 
 export interface TaskCheckReport {
   violations: string[];
   reruns: number;
   tenures: number;
+  /** Runs by a master paused past the next master's run of the same task (fenced). */
+  staleRuns: number;
 }
 
 export function checkTaskRuns(input: TaskCheckInput): TaskCheckReport {
@@ -69,7 +79,32 @@ export function checkTaskRuns(input: TaskCheckInput): TaskCheckReport {
     else if (done && !done.has(key)) violations.push(`task ${key} ran but is not done`);
   }
   let reruns = 0;
-  for (const [key, [first, second, ...more]] of byKey) {
+  let staleRuns = 0;
+  const stops = input.stops ?? [];
+  /** `late` (a lower token, printed after `run`) came from a master paused when `run` ran, which stopped soon after waking. */
+  const stale = (late: TaskRunRecord, run: TaskRunRecord) =>
+    late.fencingToken < run.fencingToken &&
+    (input.pauses ?? []).some(
+      p =>
+        p.instanceId === late.instanceId &&
+        p.from <= run.mono &&
+        p.to !== undefined &&
+        p.to >= run.mono &&
+        late.mono >= p.to &&
+        stops.some(
+          s =>
+            s.instanceId === late.instanceId &&
+            s.fencingToken === late.fencingToken &&
+            s.mono >= p.to! &&
+            s.mono - p.to! <= (input.staleStopBound ?? 0),
+        ),
+    );
+  for (const [key, list] of byKey) {
+    // In order of token, once a stale run (of an older token, printed late) is set apart.
+    const [first, second, ...more] = list.filter(
+      r => !list.some(other => other !== r && stale(r, other)),
+    );
+    staleRuns += list.length - [first, second, ...more].filter(Boolean).length;
     if (more.length) violations.push(`task ${key} ran ${more.length + 2} times`);
     if (!second) continue;
     reruns++;
@@ -146,7 +181,7 @@ export function checkTaskRuns(input: TaskCheckInput): TaskCheckReport {
       }
     }
   }
-  return {violations, reruns, tenures: tenures.size};
+  return {violations, reruns, tenures: tenures.size, staleRuns};
 }
 
 export interface CronFiringRecord {

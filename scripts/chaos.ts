@@ -119,7 +119,7 @@ async function main(): Promise<number> {
       console.log(
         [
           `  queue:                  ${done.tasks} tasks posted (${done.retriedPosts} posts retried), ` +
-            `${done.reruns} run twice`,
+            `${done.reruns} run twice, ${done.staleRuns} run late by a master paused meanwhile`,
           `  cron:                   ${done.firings} firings, ${done.unfired} claimed by a master that ended first`,
           `  group:                  ${done.resourceTenures} masterships of its resources`,
           `  work violations:        ${done.violations.length}`,

@@ -44,6 +44,8 @@ function main(): number {
       runs,
       exits: h.exits,
       stops: h.jobs.filter(j => j.lockName === queue && j.event === 'stop'),
+      pauses: h.pauses,
+      staleStopBound: h.run?.staleStopBound,
     });
     violations.push(...report.violations.map(v => `queue ${queue}: ${v}`));
   }

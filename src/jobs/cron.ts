@@ -72,7 +72,11 @@ export class CronRunStore {
           startedAt: new Date(),
         });
       } catch (err) {
-        if (isDuplicate(err)) return ours(await this.rows.findOne({where: {id}}));
+        // Taken: by another master, or by this one's other path to the same occurrence (its
+        // timer and a catch-up) - except after an attempt of unknown outcome, which may be it.
+        if (isDuplicate(err)) {
+          return attempt > 1 ? ours(await this.rows.findOne({where: {id}})) : undefined;
+        }
         if (ctx.signal.aborted || attempt >= CLAIM_ATTEMPTS) throw err;
         debug('%s: claiming %s failed, again in %d ms: %s', ctx.lockName, id, backoff, err);
         await new Promise(resolve => setTimeout(resolve, backoff));

@@ -67,6 +67,22 @@ describe('work checker: queue task runs', () => {
     ).to.have.length(1);
   });
 
+  it("sets apart a run of a master paused past the next master's run of the task, if it stopped soon after waking", () => {
+    // b (token 2) ran k1 at 100 while a (token 1) was paused (50-150); a ran it at 151, stopped at 160.
+    const runs = [run('k1', 1, 100, 'b', 2, 2), run('k1', 1, 151, 'a', 1, 1)];
+    const pauses = [{instanceId: 'a', from: 50, to: 150}];
+    const soon = [{instanceId: 'a', fencingToken: 1, mono: 160}];
+    const input = {keys: ['k1'], runs, exits: [], pauses, staleStopBound: 500};
+    const excused = checkTaskRuns({...input, stops: soon});
+    expect(excused.violations).to.deepEqual([]);
+    expect(excused.staleRuns).to.equal(1);
+    // It went on as master long after waking: not excused.
+    const late = [{instanceId: 'a', fencingToken: 1, mono: 5000}];
+    expect(checkTaskRuns({...input, stops: late}).violations).to.not.be.empty();
+    // Not paused at all: not excused.
+    expect(checkTaskRuns({...input, pauses: [], stops: soon}).violations).to.not.be.empty();
+  });
+
   it('finds a lost task, and one not done', () => {
     const lost = checkTaskRuns({keys, runs: clean.filter(r => r.key !== 'k3'), exits});
     expect(lost.violations).to.deepEqual(['task k3 lost: never ran']);
