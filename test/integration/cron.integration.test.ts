@@ -136,6 +136,13 @@ function cronSuite(backend: BackendName): void {
     const mine = await store.claim(ctx(1), at);
     expect(mine?.instanceId).to.equal('replica-1');
     expect(await store.claim(ctx(2), at)).to.be.undefined();
+    // The same master claiming twice (its timer and its catch-up): the second is not ours to fire.
+    expect(await store.claim(ctx(1), at)).to.be.undefined();
+    const twice = await Promise.all([store.claim(ctx(3), at), store.claim(ctx(3), at)]);
+    expect(twice.filter(c => c !== undefined)).to.have.length(0); // taken by replica-1 already
+    const next = new Date(at.getTime() + 1000);
+    const both = await Promise.all([store.claim(ctx(3), next), store.claim(ctx(3), next)]);
+    expect(both.filter(c => c !== undefined)).to.have.length(1);
   });
 
   it("treats the occurrences nobody fired as 'missed' says: skip, once, all", async () => {
