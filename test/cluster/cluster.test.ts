@@ -153,13 +153,16 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const {victim, fault} = await c.signalMaster('SIGKILL');
       const next = await c.waitForJobEvent(
         'a start elsewhere',
-        e => e.event === 'start',
+        e => e.lockName === c.lockName && e.event === 'start',
         fault.at,
         c.recoveryBound,
       );
       expect(next.instanceId).to.not.equal(victim.instanceId);
       const victimStart = c.log.jobs
-        .filter(e => e.event === 'start' && e.instanceId === victim.instanceId)
+        .filter(
+          e =>
+            e.lockName === c.lockName && e.event === 'start' && e.instanceId === victim.instanceId,
+        )
         .pop();
       expect(next.fencingToken).to.be.above(victimStart!.fencingToken!);
       await c.spawnReplica();
@@ -170,12 +173,16 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const c = cluster!;
       const {victim, fault} = await c.signalMaster('SIGTERM');
       const stop = c.log.jobs.find(
-        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+        e =>
+          e.lockName === c.lockName &&
+          e.event === 'stop' &&
+          e.instanceId === victim.instanceId &&
+          e.mono >= fault.at,
       );
       expect(stop?.reason).to.equal('stopped');
       const next = await c.waitForJobEvent(
         'a start elsewhere',
-        e => e.event === 'start',
+        e => e.lockName === c.lockName && e.event === 'start',
         fault.at,
         c.recoveryBound,
       );
@@ -193,7 +200,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const resumed = mono();
       const stop = await c.waitForJobEvent(
         'the woken master to stop',
-        e => e.event === 'stop' && e.instanceId === victim.instanceId,
+        e => e.lockName === c.lockName && e.event === 'stop' && e.instanceId === victim.instanceId,
         fault.at,
         T.leaseDuration,
       );
@@ -217,7 +224,10 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       // Its observation of the lock is old now: a takeover it tries must fail the compare-and-set.
       await sleep(T.checkMasterInterval + T.heartbeatInterval);
       expect(
-        c.log.jobs.filter(e => e.instanceId === victim.instanceId && e.mono >= fault.at),
+        c.log.jobs.filter(
+          e =>
+            e.lockName === c.lockName && e.instanceId === victim.instanceId && e.mono >= fault.at,
+        ),
       ).to.deepEqual([]);
       expect(c.master()).to.equal(master);
       await expectHealthy(fault);
@@ -236,7 +246,11 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       // Down for longer than the lease: the master must give up on its own.
       const {victim, fault} = await c.restartDatabase(T.leaseDuration + 500);
       const stop = c.log.jobs.find(
-        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+        e =>
+          e.lockName === c.lockName &&
+          e.event === 'stop' &&
+          e.instanceId === victim.instanceId &&
+          e.mono >= fault.at,
       );
       expect(stop?.reason).to.equal('expired');
       expect(stop!.mono).to.be.below(fault.recoverFrom);
@@ -251,7 +265,11 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const c = cluster!;
       const {victim, fault} = await c.disableAndEnable(T.leaseDuration + T.checkMasterInterval);
       const stop = c.log.jobs.find(
-        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+        e =>
+          e.lockName === c.lockName &&
+          e.event === 'stop' &&
+          e.instanceId === victim.instanceId &&
+          e.mono >= fault.at,
       );
       expect(stop?.reason).to.equal('disabled');
       await expectHealthy(fault);
@@ -262,11 +280,19 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const fencedBefore = c.check().fencedOverlaps;
       const {victim, fault} = await c.partitionMaster(c.recoveryBound);
       const stop = c.log.jobs.find(
-        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+        e =>
+          e.lockName === c.lockName &&
+          e.event === 'stop' &&
+          e.instanceId === victim.instanceId &&
+          e.mono >= fault.at,
       );
       expect(['expired', 'lost']).to.containEql(stop?.reason);
       const next = c.log.jobs.find(
-        e => e.event === 'start' && e.instanceId !== victim.instanceId && e.mono >= fault.at,
+        e =>
+          e.lockName === c.lockName &&
+          e.event === 'start' &&
+          e.instanceId !== victim.instanceId &&
+          e.mono >= fault.at,
       );
       // Not a pause: no overlap is excused, the cut-off master stopped first.
       expect(next!.mono).to.be.above(stop!.mono);
@@ -291,7 +317,11 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       this.timeout(90000);
       const {victim, fault} = await c.freezeDatabase(T.leaseDuration + 500);
       const stop = c.log.jobs.find(
-        e => e.event === 'stop' && e.instanceId === victim.instanceId && e.mono >= fault.at,
+        e =>
+          e.lockName === c.lockName &&
+          e.event === 'stop' &&
+          e.instanceId === victim.instanceId &&
+          e.mono >= fault.at,
       );
       expect(stop?.reason).to.equal('expired');
       expect(stop!.mono).to.be.below(fault.recoverFrom);
