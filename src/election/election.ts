@@ -44,6 +44,12 @@
 //     while it acquires, it renews at once after the win. So a disable that
 //     committed before the win's read is seen before start(), a later one at
 //     once (notified) or by the next renewal (within H).
+//     A disable that committed after the win's read but returns before the
+//     winner's start() would break "no start() after disable returns", so the
+//     disable waits until a holder that has not renewed since its win writes
+//     its row again (master-control.service.ts): start() is called before the
+//     first renewal is sent, and a master told of a disable before its first
+//     renewal renews at once instead of only reading the control.
 //  8. start() runs at most once per mastership and never while a previous
 //     start() of this replica is still running; stop() runs only after a
 //     start() that resolved, bounded by stopTimeout.
@@ -206,6 +212,8 @@ class Mastership extends Phase<number | undefined> {
   readonly state = 'master';
   readonly controller = new AbortController();
   failures = 0;
+  /** Whether a renewal landed: until then, a disable waits for one (invariant 7). */
+  renewed = false;
   deadlineTimer: SharedTimer | undefined;
   /** Settles with whether start() succeeded. */
   started = Promise.resolve(false);
@@ -332,9 +340,10 @@ export class LockElection extends EventEmitter implements Master {
     // A disable concerns the master only, an enable the others only.
     if (change?.control === (p instanceof Mastership ? 'enabled' : 'disabled')) return;
     if (p instanceof Mastership) {
-      // A notified disable needs only the control read; anything else (a
-      // reconnect: something may have been missed) a renewal, now.
-      if (change?.control === 'disabled') this.track(this.recheckControl(p));
+      // A notified disable needs only the control read, once renewed (the
+      // disable waits for the first renewal); anything else (a reconnect:
+      // something may have been missed) a renewal, now.
+      if (change?.control === 'disabled' && p.renewed) this.track(this.recheckControl(p));
       else p.runNow(() => this.renew(p));
     } else if (freed && (!this.disabled || change?.control === 'enabled')) {
       p.runNow(() => this.takeOverFreed(p, freed));
@@ -608,8 +617,9 @@ export class LockElection extends EventEmitter implements Master {
   private lead(m: Mastership): Promise<ResignReason> {
     if (this.phase === m) {
       this.armDeadline(m);
-      this.track(this.keepRenewing(m));
+      // start() is called first, before any renewal is sent (invariant 7).
       m.started = this.runStart(m);
+      this.track(this.keepRenewing(m));
     }
     return m.ended;
   }
@@ -683,6 +693,7 @@ export class LockElection extends EventEmitter implements Master {
     if (this.phase !== m) return undefined;
     if (!result.renewed) return this.resign(m, 'lost');
     m.failures = 0;
+    m.renewed = true;
     this.setbacks = 0;
     m.renewedAt = sentAt;
     m.deadline = this.deadlineFor(sentAt);

@@ -20,6 +20,17 @@ import {CronStatus, GroupStatus, MasterStatus} from '../types';
 import {Attempt, withinControlTimeout} from './database-unavailable';
 import {MasterJobExecutor} from './master-job-executor';
 
+/** The share of controlTimeout a disable waits for a fresh winner to renew; the rest is for the reply. */
+const CONFIRM_SHARE = 0.8;
+const MAX_CONFIRM_POLL = 100;
+
+/** A holder that has not renewed since it won: its heartbeat is still the win's. */
+function justWon(lock: MasterLock): boolean {
+  const heartbeat = lock.heartbeatAt ? new Date(lock.heartbeatAt).getTime() : 0;
+  const acquired = lock.acquiredAt ? new Date(lock.acquiredAt).getTime() : 0;
+  return heartbeat <= acquired;
+}
+
 export interface ControlResult {
   lockName: string;
   enabled: boolean;
@@ -77,6 +88,7 @@ export class MasterControlService {
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
     checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
     checkText('reason', reason, MAX_REASON_LENGTH);
+    const confirmBy = performance.now() + CONFIRM_SHARE * this.executor.controlTimeout;
     return this.guarded({what: `disable ${lockName}`, writes: true}, async () => {
       await this.checkStorable({lockName, reason});
       const changed = await this.write(lockName, {
@@ -85,13 +97,19 @@ export class MasterControlService {
         updatedAt: new Date(),
         updatedBy: who(updatedBy),
       });
-      const [row, known] = await Promise.all([
+      const [row, known, unconfirmed] = await Promise.all([
         this.controls.findById(lockName),
         this.isKnown(lockName),
+        this.awaitWinnerRenewal(lockName, confirmBy),
       ]);
-      const message = changed
+      let message = changed
         ? `${lockName} disabled: its master stops within one heartbeat interval, and no replica starts it until it is enabled`
         : `${lockName} was already disabled; nothing changed`;
+      if (unconfirmed) {
+        message +=
+          `. Warning: replica ${unconfirmed} won the lock just before and has not answered since; ` +
+          'if it is alive but slow it may still start the job, and then stops it within one heartbeat interval';
+      }
       return result(row, changed, known, message);
     });
   }
@@ -119,6 +137,26 @@ export class MasterControlService {
         : `${lockName} was already enabled; nothing changed`;
       return result(row, changed, known, message);
     });
+  }
+
+  /**
+   * After a disable has committed: a replica that won the lock just before
+   * may have read the control before the disable and not yet called start().
+   * Waits until a holder that has not renewed since its win writes the row
+   * again (it calls start() before its first renewal, and renews at once when
+   * told of the disable; invariant 7 of election.ts), so that no start()
+   * follows the reply. Resolves to the holder if it has not by `until`.
+   */
+  private async awaitWinnerRenewal(lockName: string, until: number): Promise<string | undefined> {
+    const read = () => this.locks.findOne({where: {lockName}});
+    const first = await read();
+    if (!first?.instanceId || !justWon(first)) return undefined;
+    for (let delay = 2; ; delay = Math.min(2 * delay, MAX_CONFIRM_POLL)) {
+      const wait = Math.min(delay, until - performance.now());
+      if (wait <= 0) return first.instanceId;
+      await new Promise(resolve => setTimeout(resolve, wait));
+      if ((await read())?.renewalId !== first.renewalId) return undefined;
+    }
   }
 
   /** Refuses (422) what the datasource would store mangled. */

@@ -13,11 +13,16 @@ import {
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
 } from '../../src';
-import {holdsFor, mono, waitFor} from '../../cluster-kit';
+import {holdsFor, mono, sleep, TcpProxy, waitFor} from '../../cluster-kit';
 import {createNotifier} from '../../src/store/dialects';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
 import {FAST} from '../fixtures/cluster';
-import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
+import {
+  DataSourceOptions,
+  openTestDatabase,
+  SQL_BACKENDS,
+  TestDatabase,
+} from '../fixtures/databases';
 
 class RestApp extends RepositoryMixin(RestApplication) {}
 
@@ -61,9 +66,12 @@ for (const backend of SQL_BACKENDS) {
       await Promise.all(replicas.map(r => r.app.stop()));
     });
 
-    async function givenReplica(instanceId: string): Promise<Replica> {
+    async function givenReplica(
+      instanceId: string,
+      dataSourceOptions: DataSourceOptions = {},
+    ): Promise<Replica> {
       const app = new RestApp({rest: {port: 0, host: '127.0.0.1'}});
-      app.dataSource(db.createDataSource());
+      app.dataSource(db.createDataSource(dataSourceOptions));
       app
         .configure(MasterJobExecutorBindings.COMPONENT)
         .to({...FAST, checkMasterInterval: C, instanceId});
@@ -269,6 +277,75 @@ for (const backend of SQL_BACKENDS) {
       }
       expectNoOverlap(events);
     });
+
+    it('no start() after disable returns, even by a winner whose replies are slow', async () => {
+      // The winner's replies come `latency` after the database answered: its
+      // win (and, on MySQL, its read of the control after the win) happened
+      // before the disable committed, and its start() would come after the
+      // disable returned, unless the disable waits for it.
+      const latency = 300;
+      const proxy = new TcpProxy({host: db.address!.host, port: db.address!.port});
+      await proxy.start();
+      const slow = await givenReplica('slow', {host: '127.0.0.1', port: proxy.port});
+      try {
+        await raceDisableWith(slow, proxy, latency);
+      } finally {
+        proxy.latency = 0;
+        await slow.app.stop();
+        await proxy.close();
+      }
+    });
+
+    async function raceDisableWith(slow: Replica, proxy: TcpProxy, latency: number) {
+      const timings = {leaseDuration: 4000, heartbeatInterval: 1000, checkMasterInterval: 2000};
+      const job = (instanceId: string) => ({
+        start: () => {
+          events.push({kind: 'start', instanceId, at: mono()});
+        },
+        stop: () => {
+          events.push({kind: 'stop', instanceId, at: mono()});
+        },
+      });
+      const [first, caller] = replicas;
+      first.executor.startMaster({lockName, ...timings, masterJob: job('r0')});
+      await waitFor('r0 master', () => first.executor.getMaster(lockName)?.isMaster === true, 5000);
+      slow.executor.startMaster({lockName, ...timings, masterJob: job('slow')});
+      await waitFor(
+        'slow campaigns',
+        () => slow.executor.getMaster(lockName)?.state === 'slave',
+        5000,
+      );
+      proxy.latency = latency;
+      const locks = await first.app.getRepository(MasterLockRepository);
+      const handover = first.executor.stopMaster(lockName);
+      await waitFor(
+        'the slow replica wins',
+        async () => (await locks.findOne({where: {lockName}}))?.instanceId === 'slow',
+        10000,
+        1,
+      );
+      // PostgreSQL reads the control in the statement of the win; MySQL in
+      // the next one, which reaches the server 2 latencies after the win.
+      if (backend === 'mysql') await sleep(2.5 * latency);
+      const res = await caller.client
+        .post('/api/MasterControls/disable')
+        .send({lockName, reason: 'race'});
+      const returnedAt = mono();
+      expect(res.status).to.equal(200);
+      await handover;
+      await holdsFor(
+        'nobody starts after the disable returned',
+        () => !events.some(e => e.kind === 'start' && e.at > returnedAt),
+        3 * latency,
+      );
+      const all = [...replicas, slow];
+      await waitFor(
+        'nobody is master',
+        () => !all.some(r => r.executor.getMaster(lockName)?.isMaster),
+        5000,
+      );
+      expect(res.body.message).to.not.match(/Warning/);
+    }
 
     it('leaves one control row after concurrent disables on every replica', async () => {
       const responses = await Promise.all(

@@ -10,6 +10,7 @@ import {securityId, UserProfile} from '@loopback/security';
 import {
   MasterControlRepository,
   MasterJobExecutorBindings,
+  MasterLockRepository,
   MasterJobExecutorComponent,
   MasterJobExecutorConfig,
 } from '../../src';
@@ -137,6 +138,40 @@ describe('MasterControlController (memory)', () => {
       delete proto.findOne;
     }
     expect(order).to.eql(['publish JOB', 'read', 'read', 'publish JOB', 'read']);
+  });
+
+  it('waits, bounded, for a holder that has not renewed since its win, and warns if it never does', async () => {
+    await app.stop();
+    ({app, client} = await givenApp({controlTimeout: 500}));
+    const locks = await app.getRepository(MasterLockRepository);
+    const won = new Date();
+    const holder = {instanceId: 'ghost', hostname: 'h', heartbeatAt: won, acquiredAt: won};
+    await locks.create({lockName: 'WON', fencingToken: 1, renewalId: 'r1', ...holder});
+    const sentAt = Date.now();
+    const silent = await client
+      .post('/api/MasterControls/disable')
+      .send({lockName: 'WON', reason: 'r'})
+      .expect(200);
+    expect(Date.now() - sentAt).to.be.within(390, 2000); // 0.8 x controlTimeout, then the reply
+    expect(silent.body.message).to.match(/Warning: replica ghost won the lock just before/);
+    // It renews while the next disable waits: the reply comes then, without a warning.
+    const renewal = {heartbeatAt: new Date(won.getTime() + 1), renewalId: 'r2'};
+    const renewing = setTimeout(() => {
+      locks.updateById('WON', renewal).catch(() => {});
+    }, 100);
+    const again = await client
+      .post('/api/MasterControls/disable')
+      .send({lockName: 'WON', reason: 'r'})
+      .expect(200);
+    clearTimeout(renewing);
+    expect(again.body.message).to.not.match(/Warning/);
+    // A holder that has renewed since its win has called start() already: no wait.
+    const t = Date.now();
+    await client
+      .post('/api/MasterControls/disable')
+      .send({lockName: 'WON', reason: 'r'})
+      .expect(200);
+    expect(Date.now() - t).to.be.below(300);
   });
 
   it('stops the local master at once on disable and starts it again on enable', async () => {

@@ -559,8 +559,17 @@ describe('LockElection (fake clock, fake store)', () => {
       await cluster.stopAll();
     });
 
+    /** Until A's first renewal has landed: then a disable need not wait for it. */
+    async function renewedMasterAndWatcher() {
+      const parts = await masterAndWatcher();
+      let renewed = false;
+      parts.a.election.once('renewed', () => (renewed = true));
+      await parts.cluster.until(() => renewed, 2 * TIMINGS.heartbeatInterval);
+      return parts;
+    }
+
     it('makes a master told of a disable read the control only, and stop at once when disabled', async () => {
-      const {cluster, a} = await masterAndWatcher();
+      const {cluster, a} = await renewedMasterAndWatcher();
       const handOvers: unknown[] = [];
       const release = a.store.release.bind(a.store);
       a.store.release = (
@@ -625,8 +634,40 @@ describe('LockElection (fake clock, fake store)', () => {
         await cluster.stopAll();
       });
 
+    it('makes a master told of a disable before its first renewal renew at once: the disable waits for that', async () => {
+      const {cluster, a} = await masterAndWatcher();
+      a.store.calls.length = 0;
+      a.election.wake({control: 'disabled'}); // not really, but it has not renewed yet
+      await cluster.run(1);
+      expect(a.store.calls).to.eql(['renew']);
+      expect(a.election.isMaster).to.be.true();
+      a.election.wake({control: 'disabled'}); // renewed now: the control read suffices
+      await cluster.run(1);
+      expect(a.store.calls).to.eql(['renew', 'isDisabled']);
+      await cluster.stopAll();
+    });
+
+    it('calls start() before it sends its first renewal', async () => {
+      const cluster = new FakeCluster(TIMINGS);
+      let callsAtStart: string[] | undefined;
+      const a = cluster.add('A', {
+        start: () => {
+          callsAtStart = [...a.store.calls];
+        },
+      });
+      a.store.replyDelay = 5;
+      a.election.begin();
+      // Told of a disable while it acquires: it renews at once after the win.
+      await cluster.run(1);
+      a.election.wake({control: 'disabled'});
+      await cluster.until(() => a.store.calls.includes('renew'), 200);
+      expect(callsAtStart).to.eql(a.store.calls.slice(0, a.store.calls.indexOf('renew')));
+      expect(callsAtStart).to.not.containEql('renew');
+      await cluster.stopAll();
+    });
+
     it('wakes only the master on a disable, only the others on an enable', async () => {
-      const {cluster, a, b} = await masterAndWatcher();
+      const {cluster, a, b} = await renewedMasterAndWatcher();
       a.store.calls.length = 0;
       b.store.calls.length = 0;
       a.election.wake({control: 'enabled'});
