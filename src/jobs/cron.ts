@@ -8,7 +8,7 @@
 import debugFactory from 'debug';
 import {MasterCronRun} from '../models/master-cron-run.model';
 import type {CronRunRepository} from '../store/dialect';
-import {isDuplicate} from '../store/errors';
+import {isDuplicate, isRowError} from '../store/errors';
 import {MasterJob, MasterJobContext} from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:cron');
@@ -39,8 +39,9 @@ interface CronTimeLike {
   getNextDateFrom(start: Date, timeZone?: string): {toJSDate(): Date};
 }
 
-/** Tries of a claim whose outcome is unknown, while master. */
-const CLAIM_ATTEMPTS = 5;
+/** Back-off of a database call retried while master (a claim, the read of the missed ones). */
+const FIRST_RETRY = 100;
+const MAX_RETRY = 1000;
 
 /** The claims of a schedule's occurrences (the component's MasterCronRun table). */
 export class CronRunStore {
@@ -51,6 +52,9 @@ export class CronRunStore {
    * already by another (fired elsewhere). A claim whose outcome is unknown
    * (a connection cut under it) is looked up and tried again, backing off,
    * while this replica is master: it may have landed, and then it is ours.
+   * Given up only when the mastership ends (the next master fires it, as
+   * missed) or the database refuses the row itself: an occurrence skipped by
+   * a live master would be lost, the next one's catch-up starting after it.
    */
   async claim(ctx: MasterJobContext, scheduledAt: Date): Promise<MasterCronRun | undefined> {
     const id = `${ctx.lockName}\u001f${scheduledAt.toISOString()}`;
@@ -58,10 +62,10 @@ export class CronRunStore {
       row && row.instanceId === ctx.instanceId && row.fencingToken === ctx.fencingToken
         ? row
         : undefined;
-    let backoff = 100;
-    for (let attempt = 1; ; attempt++) {
+    let unknown = false; // an attempt failed: it may have landed
+    return whileMaster(ctx, `claiming ${id}`, async () => {
       try {
-        const found = attempt > 1 ? await this.rows.findOne({where: {id}}) : null;
+        const found = unknown ? await this.rows.findOne({where: {id}}) : null;
         if (found) return ours(found);
         return await this.rows.create({
           id,
@@ -74,15 +78,12 @@ export class CronRunStore {
       } catch (err) {
         // Taken: by another master, or by this one's other path to the same occurrence (its
         // timer and a catch-up) - except after an attempt of unknown outcome, which may be it.
-        if (isDuplicate(err)) {
-          return attempt > 1 ? ours(await this.rows.findOne({where: {id}})) : undefined;
-        }
-        if (ctx.signal.aborted || attempt >= CLAIM_ATTEMPTS) throw err;
-        debug('%s: claiming %s failed, again in %d ms: %s', ctx.lockName, id, backoff, err);
-        await new Promise(resolve => setTimeout(resolve, backoff));
-        backoff = Math.min(1000, backoff * 2);
+        if (isDuplicate(err))
+          return unknown ? ours(await this.rows.findOne({where: {id}})) : undefined;
+        unknown = true;
+        throw err;
       }
-    }
+    });
   }
 
   async finish(run: MasterCronRun, outcome: string): Promise<void> {
@@ -143,13 +144,17 @@ export abstract class MasterCronJob implements MasterJob {
     const next = (after: Date) =>
       cronTime.getNextDateFrom(after, this.cronOptions.timeZone).toJSDate();
     let from = new Date();
+    let missed: Date[] = [];
     try {
-      for (const occurrence of await this.missedOccurrences(ctx, next)) {
-        if (ctx.signal.aborted) return;
-        await this.fire(ctx, occurrence);
-      }
+      missed = await whileMaster(ctx, 'reading the missed occurrences', () =>
+        this.missedOccurrences(ctx, next),
+      );
     } catch (err) {
       debug('%s: the missed occurrences could not be read: %s', ctx.lockName, err);
+    }
+    for (const occurrence of missed) {
+      if (ctx.signal.aborted) return;
+      await this.fire(ctx, occurrence);
     }
     while (!ctx.signal.aborted) {
       const occurrence = next(from);
@@ -235,6 +240,27 @@ export abstract class MasterCronJob implements MasterJob {
       CronTime: new (pattern: string, timeZone?: string) => CronTimeLike;
     };
     return new CronTime(this.cronOptions.cronTime, this.cronOptions.timeZone);
+  }
+}
+
+/**
+ * Runs `call` until it succeeds, backing off (100 ms doubling to 1 s), while
+ * this replica is master; throws its last error once the mastership ended,
+ * or at once an error of the row itself, which would come back every time.
+ */
+async function whileMaster<T>(
+  ctx: MasterJobContext,
+  what: string,
+  call: () => Promise<T>,
+): Promise<T> {
+  for (let backoff = FIRST_RETRY; ; backoff = Math.min(MAX_RETRY, 2 * backoff)) {
+    try {
+      return await call();
+    } catch (err) {
+      if (ctx.signal.aborted || isRowError(err)) throw err;
+      debug('%s: %s failed, again in %d ms: %s', ctx.lockName, what, backoff, err);
+      await new Promise(resolve => setTimeout(resolve, backoff));
+    }
   }
 }
 

@@ -95,6 +95,67 @@ describe('cron occurrences (fake clock)', () => {
     expect([...runs.claimed.keys()].map(t => t - T0)).to.deepEqual([1000]); // claimed, not fired
   });
 
+  it('reads the missed occurrences again, backing off, until it can: none is lost to an error', async () => {
+    const runs = new MemoryRuns();
+    runs.claimed.set(T0 - 2000, 'gone');
+    const latest = runs.latest.bind(runs);
+    let failures = 3;
+    runs.latest = async () => {
+      if (failures-- > 0) throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
+      return latest();
+    };
+    start(runs, 'all');
+    await clock.tickAsync(100 + 200 + 400 + 50); // three failures, backing off
+    expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([-1000, 0]);
+    await clock.tickAsync(1000);
+    expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([-1000, 0, 1000]);
+  });
+
+  it('tries a claim again while master, backing off, however often it fails', async () => {
+    const attempts: number[] = [];
+    let created = false;
+    const rows = {
+      findOne: async () => (created ? row : null),
+      create: async (data: Partial<MasterCronRun>) => {
+        attempts.push(Date.now() - T0);
+        if (attempts.length < 8) throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
+        created = true;
+        return (row = new MasterCronRun(data));
+      },
+    };
+    let row: MasterCronRun | undefined;
+    const store = new CronRunStore(rows as never);
+    const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
+    const claiming = store.claim(ctx, new Date(T0 + 1000));
+    await clock.tickAsync(10000);
+    const claimed = await claiming;
+    expect(claimed?.instanceId).to.equal('me');
+    // 100, 200, 400, 800, then every second: never hot, never given up while master.
+    expect(attempts.map((t, i) => (i ? t - attempts[i - 1] : 0))).to.deepEqual([
+      0, 100, 200, 400, 800, 1000, 1000, 1000,
+    ]);
+  });
+
+  it('gives a claim up once the mastership ended', async () => {
+    const rows = {
+      findOne: async () => null,
+      create: async () => {
+        throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
+      },
+    };
+    const store = new CronRunStore(rows as never);
+    const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
+    const claiming = store.claim(ctx, new Date(T0 + 1000));
+    const outcome = claiming.then(
+      () => 'claimed',
+      err => String(err.code),
+    );
+    await clock.tickAsync(2000);
+    controller.abort();
+    await clock.tickAsync(2000);
+    expect(await outcome).to.equal('ECONNRESET');
+  });
+
   it('stops firing when the signal aborts', async () => {
     start(new MemoryRuns());
     await clock.tickAsync(1000);
