@@ -5,6 +5,18 @@ import {FakeCluster, TIMINGS} from '../fixtures/fake-cluster';
 const L = TIMINGS.leaseDuration;
 const M = safetyMargin(TIMINGS);
 
+/** A master (A) and a replica that watches it (B), polling every 200 ms. */
+async function masterAndFollower() {
+  const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+  const a = cluster.add('A');
+  const b = cluster.add('B');
+  a.election.begin();
+  await cluster.run(50);
+  b.election.begin();
+  await cluster.run(400);
+  return {cluster, a, b};
+}
+
 describe('LockElection (fake clock, fake store)', () => {
   it('elects exactly one master among many candidates', async () => {
     const cluster = new FakeCluster();
@@ -45,13 +57,7 @@ describe('LockElection (fake clock, fake store)', () => {
 
   for (const fault of ['fail', 'hang', 'slow'] as const) {
     it(`master stops before anyone can take over when renewals ${fault}`, async () => {
-      const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
-      const a = cluster.add('A');
-      const b = cluster.add('B');
-      a.election.begin();
-      await cluster.run(50);
-      b.election.begin();
-      await cluster.run(400);
+      const {cluster, a, b} = await masterAndFollower();
       expect(cluster.masters()).to.eql(['A']);
       if (fault === 'slow') a.store.latency = 10 * L;
       else a.store.fault = fault;
@@ -94,13 +100,7 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   it('stays safe when renewals land after their timeout', async () => {
-    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
-    const a = cluster.add('A');
-    const b = cluster.add('B');
-    a.election.begin();
-    await cluster.run(50);
-    b.election.begin();
-    await cluster.run(400);
+    const {cluster, a, b} = await masterAndFollower();
     a.store.replyDelay = 3 * TIMINGS.heartbeatInterval; // written at once, answered too late
     await cluster.run(6 * L);
     const stopped = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop');
@@ -111,13 +111,7 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   it('counts a renewal that answers after its timeout: a slow server does not end the mastership', async () => {
-    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
-    const a = cluster.add('A');
-    const b = cluster.add('B');
-    a.election.begin();
-    await cluster.run(50);
-    b.election.begin();
-    await cluster.run(400);
+    const {cluster, a} = await masterAndFollower();
     let late = 0;
     a.election.on('renewed', ms => (late += ms > TIMINGS.heartbeatInterval ? 1 : 0));
     a.store.replyDelay = 1.5 * TIMINGS.heartbeatInterval; // over H, well within the lease
@@ -130,13 +124,7 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   it('stays safe when writes land long after the caller gave up', async () => {
-    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
-    const a = cluster.add('A');
-    const b = cluster.add('B');
-    a.election.begin();
-    await cluster.run(50);
-    b.election.begin();
-    await cluster.run(400);
+    const {cluster, a} = await masterAndFollower();
     a.store.latency = 2 * L; // every call of A executes 2 leases after it was sent
     await cluster.run(8 * L);
     cluster.assertNoOverlap();
