@@ -527,23 +527,41 @@ export class ProcessCluster {
       const hold = random() * maxHoldMs;
       const through = pick();
       if (!through) break;
-      const disable = {
-        lockName: this.lockName,
-        sent: mono(),
-        from: Infinity,
-        to: undefined as number | undefined,
-      };
-      this.log.disables.push(disable);
-      try {
-        await this.postControl(through, 'disable', {lockName: this.lockName, reason: 'storm'});
-        disable.from = mono();
-        await sleep(hold);
-      } finally {
-        disable.to = fault.recoverFrom = mono();
-        await this.enableThroughAny([pick(), ...this.live()].filter(Boolean));
-      }
+      await this.holdDisabled(fault, through, 'storm', hold, () => [pick(), ...this.live()]);
     }
     return {victim, fault};
+  }
+
+  /**
+   * Disables the lock through `through`, keeps it disabled for `holdMs`, and
+   * enables it through the first of `enablers()` that answers, even after a
+   * failed disable call (it may have landed). Logged for the checker: from
+   * the disable's reply (no start may follow it) to the enable's call, from
+   * which `fault` recovers.
+   */
+  private async holdDisabled(
+    fault: FaultRecord,
+    through: Replica,
+    reason: string,
+    holdMs: number,
+    enablers: () => (Replica | undefined)[],
+    sent = mono(),
+  ): Promise<void> {
+    const disable = {
+      lockName: this.lockName,
+      sent,
+      from: Infinity,
+      to: undefined as number | undefined,
+    };
+    this.log.disables.push(disable);
+    try {
+      await this.postControl(through, 'disable', {lockName: this.lockName, reason});
+      disable.from = mono();
+      await sleep(holdMs);
+    } finally {
+      disable.to = fault.recoverFrom = mono();
+      await this.enableThroughAny(enablers().filter((r): r is Replica => r !== undefined));
+    }
   }
 
   private proxyOf(replica: Replica): TcpProxy {
@@ -560,26 +578,8 @@ export class ProcessCluster {
     const others = this.live().filter(r => r !== victim && !r.paused);
     if (!others.length) throw new Error('no replica other than the master to call');
     const sent = mono();
-    const disable = {
-      lockName: this.lockName,
-      sent,
-      from: Infinity,
-      to: undefined as number | undefined,
-    };
     const fault = this.recordFault('disable', victim, sent);
-    this.log.disables.push(disable);
-    try {
-      await this.postControl(others[0], 'disable', {
-        lockName: this.lockName,
-        reason: 'cluster test',
-      });
-      disable.from = mono();
-      await sleep(holdMs);
-    } finally {
-      // Even after a failed disable call: it may have landed.
-      disable.to = fault.recoverFrom = mono();
-      await this.enableThroughAny(others.reverse());
-    }
+    await this.holdDisabled(fault, others[0], 'cluster test', holdMs, () => others.reverse(), sent);
     return {victim, fault};
   }
 
