@@ -86,6 +86,12 @@ export class CronRunStore {
     });
   }
 
+  /** Deletes a claim that this master made and did not fire (never another's: same holder and token). */
+  async unclaim(run: MasterCronRun): Promise<void> {
+    const {id, instanceId, fencingToken} = run;
+    await this.rows.deleteAll({id, instanceId, fencingToken});
+  }
+
   async finish(run: MasterCronRun, outcome: string): Promise<void> {
     await this.rows.updateAll({finishedAt: new Date(), outcome}, {id: run.id});
   }
@@ -156,6 +162,9 @@ export abstract class MasterCronJob implements MasterJob {
       if (ctx.signal.aborted) return;
       await this.fire(ctx, occurrence);
     }
+    // The catch-up ran up to the time of its read, which can be after `from`
+    // (the read retried): the schedule goes on after what it fired.
+    if (missed.length && missed[missed.length - 1] > from) from = missed[missed.length - 1];
     while (!ctx.signal.aborted) {
       const occurrence = next(from);
       const delay = occurrence.getTime() - Date.now();
@@ -204,8 +213,17 @@ export abstract class MasterCronJob implements MasterJob {
         return;
       }
       // The mastership ended while the claim was under way (its reply held up): another
-      // master may be firing by now. Claimed, not fired: the row says so (no outcome).
-      if (ctx.signal.aborted) return;
+      // master may be firing by now. Claimed, not fired: the claim is taken back, so
+      // that the next master's catch-up (which starts after the latest claim) fires it;
+      // if that fails too, the row says so (no outcome).
+      if (ctx.signal.aborted) {
+        await this.runs
+          .unclaim(run)
+          .catch(err =>
+            debug('%s: could not take back the claim of %s: %s', ctx.lockName, run!.id, err),
+          );
+        return;
+      }
     }
     let outcome = 'ok';
     try {
@@ -257,11 +275,27 @@ async function whileMaster<T>(
     try {
       return await call();
     } catch (err) {
-      if (ctx.signal.aborted || isRowError(err)) throw err;
+      if (isRowError(err)) throw err;
       debug('%s: %s failed, again in %d ms: %s', ctx.lockName, what, backoff, err);
-      await new Promise(resolve => setTimeout(resolve, backoff));
+      if (!(await sleepWhileMaster(backoff, ctx.signal))) throw err;
     }
   }
+}
+
+/** Resolves true after `ms`, false as soon as the signal aborts (at once if it has). */
+function sleepWhileMaster(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise(resolve => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, {once: true});
+  });
 }
 
 /** A MasterCronJob from a function: `masterJob: masterCron({cronTime}, ctx => ...)`. */

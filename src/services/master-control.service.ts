@@ -13,7 +13,7 @@ import {
   textProblem,
 } from '../models';
 import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
-import {ControlWrite, LockStore} from '../store/lock-store';
+import {ControlWrite, LockRecord, LockStore} from '../store/lock-store';
 import {isMemberRow} from '../groups/membership';
 import {QueueStatus} from '../queue/queue';
 import {CronStatus, GroupStatus, MasterStatus} from '../types';
@@ -25,10 +25,8 @@ const CONFIRM_SHARE = 0.8;
 const MAX_CONFIRM_POLL = 100;
 
 /** A holder that has not renewed since it won: its heartbeat is still the win's. */
-function justWon(lock: MasterLock): boolean {
-  const heartbeat = lock.heartbeatAt ? new Date(lock.heartbeatAt).getTime() : 0;
-  const acquired = lock.acquiredAt ? new Date(lock.acquiredAt).getTime() : 0;
-  return heartbeat <= acquired;
+function justWon(lock: LockRecord): boolean {
+  return lock.heartbeatAt.getTime() <= lock.acquiredAt.getTime();
 }
 
 export interface ControlResult {
@@ -148,7 +146,7 @@ export class MasterControlService {
    * follows the reply. Resolves to the holder if it has not by `until`.
    */
   private async awaitWinnerRenewal(lockName: string, until: number): Promise<string | undefined> {
-    const read = () => this.locks.findOne({where: {lockName}});
+    const read = () => this.store.readSettled(lockName);
     const first = await read();
     if (!first?.instanceId || !justWon(first)) return undefined;
     for (let delay = 2; ; delay = Math.min(2 * delay, MAX_CONFIRM_POLL)) {

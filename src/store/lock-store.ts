@@ -128,6 +128,12 @@ export interface LockStore {
     handOver?: boolean,
   ): Promise<boolean>;
   /**
+   * The lock's row once every write under way on it has committed: what a
+   * disable reads after it committed, to find a holder that won just before
+   * it (PostgreSQL: a locking read, which waits for a takeover in flight).
+   */
+  readSettled(lockName: string): Promise<LockRecord | undefined>;
+  /**
    * Sets the control of a lock (one row per lock, made by the first disable)
    * unless it is so already, and tells the replicas concerned.
    */

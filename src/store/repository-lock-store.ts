@@ -178,6 +178,11 @@ export class RepositoryLockStore implements LockStore {
     return (handOver ? this.releases : this.quietReleases).load(condition);
   }
 
+  async readSettled(lockName: string): Promise<LockRecord | undefined> {
+    assertOpen(this.lockRepo.dataSource);
+    return (await this.locks.loadUnbatched([lockName]))[0];
+  }
+
   async setControl(lockName: string, write: ControlWrite): Promise<ControlWritten> {
     assertOpen(this.controlRepo.dataSource);
     const to = write.enabled ? 'enabled' : 'disabled';
@@ -407,7 +412,7 @@ function compareAndSet<T extends Record<string, string | number>>(where: T): T {
   return where;
 }
 
-function toLockRecord(row: MasterLock): LockRecord {
+export function toLockRecord(row: MasterLock): LockRecord {
   return {
     lockName: row.lockName,
     instanceId: row.instanceId ?? '',

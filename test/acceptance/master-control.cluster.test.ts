@@ -7,15 +7,18 @@ import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {
   LockChange,
   MasterControlRepository,
+  MasterLock,
   MasterLockRepository,
   MasterJobContext,
   MasterJobExecutor,
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
+  MasterJobExecutorConfig,
 } from '../../src';
-import {holdsFor, mono, sleep, TcpProxy, waitFor} from '../../cluster-kit';
+import {holdsFor, mono, sleep, TcpProxy, waitFor, withPg} from '../../cluster-kit';
 import {createNotifier} from '../../src/store/dialects';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
+import {sqlBuilder} from '../../src/store/postgres/sql';
 import {FAST} from '../fixtures/cluster';
 import {
   DataSourceOptions,
@@ -69,12 +72,13 @@ for (const backend of SQL_BACKENDS) {
     async function givenReplica(
       instanceId: string,
       dataSourceOptions: DataSourceOptions = {},
+      config: MasterJobExecutorConfig = {},
     ): Promise<Replica> {
       const app = new RestApp({rest: {port: 0, host: '127.0.0.1'}});
       app.dataSource(db.createDataSource(dataSourceOptions));
       app
         .configure(MasterJobExecutorBindings.COMPONENT)
-        .to({...FAST, checkMasterInterval: C, instanceId});
+        .to({...FAST, checkMasterInterval: C, instanceId, ...config});
       app.component(MasterJobExecutorComponent);
       await app.migrateSchema();
       await app.start();
@@ -345,6 +349,65 @@ for (const backend of SQL_BACKENDS) {
         5000,
       );
       expect(res.body.message).to.not.match(/Warning/);
+    }
+
+    if (backend === 'postgresql') {
+      it('a first disable waits for a takeover in flight, and sees its winner', async () => {
+        // The takeover's statement began before the disable's INSERT of the
+        // control row, so it reads no control: enabled. The disable must see
+        // the winner all the same, and wait for it.
+        const caller = await givenReplica('caller', {}, {controlTimeout: 1000});
+        const ds = await caller.app.get<juggler.DataSource>('datasources.db');
+        const locks = await caller.app.getRepository(MasterLockRepository);
+        const past = new Date(Date.now() - 5000);
+        await locks.create({
+          lockName,
+          instanceId: 'old',
+          hostname: 'h',
+          fencingToken: 1,
+          renewalId: 'old-1',
+          acquiredAt: past,
+          heartbeatAt: new Date(), // renewed since its win: started long ago
+        });
+        const now = new Date();
+        const takeover = sqlBuilder(ds).buildUpdate(
+          MasterLock.modelName,
+          {lockName},
+          {
+            instanceId: 'winner',
+            fencingToken: 2,
+            renewalId: 'won',
+            heartbeatAt: now,
+            acquiredAt: now,
+          },
+        );
+        try {
+          await withPg(
+            db.address!,
+            async client => {
+              await client.query('BEGIN');
+              await client.query(takeover.sql, takeover.params);
+              let answered = false;
+              const disabling = caller.client
+                .post('/api/MasterControls/disable')
+                .send({lockName, reason: 'first'})
+                .then(res => {
+                  answered = true;
+                  return res;
+                });
+              await holdsFor('the disable waits for the takeover to commit', () => !answered, 300);
+              await client.query('COMMIT');
+              const res = await disabling;
+              expect(res.status).to.equal(200);
+              // The winner never renews here: the disable waited for it, then said so.
+              expect(res.body.message).to.match(/Warning: replica winner won the lock just before/);
+            },
+            {database: db.database},
+          );
+        } finally {
+          await caller.app.stop();
+        }
+      });
     }
 
     it('leaves one control row after concurrent disables on every replica', async () => {

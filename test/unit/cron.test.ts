@@ -15,6 +15,9 @@ class MemoryRuns {
     this.claimed.set(at.getTime(), ctx.instanceId);
     return new MasterCronRun({id: String(at.getTime()), lockName: ctx.lockName, scheduledAt: at});
   }
+  async unclaim(run: MasterCronRun): Promise<void> {
+    this.claimed.delete(run.scheduledAt.getTime());
+  }
   async finish(): Promise<void> {}
   async latest(): Promise<Date | undefined> {
     const times = [...this.claimed.keys()];
@@ -92,7 +95,53 @@ describe('cron occurrences (fake clock)', () => {
     controller.abort();
     await clock.tickAsync(2000);
     expect(fired).to.deepEqual([]);
-    expect([...runs.claimed.keys()].map(t => t - T0)).to.deepEqual([1000]); // claimed, not fired
+    // Claimed, not fired: taken back, so that the next master's catch-up fires it.
+    expect([...runs.claimed.keys()]).to.deepEqual([]);
+  });
+
+  it('goes on after the catch-up, firing nothing twice, when the read of the missed ones took long', async () => {
+    const runs = new MemoryRuns();
+    runs.claimed.set(T0 - 1000, 'gone');
+    const latest = runs.latest.bind(runs);
+    let failures = 4; // 100 + 200 + 400 + 800 ms: the read succeeds at T0 + 1.7 s
+    runs.latest = async () => {
+      if (failures-- > 0) throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
+      return latest();
+    };
+    // A claim whose first attempt failed (outcome unknown) takes a row of this
+    // master's as its own: so an occurrence tried twice would fire twice.
+    const claim = runs.claim.bind(runs);
+    runs.claim = async (ctx, at) =>
+      runs.claimed.get(at.getTime()) === ctx.instanceId
+        ? new MasterCronRun({id: String(at.getTime()), lockName: ctx.lockName, scheduledAt: at})
+        : claim(ctx, at);
+    start(runs, 'all');
+    await clock.tickAsync(4000);
+    const times = fired.map(f => f.scheduledAt - T0);
+    expect(times).to.deepEqual([0, 1000, 2000, 3000, 4000]);
+  });
+
+  it('stops backing off the moment the mastership ends', async () => {
+    let calls = 0;
+    const rows = {
+      findOne: async () => null,
+      create: async () => {
+        calls++;
+        throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
+      },
+    };
+    const store = new CronRunStore(rows as never);
+    const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
+    const outcome = store.claim(ctx, new Date(T0 + 1000)).then(
+      () => 'claimed',
+      err => String(err.code),
+    );
+    await clock.tickAsync(150); // failed at 0 and 100; sleeping until 300
+    controller.abort();
+    await clock.tickAsync(0);
+    expect(await outcome).to.equal('ECONNRESET');
+    await clock.tickAsync(5000);
+    expect(calls).to.equal(2); // nothing tried after the end
   });
 
   it('reads the missed occurrences again, backing off, until it can: none is lost to an error', async () => {

@@ -9,8 +9,15 @@
 
 import {MasterControl, MasterLock} from '../../models';
 import {retryDeadlock} from '../errors';
-import {ControlWrite, ControlWritten, LockChange} from '../lock-store';
-import {anyOf, Condition, LockData, RepositoryLockStore} from '../repository-lock-store';
+import {ControlWrite, ControlWritten, LockChange, LockRecord} from '../lock-store';
+import {
+  anyOf,
+  Condition,
+  LockData,
+  RepositoryLockStore,
+  toLockRecord,
+} from '../repository-lock-store';
+import {assertOpen} from '../datasource-state';
 import {PostgresNotifier} from './postgres-notifier';
 import {sqlBuilder, updateReturning} from './sql';
 
@@ -51,6 +58,36 @@ export class PostgresLockStore extends RepositoryLockStore {
     }[];
     const won = new Set(rows[0]?.won);
     return {won: expected.map(c => won.has(c.lockName)), disabled: new Set(rows[0]?.disabled)};
+  }
+
+  /**
+   * A locking read (FOR SHARE): it waits for a takeover in flight to commit
+   * and returns the row it wrote. A plain read would return the row before
+   * it, and a first disable (an INSERT of its control row, which a takeover
+   * whose statement began earlier does not see) could miss the winner.
+   */
+  async readSettled(lockName: string): Promise<LockRecord | undefined> {
+    assertOpen(this.lockRepo.dataSource);
+    const dataSource = this.lockRepo.dataSource;
+    const sql = sqlBuilder(dataSource);
+    const model = this.lockRepo.modelClass.modelName;
+    const properties: (keyof MasterLock & string)[] = [
+      'lockName',
+      'instanceId',
+      'hostname',
+      'fencingToken',
+      'renewalId',
+      'heartbeatAt',
+      'acquiredAt',
+      'groupName',
+    ];
+    const columns = properties.map(p => `${sql.columnEscaped(model, p)} AS "${p}"`);
+    const rows = (await dataSource.execute(
+      `SELECT ${columns.join(', ')} FROM ${sql.tableEscaped(model)} ` +
+        `WHERE ${sql.columnEscaped(model, 'lockName')} = $1 FOR SHARE`,
+      [lockName],
+    )) as MasterLock[];
+    return rows[0] ? toLockRecord(rows[0]) : undefined;
   }
 
   /**
