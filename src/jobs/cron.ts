@@ -86,12 +86,6 @@ export class CronRunStore {
     });
   }
 
-  /** Deletes a claim that this master made and did not fire (never another's: same holder and token). */
-  async unclaim(run: MasterCronRun): Promise<void> {
-    const {id, instanceId, fencingToken} = run;
-    await this.rows.deleteAll({id, instanceId, fencingToken});
-  }
-
   async finish(run: MasterCronRun, outcome: string): Promise<void> {
     await this.rows.updateAll({finishedAt: new Date(), outcome}, {id: run.id});
   }
@@ -213,17 +207,8 @@ export abstract class MasterCronJob implements MasterJob {
         return;
       }
       // The mastership ended while the claim was under way (its reply held up): another
-      // master may be firing by now. Claimed, not fired: the claim is taken back, so
-      // that the next master's catch-up (which starts after the latest claim) fires it;
-      // if that fails too, the row says so (no outcome).
-      if (ctx.signal.aborted) {
-        await this.runs
-          .unclaim(run)
-          .catch(err =>
-            debug('%s: could not take back the claim of %s: %s', ctx.lockName, run!.id, err),
-          );
-        return;
-      }
+      // master may be firing by now. Claimed, not fired: the row says so (no outcome).
+      if (ctx.signal.aborted) return;
     }
     let outcome = 'ok';
     try {
