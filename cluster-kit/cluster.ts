@@ -368,9 +368,10 @@ export class ProcessCluster {
     try {
       await sleep(ms);
     } finally {
+      // Read before the SIGCONT: the process may run (and print) before the next line here.
+      pause.to = mono();
       victim.signal('SIGCONT');
       victim.paused = false;
-      pause.to = mono();
     }
     return {victim, fault};
   }
@@ -468,13 +469,13 @@ export class ProcessCluster {
         pause = {instanceId: victim.instanceId, from: mono()};
         this.log.pauses.push(pause);
         await sleep(slice * (1 - share));
+        pause.to = mono(); // before the SIGCONT, as in pause()
         victim.signal('SIGCONT');
-        pause.to = mono();
         await sleep(slice * share);
       }
     } finally {
-      victim.signal('SIGCONT');
       if (pause && pause.to === undefined) pause.to = mono();
+      victim.signal('SIGCONT');
       fault.recoverFrom = mono();
     }
     return {victim, fault};
