@@ -43,15 +43,38 @@ export function request(
   });
 }
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-export function freePort(): Promise<number> {
+/**
+ * Ports below the kernel's ephemeral range (32768 and up on Linux): a port the
+ * kernel hands out for `listen(0)` may be taken, before the replica listens on
+ * it, as the local port of one of the many outgoing connections of a run.
+ */
+const QUIET_PORTS = {from: 20000, to: 32000};
+
+/** A free TCP port on 127.0.0.1, outside the ephemeral range when one is free there. */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = QUIET_PORTS.from + Math.floor(Math.random() * (QUIET_PORTS.to - QUIET_PORTS.from));
+    if (await canListen(port)) return port;
+  }
+  return listenOnce(0);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return listenOnce(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Listens on `port` (0: any) and closes again; resolves to the port. */
+function listenOnce(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const {port} = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+    server.listen(port, '127.0.0.1', () => {
+      const bound = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(bound));
     });
   });
 }
