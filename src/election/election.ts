@@ -27,9 +27,6 @@
 //     its send, the renewal goes at once, not that close to the deadline.
 //     A failed renewal is retried every (L - M - H) / (R + 1); after R failed
 //     retries, or at the deadline, the master resigns with reason 'expired'.
-//     A renewal that answers "renewed" after its timeout (a busy server) still
-//     moves the deadline to its own sentAt + L - M (invariant 2 holds: it was
-//     sent then and succeeded), and resets the count of failures.
 //     Configurations with H >= L - M are rejected in timings.ts.
 //  5. All writes are compare-and-set on the row: takeover on the observed
 //     (holder, token, renewalId) writing token + 1, renewal and release on
@@ -92,7 +89,7 @@ import {
   MasterStatus,
   StopReason,
 } from '../types';
-import {SharedTimer, SharedTimers, sharedTimersOf, TimeoutError, withTimeout} from './clock';
+import {SharedTimer, SharedTimers, sharedTimersOf, withTimeout} from './clock';
 import {renewalRetryDelay, safetyMargin, TICK} from './timings';
 
 // The story of each election, in order; renewals (one per heartbeat) apart.
@@ -677,28 +674,15 @@ export class LockElection extends EventEmitter implements Master {
     const sentAt = this.clock.now();
     // A stalled event loop can run this timer after the deadline's: stop first.
     if (sentAt >= m.deadline) return this.resign(m, 'expired');
-    let sent: Promise<RenewResult> | undefined;
     let result: RenewResult;
     try {
       result = await this.call(
-        () => (sent = this.store.renew(this.lockName, this.instanceId, m.lock.fencingToken)),
+        () => this.store.renew(this.lockName, this.instanceId, m.lock.fencingToken),
         Math.min(t.heartbeatInterval, m.deadline - sentAt),
         'renew',
       );
     } catch (err) {
       if (this.phase !== m) return undefined;
-      // Timed out, but it may still land (a busy server): then it counts, as
-      // a renewal sent at sentAt, while the retries go on.
-      // Only a success counts: a late "not renewed" may be a batch that a
-      // later renewal overwrote; the retries find out a real loss.
-      if (err instanceof TimeoutError) {
-        sent?.then(
-          late => {
-            if (late.renewed) this.renewed(m, sentAt, late, true);
-          },
-          () => {},
-        );
-      }
       m.failures++;
       this.emit('renewalFailed', m.failures);
       this.report(err, `renewal failed (${m.failures}/${t.maxHeartbeatRetryCount + 1})`);
@@ -706,40 +690,19 @@ export class LockElection extends EventEmitter implements Master {
       const now = this.clock.now();
       return now + Math.max(0, Math.min(renewalRetryDelay(t), m.deadline - now));
     }
-    return this.renewed(m, sentAt, result, false);
-  }
-
-  /**
-   * A renewal sent at `sentAt` came back: the deadline moves (invariant 2),
-   * unless a later one moved it already; a reply after its timeout (`late`)
-   * counts too, and leaves the schedule of the retries to them.
-   */
-  private renewed(
-    m: Mastership,
-    sentAt: number,
-    result: RenewResult,
-    late: boolean,
-  ): number | undefined {
     if (this.phase !== m) return undefined;
     if (!result.renewed) return this.resign(m, 'lost');
-    if (sentAt > m.renewedAt) {
-      m.failures = 0;
-      m.renewed = true;
-      this.setbacks = 0;
-      m.renewedAt = sentAt;
-      m.deadline = this.deadlineFor(sentAt);
-      this.armDeadline(m);
-      renewalDebug(
-        '%s: renewed in %d ms%s',
-        this.lockName,
-        this.clock.now() - sentAt,
-        late ? ', late' : '',
-      );
-      this.emit('renewed', this.clock.now() - sentAt);
-    }
+    m.failures = 0;
+    m.renewed = true;
+    this.setbacks = 0;
+    m.renewedAt = sentAt;
+    m.deadline = this.deadlineFor(sentAt);
+    renewalDebug('%s: renewed in %d ms', this.lockName, this.clock.now() - sentAt);
+    this.emit('renewed', this.clock.now() - sentAt);
+    this.armDeadline(m);
     this.disabled = result.disabled;
     if (result.disabled) return this.resign(m, 'disabled');
-    return late ? undefined : this.renewalTime(m);
+    return this.renewalTime(m);
   }
 
   /** A master told of a disable reads the control only; its renewals keep their grid. */

@@ -110,19 +110,6 @@ describe('LockElection (fake clock, fake store)', () => {
     await cluster.stopAll();
   });
 
-  it('counts a renewal that answers after its timeout: a slow server does not end the mastership', async () => {
-    const {cluster, a} = await masterAndFollower();
-    let late = 0;
-    a.election.on('renewed', ms => (late += ms > TIMINGS.heartbeatInterval ? 1 : 0));
-    a.store.replyDelay = 1.5 * TIMINGS.heartbeatInterval; // over H, well within the lease
-    await cluster.run(10 * L);
-    expect(cluster.events.filter(e => e.kind === 'stop')).to.eql([]);
-    expect(a.election.isMaster).to.be.true();
-    expect(late).to.be.greaterThan(10);
-    cluster.assertNoOverlap();
-    await cluster.stopAll();
-  });
-
   it('stays safe when writes land long after the caller gave up', async () => {
     const {cluster, a} = await masterAndFollower();
     a.store.latency = 2 * L; // every call of A executes 2 leases after it was sent
