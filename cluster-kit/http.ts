@@ -50,10 +50,18 @@ export function request(
  */
 const QUIET_PORTS = {from: 20000, to: 32000};
 
-/** A free TCP port on 127.0.0.1, outside the ephemeral range when one is free there. */
+/** Handed out by this process: free now, but the replica given one may not listen yet. */
+const handedOut = new Set<number>();
+
+/**
+ * A free TCP port on 127.0.0.1, outside the ephemeral range when one is free
+ * there, never the same twice in a process.
+ */
 export async function freePort(): Promise<number> {
   for (let i = 0; i < 50; i++) {
     const port = QUIET_PORTS.from + Math.floor(Math.random() * (QUIET_PORTS.to - QUIET_PORTS.from));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
     if (await canListen(port)) return port;
   }
   return listenOnce(0);
