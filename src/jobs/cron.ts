@@ -188,6 +188,11 @@ export abstract class MasterCronJob implements MasterJob {
 
   /** Claims the occurrence, then fires it; an occurrence claimed elsewhere is not fired. */
   private async fire(ctx: MasterJobContext, scheduledAt: Date): Promise<void> {
+    // Woken from a pause (SIGSTOP, a starved CPU), this occurrence's timer and the
+    // election's deadline may be due together: a timer set now runs after every timer
+    // due already, so a mastership that ended meanwhile is seen before the claim
+    // (else it claims the occurrence, and nobody fires it).
+    await new Promise(resolve => setTimeout(resolve, 0));
     if (ctx.signal.aborted) return;
     let run: MasterCronRun | undefined;
     if (this.runs) {
