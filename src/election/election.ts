@@ -17,7 +17,8 @@
 //     can take over. M absorbs event-loop lag and clock-rate differences.
 //  3. Every database call is bounded by a timeout; the master's are also
 //     bounded by its deadline. A timeout means "outcome unknown": a write may
-//     still land, so the record is re-read instead of trusting our own belief.
+//     still land, so the record is re-read instead of trusting our own belief
+//     (a renewal's late answer is believed: its row change is the answer).
 //  4. Renewals are sent every H and polls every C, on grids of H and C shared by
 //     all locks of the process (when C is a multiple of H the two coincide), so
 //     that the database work of one tick is one statement of each kind whatever
@@ -25,8 +26,11 @@
 //     timers keep them in one turn). But when the last write took so long
 //     (a starved CPU, a big batch) that the next grid point is over H after
 //     its send, the renewal goes at once, not that close to the deadline.
-//     A failed renewal is retried every (L - M - H) / (R + 1); after R failed
-//     retries, or at the deadline, the master resigns with reason 'expired'.
+//     A renewal that has not answered after H is slow, not failed: the next
+//     one goes at once (one per H, as on time), and the slow one still
+//     counts, from its send, if it answers before the deadline. A renewal
+//     that fails (an error) is retried every (L - M - H) / (R + 1); after R
+//     failed retries, or at the deadline, the master resigns with 'expired'.
 //     Configurations with H >= L - M are rejected in timings.ts.
 //  5. All writes are compare-and-set on the row: takeover on the observed
 //     (holder, token, renewalId) writing token + 1, renewal and release on
@@ -89,7 +93,7 @@ import {
   MasterStatus,
   StopReason,
 } from '../types';
-import {SharedTimer, SharedTimers, sharedTimersOf, withTimeout} from './clock';
+import {SharedTimer, SharedTimers, sharedTimersOf, TimeoutError, withTimeout} from './clock';
 import {renewalRetryDelay, safetyMargin, TICK} from './timings';
 
 // The story of each election, in order; renewals (one per heartbeat) apart.
@@ -674,15 +678,29 @@ export class LockElection extends EventEmitter implements Master {
     const sentAt = this.clock.now();
     // A stalled event loop can run this timer after the deadline's: stop first.
     if (sentAt >= m.deadline) return this.resign(m, 'expired');
+    const renewal = this.sendRenewal(m);
     let result: RenewResult;
     try {
       result = await this.call(
-        () => this.store.renew(this.lockName, this.instanceId, m.lock.fencingToken),
+        () => renewal,
         Math.min(t.heartbeatInterval, m.deadline - sentAt),
         'renew',
       );
     } catch (err) {
       if (this.phase !== m) return undefined;
+      if (err instanceof TimeoutError && this.clock.now() < m.deadline) {
+        // Slow, not failed: it still runs on the server and counts from its
+        // send if it answers before the deadline. The next renewal goes a
+        // heartbeat after this one, not a retry sooner: retries stacked on a
+        // server too slow to answer only slow it more (invariant 4).
+        this.emit('renewalFailed', m.failures);
+        this.report(err, 'renewal slow, it still counts if it answers before the deadline');
+        renewal.then(
+          late => this.applyRenewal(m, sentAt, late),
+          () => undefined,
+        );
+        return this.renewalTime(m);
+      }
       m.failures++;
       this.emit('renewalFailed', m.failures);
       this.report(err, `renewal failed (${m.failures}/${t.maxHeartbeatRetryCount + 1})`);
@@ -690,8 +708,29 @@ export class LockElection extends EventEmitter implements Master {
       const now = this.clock.now();
       return now + Math.max(0, Math.min(renewalRetryDelay(t), m.deadline - now));
     }
-    if (this.phase !== m) return undefined;
-    if (!result.renewed) return this.resign(m, 'lost');
+    return this.applyRenewal(m, sentAt, result) ? this.renewalTime(m) : undefined;
+  }
+
+  private sendRenewal(m: Mastership): Promise<RenewResult> {
+    try {
+      return this.store.renew(this.lockName, this.instanceId, m.lock.fencingToken);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * A renewal's answer, in time or late: the lease now counts from its send
+   * (nobody can take over before send + L). False if the mastership ended.
+   */
+  private applyRenewal(m: Mastership, sentAt: number, result: RenewResult): boolean {
+    if (this.phase !== m) return false;
+    if (!result.renewed) {
+      this.resign(m, 'lost');
+      return false;
+    }
+    // A slow renewal answered after a later one: nothing to add.
+    if (sentAt <= m.renewedAt) return true;
     m.failures = 0;
     m.renewed = true;
     this.setbacks = 0;
@@ -701,8 +740,8 @@ export class LockElection extends EventEmitter implements Master {
     this.emit('renewed', this.clock.now() - sentAt);
     this.armDeadline(m);
     this.disabled = result.disabled;
-    if (result.disabled) return this.resign(m, 'disabled');
-    return this.renewalTime(m);
+    if (result.disabled) this.resign(m, 'disabled');
+    return !result.disabled;
   }
 
   /** A master told of a disable reads the control only; its renewals keep their grid. */

@@ -99,6 +99,40 @@ describe('LockElection (fake clock, fake store)', () => {
     await cluster.stopAll();
   });
 
+  it('keeps the mastership when every renewal answers after H but before the deadline, renewing once per H', async () => {
+    // Retries (every 100 ms here) come sooner than heartbeats (500 ms): a retry would show.
+    const timings = {
+      ...TIMINGS,
+      heartbeatInterval: 500,
+      leaseDuration: 2000,
+      maxHeartbeatRetryCount: 10,
+    };
+    expect(renewalRetryDelay(timings)).to.be.lessThan(timings.heartbeatInterval);
+    const cluster = new FakeCluster({...timings, checkMasterInterval: 200});
+    const a = cluster.add('A');
+    const b = cluster.add('B');
+    a.election.begin();
+    await cluster.run(50);
+    b.election.begin();
+    await cluster.run(1000);
+    expect(cluster.masters()).to.eql(['A']);
+    // Later than a heartbeat, sooner than the deadline (L - M after the send).
+    a.store.replyDelay = 1.6 * timings.heartbeatInterval;
+    const renewsBefore = a.store.calls.filter(c => c === 'renew').length;
+    const window = 10 * timings.leaseDuration;
+    await cluster.run(window);
+    expect(cluster.events.filter(e => e.kind === 'stop')).to.eql([]);
+    expect(cluster.masters()).to.eql(['A']);
+    expect(b.election.isMaster).to.be.false();
+    const renews = a.store.calls.filter(c => c === 'renew').length - renewsBefore;
+    expect(renews).to.be.within(
+      window / timings.heartbeatInterval - 1,
+      window / timings.heartbeatInterval + 1,
+    );
+    cluster.assertNoOverlap();
+    await cluster.stopAll();
+  });
+
   it('stays safe when renewals land after their timeout', async () => {
     const {cluster, a, b} = await masterAndFollower();
     a.store.replyDelay = 3 * TIMINGS.heartbeatInterval; // written at once, answered too late
