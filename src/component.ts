@@ -90,6 +90,9 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   /** The settings the routes were made with: the path is fixed once mounted. */
   private readonly mountedWith: Pick<MasterJobExecutorConfig, 'controllerPath' | 'mountController'>;
   private metricsExposed = false;
+  /** The executor this component started, until it stops. */
+  private running: MasterJobExecutor | undefined;
+  private watchingState = false;
 
   constructor(
     @inject(CoreBindings.APPLICATION_INSTANCE)
@@ -212,7 +215,24 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
     if (dataSource) await reopen(dataSource);
     const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR);
     if (!this.metricsExposed) this.metricsExposed = exposeMetrics(executor);
+    this.running = executor;
+    this.stepDownWhenStopping();
     await this.startClassJobs(executor);
+  }
+
+  /**
+   * LoopBack stops the servers before our group, and a REST server waits for
+   * its open connections: the masters step down (jobs stopped, locks handed
+   * over) as soon as the app starts stopping, not after that. stop() then
+   * waits for the same stepping down.
+   */
+  private stepDownWhenStopping(): void {
+    if (this.watchingState) return;
+    this.watchingState = true;
+    this.app.on('stateChanged', ({to}: {to: string}) => {
+      if (to !== 'stopping' || !this.running) return;
+      this.running.stopAll().catch(err => debug('stepping down on stopping failed: %s', err));
+    });
   }
 
   /** Every strategy controllerAuthentication names is registered (by now, they all are). */
@@ -253,6 +273,7 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   }
 
   async stop(): Promise<void> {
+    this.running = undefined;
     const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR, {
       optional: true,
     });

@@ -76,6 +76,7 @@ export class MasterJobExecutor extends EventEmitter {
   /** The job of each master started here, as given. */
   private readonly jobs = new Map<string, MasterJob>();
   private stopped = false;
+  private stopping: Promise<void> | undefined;
   private readonly unsubscribe: (() => void) | undefined;
 
   constructor(
@@ -420,8 +421,16 @@ export class MasterJobExecutor extends EventEmitter {
     };
   }
 
-  /** Stops every master (jobs stopped, locks released); used on app.stop(). */
-  async stopAll(): Promise<void> {
+  /**
+   * Stops every master (jobs stopped, locks released); used on app.stop().
+   * Every call resolves when all of it is done, the first as the later ones.
+   */
+  stopAll(): Promise<void> {
+    this.stopping ??= this.stopEverything();
+    return this.stopping;
+  }
+
+  private async stopEverything(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
     await Promise.all([
