@@ -1,5 +1,5 @@
 // What a benchmark run does: the command line (`--quick`, `--mysql`,
-// `--db=<name>`, `--only=<scenarios>`, `--events`), the plan of repetitions
+// `--db=<name>`, `--only=<scenarios>`, `--crowd-locks=<n,...>`, `--events`), the plan of repetitions
 // it implies, and the timings and waits that are the same for every run.
 
 import {ClusterTimings, SqlBackend} from '../../cluster-kit';
@@ -64,6 +64,17 @@ export function parseOptions(argv: string[]): BenchOptions {
   const flag = (name: string) => argv.includes(`--${name}`);
   const option = (name: string) => argv.find(a => a.startsWith(`--${name}=`))?.split('=')[1];
   const quick = flag('quick');
+  const plan = quick ? QUICK_PLAN : FULL_PLAN;
+  const crowdLocks = option('crowd-locks');
+  if (crowdLocks !== undefined) {
+    const locks = crowdLocks.split(',').map(Number);
+    if (!locks.every(n => Number.isInteger(n) && n >= 1 && n <= 10000)) {
+      throw new Error(
+        `--crowd-locks must be lock counts from 1 to 10000, comma-separated, got "${crowdLocks}"`,
+      );
+    }
+    plan.crowd = {...plan.crowd, locks};
+  }
   return {
     argv,
     backend: flag('mysql') ? 'mysql' : 'postgresql',
@@ -71,7 +82,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     database: option('db') ?? 'mje_bench',
     only: option('only')?.split(','),
     events: flag('events'),
-    plan: quick ? QUICK_PLAN : FULL_PLAN,
+    plan,
   };
 }
 
