@@ -221,10 +221,10 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   }
 
   /**
-   * LoopBack stops the servers before our group, and a REST server waits for
-   * its open connections: the masters step down (jobs stopped, locks handed
-   * over) as soon as the app starts stopping, not after that. stop() then
-   * waits for the same stepping down.
+   * LoopBack stops the observers group by group, and the app's groups that
+   * sort after ours (an `lb4 observer` named so) stop before it, however long
+   * they take: the masters step down (jobs stopped, locks handed over) as soon
+   * as the app starts stopping instead. stop() waits for that same step-down.
    */
   private stepDownWhenStopping(): void {
     if (this.watchingState) return;

@@ -49,12 +49,27 @@ class RecordingLockStore extends RepositoryLockStore {
   }
 }
 
+/**
+ * An observer of the app's that takes long to stop (a consumer draining its
+ * messages), in a group LoopBack stops before ours (it sorts after it): until
+ * the lock is released, or 3 s.
+ */
+@lifeCycleObserver('webhooks')
+class SlowObserver implements LifeCycleObserver {
+  constructor(@inject(EVENTS) private readonly events: string[]) {}
+  async stop() {
+    await waitFor('release', () => this.events.includes('released true'), 3000).catch(() => {});
+    this.events.push('webhooks stopped');
+  }
+}
+
 class CliShapedApp extends RepositoryMixin(RestApplication) {}
 
-async function runApp(orderedGroups?: string[]): Promise<string[]> {
+async function runApp(orderedGroups?: string[], slowObserver = false): Promise<string[]> {
   const events: string[] = [];
   const app = new CliShapedApp({rest: {port: 0, host: '127.0.0.1'}});
   app.bind(EVENTS).to(events);
+  if (slowObserver) app.lifeCycleObserver(SlowObserver);
   if (orderedGroups) {
     app
       .bind(CoreBindings.LIFE_CYCLE_OBSERVER_OPTIONS)
@@ -107,6 +122,15 @@ describe('lifecycle order in a CLI-shaped app', () => {
 
   it('does so when the app orders the datasource group itself', async () => {
     expect(await runApp(['datasource', 'server'])).to.deepEqual(expected);
+  });
+
+  it('hands the locks over as soon as the app starts stopping, not after the observers stopped before it', async () => {
+    const events = await runApp(undefined, true);
+    const at = (event: string) => events.indexOf(event);
+    expect(at('job stop')).to.be.greaterThan(at('job start'));
+    expect(at('released true')).to.be.greaterThan(at('job stop'));
+    expect(at('webhooks stopped')).to.be.greaterThan(at('released true'));
+    expect(at('datasource stop')).to.be.greaterThan(at('webhooks stopped'));
   });
 
   it('places its group after datasource only where datasource is ordered', () => {
