@@ -21,7 +21,7 @@ import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {ChangeListener, LocalNotifier, LockNotifier} from '../../notify/notifier';
 import {LockChange} from '../lock-store';
-import {interruptWatchers, RingWatch, WATCHING} from './mysql-watch';
+import {leaveRing, RingWatch, WATCHING} from './mysql-watch';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
@@ -187,7 +187,7 @@ class SharedDoorbell {
       for (const c of [bell.waiter, bell.watcher]) {
         if (c) await this.dataSource.execute(`KILL QUERY ${Number(c.threadId)}`).catch(() => {});
       }
-      if (bell.watcher) await interruptWatchers(bell.holder, bell.name);
+      if (bell.watcher) await leaveRing(bell.holder, bell.name, bell.waiter.threadId);
     };
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([

@@ -181,28 +181,66 @@ export class RingWatch {
 }
 
 /**
- * Interrupts the watches of doorbell lock `name` (but not our own query):
- * they look at the ring again. Failures are only logged: the watches look
- * again within WAIT_SECONDS anyway.
+ * A leave, not a crash: nobody may be watching our doorbell lock when it is
+ * freed, or it would ring everybody. A killed wait lingers in the process
+ * list for a moment, and a watcher that looks at the ring then watches us on:
+ * so first our doorbell's wait (`waiterId`) must be gone from the list, then
+ * the watches of our lock are interrupted, and again while one began since.
  */
-export async function interruptWatchers(connection: WatchConnection, name: string): Promise<void> {
-  const run = (sql: string) =>
-    new Promise<unknown>((resolve, reject) =>
-      connection.query(sql, [], (err, rows) => (err ? reject(err) : resolve(rows))),
-    );
+export async function leaveRing(
+  connection: WatchConnection,
+  name: string,
+  waiterId: number | null,
+): Promise<void> {
+  const run = runner(connection);
+  for (let tries = 0; tries < 40; tries++) {
+    const rows = (await run(
+      `SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE ID = ${Number(waiterId)} ` +
+        'AND INFO IS NOT NULL',
+    ).catch(() => [])) as {n: number | string}[];
+    if (!Number(rows[0]?.n)) break;
+    await new Promise(resolve => setTimeout(resolve, 5));
+  }
+  for (let round = 0; round < 5; round++) {
+    // One that read the ring just before our wait went starts its watch a round trip later.
+    if ((await interruptWatchers(connection, name)) === 0 && round > 0) return;
+    await new Promise(resolve => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Interrupts the watches of doorbell lock `name` (but not our own query):
+ * they look at the ring again. Resolves to how many it interrupted. Failures
+ * are only logged: the watches look again within WAIT_SECONDS anyway.
+ */
+export async function interruptWatchers(
+  connection: WatchConnection,
+  name: string,
+): Promise<number> {
+  const run = runner(connection);
   try {
     const rows = (await run(
       'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB <=> DATABASE() ' +
         `AND INFO LIKE '${WATCH_START.replace(/'/g, "''")}''${name}''%' AND ID <> CONNECTION_ID()`,
     )) as {id: number | string}[];
-    for (const id of rows.map(r => Number(r.id)).filter(n => Number.isSafeInteger(n) && n > 0)) {
+    const ids = rows.map(r => Number(r.id)).filter(n => Number.isSafeInteger(n) && n > 0);
+    for (const id of ids) {
       await run(`KILL QUERY ${id}`).catch((err: Error) =>
         debug('KILL QUERY %d: %s', id, err.message),
       );
     }
+    return ids.length;
   } catch (err) {
     debug('interrupting the watchers of %s: %s', name, (err as Error).message);
+    return 0;
   }
+}
+
+function runner(connection: WatchConnection): (sql: string) => Promise<unknown> {
+  return sql =>
+    new Promise<unknown>((resolve, reject) =>
+      connection.query(sql, [], (err, rows) => (err ? reject(err) : resolve(rows))),
+    );
 }
 
 function escape(text: string): string {
