@@ -102,12 +102,16 @@ export class Replica {
     if (this.alive) this.child.kill(signal);
   }
 
-  /** Ends it with SIGKILL or SIGTERM, noted as caused by the harness; returns the time just before. */
+  /**
+   * Ends it with SIGKILL or SIGTERM, noted as caused by the harness; returns
+   * the time just before. The time of a SIGKILL is read after it is sent: the
+   * process may print a line stamped between the two (a run the kill cut).
+   */
   kill(signal: 'SIGKILL' | 'SIGTERM'): number {
     this.causedExit ??= signal;
     const at = mono();
-    if (signal === 'SIGKILL') this.killedAt ??= at;
     this.signal(signal);
+    if (signal === 'SIGKILL') this.killedAt ??= mono();
     return at;
   }
 

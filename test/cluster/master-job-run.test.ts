@@ -107,7 +107,8 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
 
     it('with --no-wait, exits 75 (or --busy-exit-code) at once while another run holds the lock', async () => {
       const file = path.join(dir, `${lock}.log`);
-      const holder = run([lock, ...recorder(file, 3000)]);
+      // Long enough for two runs to boot on a busy machine (about 1 s each, over 3 s seen).
+      const holder = run([lock, ...recorder(file, 8000)]);
       await waitFor('the holder runs', () => lines(file).length === 1, 10000);
       const t = mono();
       expect(await run(['--no-wait', lock, 'true']).code).to.equal(75);
