@@ -6,14 +6,14 @@ const L = TIMINGS.leaseDuration;
 const M = safetyMargin(TIMINGS);
 
 /** A master (A) and a replica that watches it (B), polling every 200 ms. */
-async function masterAndFollower() {
-  const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 200});
+async function masterAndFollower(timings = TIMINGS, settle = 400) {
+  const cluster = new FakeCluster({...timings, checkMasterInterval: 200});
   const a = cluster.add('A');
   const b = cluster.add('B');
   a.election.begin();
   await cluster.run(50);
   b.election.begin();
-  await cluster.run(400);
+  await cluster.run(settle);
   return {cluster, a, b};
 }
 
@@ -108,13 +108,7 @@ describe('LockElection (fake clock, fake store)', () => {
       maxHeartbeatRetryCount: 10,
     };
     expect(renewalRetryDelay(timings)).to.be.lessThan(timings.heartbeatInterval);
-    const cluster = new FakeCluster({...timings, checkMasterInterval: 200});
-    const a = cluster.add('A');
-    const b = cluster.add('B');
-    a.election.begin();
-    await cluster.run(50);
-    b.election.begin();
-    await cluster.run(1000);
+    const {cluster, a, b} = await masterAndFollower(timings, 1000);
     expect(cluster.masters()).to.eql(['A']);
     // Later than a heartbeat, sooner than the deadline (L - M after the send).
     a.store.replyDelay = 1.6 * timings.heartbeatInterval;
