@@ -25,6 +25,14 @@ import {Membership} from './membership';
 
 const debug = debugFactory('loopback:master-job-executor:group');
 
+/**
+ * How long the membership of a cold group must hold still before its members
+ * claim their shares (a heartbeat, if shorter): joins are told at once, so a
+ * second is long enough for replicas a deploy starts together to see each
+ * other, and short enough that a cold group starts within initDelay + 2 s.
+ */
+const SETTLE_WINDOW = 1000;
+
 export interface GroupOptions {
   groupName: string;
   resources: StartGroupOptions['resources'];
@@ -54,15 +62,17 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
   private quorum = true;
   /**
    * In a cold group (no other member holds anything), claims nothing until
-   * the membership it reads has been the same for a heartbeat (or for a
-   * lease at most, if it keeps changing): replicas started together then
-   * compute one plan, instead of the first one up taking everything and
-   * handing most of it over. Joining a running group, it takes what is
-   * handed over at once.
+   * the membership, this replica included, has held still for the settle
+   * window (or for a lease at most, if it keeps changing): replicas started
+   * together then compute one plan, instead of the first one up taking
+   * everything and handing most of it over. Joining a running group, it
+   * takes what is handed over at once.
    */
   private settled = false;
   private cold = true;
   private membersSince: {members: string; at: number; first: number} | undefined;
+  /** Reads the group when the window ends, to see that nobody joined meanwhile. */
+  private settleTimer: SharedTimer | undefined;
   private state: GroupStatus['state'] = 'idle';
   private refreshTimer: SharedTimer | undefined;
   private lastMembers = '';
@@ -188,7 +198,8 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
-    if (this.refreshTimer) sharedTimersOf(this.options.clock).cancel(this.refreshTimer);
+    const timers = sharedTimersOf(this.options.clock);
+    for (const timer of [this.refreshTimer, this.settleTimer]) if (timer) timers.cancel(timer);
     await this.membership.stop();
     await Promise.all([...this.elections.values()].map(e => e.stop()));
   }
@@ -202,19 +213,6 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
   /** All the rows of the group, as read: who holds each resource now. */
   private read(rows: LockRecord[], at: number): void {
     this.rows = new Map(rows.map(r => [r.lockName, r]));
-    if (!this.settled) {
-      const {heartbeatInterval, leaseDuration} = this.options.timings;
-      const members = this.membership
-        .live()
-        .map(m => m.instanceId)
-        .join();
-      const since = this.membersSince;
-      if (!since || since.members !== members) {
-        this.membersSince = {members, at, first: since?.first ?? at};
-      }
-      const {at: stableSince, first} = this.membersSince!;
-      this.settled = at - stableSince >= heartbeatInterval || at - first >= leaseDuration;
-    }
     for (const [id, election] of this.elections) {
       const row = this.rows.get(`${this.groupName}/${id}`);
       if (row) election.see(row, at);
@@ -228,6 +226,7 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
     const members = this.membership.live();
     const ids = members.map(m => m.instanceId);
     const self = ids.includes(instanceId);
+    if (!this.settled) this.settle(ids.join(), self);
     this.quorum = self && ids.length >= minMembers;
     const live = new Set(ids);
     const holders = new Map<string, string>();
@@ -257,6 +256,26 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
       debug('%s: members %s, quorum %s', this.groupName, summary, this.quorum);
       this.emit('members', this.members());
     }
+  }
+
+  /** Whether a cold group's membership (`members`) has held still for the settle window. */
+  private settle(members: string, self: boolean): void {
+    const {clock, timings} = this.options;
+    const window = Math.min(timings.heartbeatInterval, SETTLE_WINDOW);
+    const now = clock.now();
+    const since = this.membersSince;
+    if (!since || since.members !== members) {
+      this.membersSince = {members, at: now, first: since?.first ?? now};
+      const timers = sharedTimersOf(clock);
+      if (this.settleTimer) timers.cancel(this.settleTimer);
+      this.settleTimer = timers.at(now + window, () => {
+        this.settleTimer = undefined;
+        this.membership.readNow();
+      });
+    }
+    const {at, first} = this.membersSince!;
+    this.settled = self && (now - at >= window || now - first >= timings.leaseDuration);
+    if (this.settled) debug('%s: settled with members %s', this.groupName, members);
   }
 
   /** Reads the resources function again, every checkMasterInterval. */

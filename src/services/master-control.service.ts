@@ -49,8 +49,10 @@ export interface StoredGroupStatus {
   /** Resources nobody holds (free rows). */
   unowned: number;
   /**
-   * Members that have not left: a crashed one stays listed, its heartbeat
-   * age growing, until the others stop counting it (after a lease).
+   * Members that have not left. In a group this replica runs, only those it
+   * counts alive (as its quorum and plan do): a crashed one is gone once its
+   * row has not changed for a lease. In a group it does not run, every row
+   * that names a holder, with its heartbeat age (wall clock, informative).
    */
   members: {instanceId: string; hostname: string; owned: number; heartbeatAgeMs: number | null}[];
 }
@@ -224,7 +226,11 @@ export class MasterControlService {
     );
     const byName = new Map<string, LockStatus>();
     const now = Date.now();
-    const groups = storedGroups(locks, now);
+    const localGroups = this.executor.groupStatus();
+    const alive = new Map(
+      localGroups.map(g => [g.groupName, new Set(g.members.map(m => m.instanceId))]),
+    );
+    const groups = storedGroups(locks, now, alive);
     for (const lock of locks) {
       if (isMemberRow(lock.lockName)) continue; // shown under groups
       const held = !!lock.instanceId;
@@ -258,15 +264,22 @@ export class MasterControlService {
       locks: [...byName.values()].sort((a, b) => a.lockName.localeCompare(b.lockName)),
       groups,
       local: this.executor.status(),
-      localGroups: this.executor.groupStatus(),
+      localGroups,
       queues,
       cron,
     };
   }
 }
 
-/** Groups from their rows: member rows, and resource rows `<groupName>/<id>`. */
-function storedGroups(locks: MasterLock[], now: number): StoredGroupStatus[] {
+/**
+ * Groups from their rows: member rows, and resource rows `<groupName>/<id>`.
+ * `alive`: the live members of the groups this replica runs, as it judges them.
+ */
+function storedGroups(
+  locks: MasterLock[],
+  now: number,
+  alive: ReadonlyMap<string, ReadonlySet<string>>,
+): StoredGroupStatus[] {
   const groups = new Map<string, StoredGroupStatus>();
   const group = (groupName: string) => {
     let g = groups.get(groupName);
@@ -279,6 +292,7 @@ function storedGroups(locks: MasterLock[], now: number): StoredGroupStatus[] {
     const g = group(lock.groupName);
     if (isMemberRow(lock.lockName)) {
       if (!lock.instanceId) continue; // left
+      if (alive.get(lock.groupName)?.has(lock.instanceId) === false) continue; // dead, as judged here
       g.members.push({
         instanceId: lock.instanceId,
         hostname: lock.hostname,

@@ -2,6 +2,9 @@ import {expect} from '@loopback/testlab';
 import fc from 'fast-check';
 import {MasterGroup, MasterJobContext, MasterJobExecutor} from '../../src';
 import {balance} from '../../src/groups/balance';
+import {TIMING_DEFAULTS} from '../../src/election/timings';
+import {LocalNotifier, LockNotifier} from '../../src/notify/notifier';
+import {ElectionTimings} from '../../src';
 import {FakeClock} from '../fixtures/fake-clock';
 import {TIMINGS} from '../fixtures/fake-cluster';
 import {FakeDatabase, FakeStore} from '../fixtures/fake-store';
@@ -125,14 +128,20 @@ describe('balanced groups', () => {
 
     afterEach(stopAll);
 
-    function join(name: string, resources: string[], minMembers?: number) {
+    /** A replica of the group; `timings` replace the test timings, `notifier` tells joins and releases. */
+    function join(
+      name: string,
+      resources: string[],
+      minMembers?: number,
+      {timings = TIMINGS, notifier}: {timings?: ElectionTimings; notifier?: LockNotifier} = {},
+    ) {
       const store = new FakeStore(db, fake, name);
       const executor = new MasterJobExecutor(
         store,
         fake,
-        {...TIMINGS, instanceId: name},
+        {...timings, instanceId: name},
         {},
-        undefined,
+        notifier,
         {},
       );
       const group = executor.startGroup({
@@ -163,6 +172,31 @@ describe('balanced groups', () => {
     }
 
     const resources = (n: number) => Array.from({length: n}, (_, i) => `r${i}`);
+
+    describe('at the default timings, with notifications', () => {
+      const timings: ElectionTimings = {
+        ...TIMING_DEFAULTS,
+        leaseDuration: 3 * TIMING_DEFAULTS.heartbeatInterval,
+      };
+
+      it('a cold group of replicas started together runs every resource within initDelay + 2 s, by one plan', async () => {
+        const notifier = new LocalNotifier(db);
+        // Started 0, 400 and 900 ms apart, as a deploy starts replicas.
+        for (const [name, at] of [
+          ['a', 0],
+          ['b', 400],
+          ['c', 900],
+        ] as const) {
+          await fake.tick(at - fake.now());
+          join(name, resources(12), undefined, {timings, notifier});
+        }
+        await fake.tick(timings.initDelay + 2000);
+        expect(running.size).to.equal(12);
+        expect(counts()).to.eql([4, 4, 4]);
+        expect(stops).to.eql([]); // one plan: nothing taken and handed over again
+        expect(violations).to.eql([]);
+      });
+    });
 
     it('three members share 20 resources 7/7/6, every resource run once', async () => {
       for (const name of ['a', 'b', 'c']) join(name, resources(20));
