@@ -2,18 +2,28 @@
 // `master-job-run [options] <lockName> <command> [args...]`: runs a command
 // on one machine of the cluster at a time, as master of a lock shared with
 // the apps (SPEC 13). A LoopBack application of its own, with the component,
-// on DATABASE_URL; the command runs with inherited stdio while the lock is
-// renewed, and the lock is released when it exits.
+// on DATABASE_URL or, run from an app's root, on the app's own datasource; the
+// command runs with inherited stdio while the lock is renewed, and the lock is
+// released when it exits.
 
 import {Application} from '@loopback/core';
 import {juggler, RepositoryMixin} from '@loopback/repository';
 import {ChildProcess, spawn} from 'child_process';
+import debugFactory from 'debug';
 import {constants} from 'os';
 import {MasterJobExecutorComponent} from '../component';
 import {LockBusyError} from '../jobs/exclusive';
 import {MasterJobExecutorBindings} from '../keys';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
-import {dataSourceConfigFromUrl} from './database-url';
+import {
+  AppDataSourceError,
+  COMPILED_DATASOURCES,
+  findAppDataSource,
+  withConnectorFromApp,
+} from './app-datasource';
+import {dataSourceConfigFromSettings, dataSourceConfigFromUrl} from './database-url';
+
+const debug = debugFactory('loopback:master-job-executor:cli');
 
 /** sysexits: a bad command line. */
 export const EXIT_USAGE = 64;
@@ -32,8 +42,14 @@ MASTER_JOB_LOCK_NAME, MASTER_JOB_FENCING_TOKEN and MASTER_JOB_INSTANCE_ID in
 its environment, renews the lock while it runs, releases it when it exits,
 and exits with the command's code (128 + n when killed by signal n).
 
+The database: --database-url, else $DATABASE_URL, else, run from an app's root,
+the app's own datasource: the class that lb4 datasource made, compiled
+(${COMPILED_DATASOURCES}/*.datasource.js), whose static dataSourceName is db (or
+--datasource's name), with its static defaultConfig.
+
 Options:
   --database-url <url>     postgres://... or mysql://... (default: $DATABASE_URL)
+  --datasource <name>      with neither, the app's datasource of that name (default db)
   --no-wait                exit at once with the busy code if the lock is held or disabled
   --busy-exit-code <n>     the busy code (default ${EXIT_BUSY})
   --kill-grace <ms>        lock lost or disabled while running: SIGTERM to the command,
@@ -50,7 +66,13 @@ export interface RunOptions {
   lockName: string;
   command: string;
   args: string[];
-  databaseUrl: string;
+  /** From --database-url or DATABASE_URL; else the app's datasource `dataSourceName`. */
+  databaseUrl?: string;
+  /** Where databaseUrl came from. */
+  databaseUrlFrom?: '--database-url' | 'DATABASE_URL';
+  dataSourceName: string;
+  /** --datasource was given. */
+  dataSourceNamed: boolean;
   wait: boolean;
   busyExitCode: number;
   killGrace: number;
@@ -58,9 +80,14 @@ export interface RunOptions {
 
 export class UsageError extends Error {}
 
+const MAX_DATASOURCE_NAME_LENGTH = 200;
+
 /** Parses the command line; throws a UsageError naming the option. */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): RunOptions | 'help' {
   let databaseUrl = env.DATABASE_URL?.trim() || undefined;
+  let databaseUrlFrom: RunOptions['databaseUrlFrom'] = databaseUrl ? 'DATABASE_URL' : undefined;
+  let dataSourceName = 'db';
+  let dataSourceNamed = false;
   let wait = true;
   let busyExitCode = EXIT_BUSY;
   let killGrace = 10000;
@@ -88,8 +115,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): RunOptions | 
         wait = false;
         break;
       case '--database-url':
-        databaseUrl = take();
+        databaseUrl = take().trim();
+        databaseUrlFrom = '--database-url';
+        if (!databaseUrl) throw new UsageError(`${option} must be a URL, got an empty value`);
         break;
+      case '--datasource': {
+        dataSourceName = take();
+        dataSourceNamed = true;
+        const problem = textProblem(option, dataSourceName, MAX_DATASOURCE_NAME_LENGTH);
+        if (problem) throw new UsageError(problem);
+        break;
+      }
       case '--busy-exit-code':
         busyExitCode = integer(option, take(), 1, 255);
         break;
@@ -109,22 +145,78 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): RunOptions | 
   const problem = textProblem('<lockName>', lockName, MAX_LOCK_NAME_LENGTH);
   if (problem) throw new UsageError(problem);
   if (!command) throw new UsageError('<command> is missing');
-  if (!databaseUrl) throw new UsageError('no database: set DATABASE_URL or --database-url');
-  try {
-    dataSourceConfigFromUrl(databaseUrl);
-  } catch (err) {
-    throw new UsageError(err.message);
+  if (databaseUrl) {
+    try {
+      dataSourceConfigFromUrl(databaseUrl);
+    } catch (err) {
+      throw new UsageError(err.message);
+    }
   }
-  return {lockName, command, args, databaseUrl, wait, busyExitCode, killGrace};
+  return {
+    lockName,
+    command,
+    args,
+    databaseUrl,
+    databaseUrlFrom,
+    dataSourceName,
+    dataSourceNamed,
+    wait,
+    busyExitCode,
+    killGrace,
+  };
+}
+
+/**
+ * The datasource configuration: from the URL, else from the datasource of the
+ * app whose root is `cwd`; its connector loaded from the app. Throws a
+ * UsageError saying what was looked for when there is none.
+ */
+export function resolveDataSourceConfig(options: RunOptions, cwd: string): Record<string, unknown> {
+  let config: Record<string, unknown>;
+  if (options.databaseUrl) {
+    if (options.dataSourceNamed) {
+      debug('--datasource %s not used: %s is set', options.dataSourceName, options.databaseUrlFrom);
+    }
+    config = dataSourceConfigFromUrl(options.databaseUrl);
+    debug('database: %s (%s)', options.databaseUrlFrom, config.connector);
+  } else {
+    let found;
+    try {
+      found = findAppDataSource(cwd, options.dataSourceName);
+    } catch (err) {
+      if (err instanceof AppDataSourceError) throw new UsageError(err.message);
+      throw err;
+    }
+    try {
+      config = dataSourceConfigFromSettings(found.settings);
+    } catch (err) {
+      throw new UsageError(
+        `datasource "${options.dataSourceName}" (${found.className} in ${found.file}): ` +
+          `${err.message}; set DATABASE_URL or --database-url for another database`,
+      );
+    }
+    debug(
+      'database: datasource "%s", class %s of %s (%s)',
+      options.dataSourceName,
+      found.className,
+      found.file,
+      config.connector,
+    );
+  }
+  return withConnectorFromApp(cwd, config);
 }
 
 class RunnerApp extends RepositoryMixin(Application) {}
 
 /** Runs the command under the lock; resolves to the exit code. */
-export async function run(options: RunOptions, env: NodeJS.ProcessEnv): Promise<number> {
+export async function run(
+  options: RunOptions,
+  env: NodeJS.ProcessEnv,
+  dataSourceConfig: Record<string, unknown>,
+): Promise<number> {
   // Our own signal handling: forwarded to the command, then the lock released.
   const app = new RunnerApp({shutdown: {signals: []}});
-  const dataSource = new juggler.DataSource(dataSourceConfigFromUrl(options.databaseUrl));
+  const dataSource = new juggler.DataSource(dataSourceConfig);
   // A failed first connection is an 'error' event: unheard, it would end the process.
   dataSource.on('error', () => {});
   app.dataSource(dataSource, 'db');
@@ -198,20 +290,26 @@ export async function run(options: RunOptions, env: NodeJS.ProcessEnv): Promise<
   }
 }
 
-export async function main(argv = process.argv.slice(2), env = process.env): Promise<number> {
+export async function main(
+  argv = process.argv.slice(2),
+  env = process.env,
+  cwd = process.cwd(),
+): Promise<number> {
   let options: RunOptions | 'help';
+  let dataSourceConfig: Record<string, unknown>;
   try {
     options = parseArgs(argv, env);
+    if (options === 'help') {
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    }
+    dataSourceConfig = resolveDataSourceConfig(options, cwd);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     process.stderr.write(`master-job-run: ${err.message} (master-job-run --help for usage)\n`);
     return EXIT_USAGE;
   }
-  if (options === 'help') {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  return run(options, env);
+  return run(options, env, dataSourceConfig);
 }
 
 if (require.main === module) {

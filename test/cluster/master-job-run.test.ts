@@ -1,13 +1,14 @@
 // `master-job-run`, the package's bin, as real processes on PostgreSQL and
 // MariaDB: concurrent runs never overlap, --no-wait, exit codes, a disable
-// mid-run, a SIGKILLed runner, and a lock shared with an app's master.
+// mid-run, a SIGKILLed runner, a lock shared with an app's master, and the
+// database found from an app's root (the datasource `lb4 datasource` made).
 
 import {Application} from '@loopback/core';
 import {juggler, RepositoryMixin} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {spawn} from 'child_process';
 import {randomBytes} from 'crypto';
-import {mkdtempSync, readFileSync} from 'fs';
+import {mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync} from 'fs';
 import {tmpdir} from 'os';
 import path from 'path';
 import {DatabaseServer, holdsFor, mono, SqlBackend, waitFor} from '../../cluster-kit';
@@ -18,6 +19,7 @@ import {
 } from '../../src';
 
 const BIN = path.resolve(__dirname, '../../src/cli/master-job-run.js');
+const ROOT = path.resolve(__dirname, '../../..');
 const TIMINGS = {
   INIT_DELAY: '0',
   CHECK_MASTER_INTERVAL: '500',
@@ -29,12 +31,71 @@ const L = 1000;
 interface Run {
   code: Promise<number>;
   pid: number;
+  /** Both pipes read to the end (a command's orphan holding them delays it). */
+  closed: Promise<void>;
+  stdout: () => string;
   stderr: () => string;
   kill: (signal: NodeJS.Signals) => void;
 }
 
 function note(text: string): void {
   process.stdout.write(text.replace(/^/gm, '      ') + '\n');
+}
+
+interface GeneratedDataSource {
+  name: string;
+  className: string;
+  config: Record<string, unknown>;
+}
+
+/**
+ * `dist/datasources/<name>.datasource.js` as `lb4 datasource` (@loopback/cli 7)
+ * generates it and the app's `npm run build` (lb-tsc) compiles it.
+ */
+function compiledDataSource({name, className, config}: GeneratedDataSource): string {
+  const cls = `${className}DataSource`;
+  return `"use strict";
+Object.defineProperty(exports, "__esModule", { value: true });
+exports.${cls} = void 0;
+const tslib_1 = require("tslib");
+const core_1 = require("@loopback/core");
+const repository_1 = require("@loopback/repository");
+const config = ${JSON.stringify(config, null, 4)};
+// Observe application's life cycle to disconnect the datasource when
+// application is stopped. This allows the application to be shut down
+// gracefully. The \`stop()\` method is inherited from \`juggler.DataSource\`.
+// Learn more at https://loopback.io/doc/en/lb4/Life-cycle.html
+let ${cls} = class ${cls} extends repository_1.juggler.DataSource {
+    constructor(dsConfig = config) {
+        super(dsConfig);
+    }
+};
+exports.${cls} = ${cls};
+${cls}.dataSourceName = '${name}';
+${cls}.defaultConfig = config;
+exports.${cls} = ${cls} = tslib_1.__decorate([
+    (0, core_1.lifeCycleObserver)('datasource'),
+    tslib_1.__param(0, (0, core_1.inject)('datasources.config.${name}', { optional: true })),
+    tslib_1.__metadata("design:paramtypes", [Object])
+], ${cls});
+//# sourceMappingURL=${name}.datasource.js.map
+`;
+}
+
+/**
+ * A temporary app root: its package.json, its node_modules (this project's,
+ * where @loopback/* and the connectors are) and its compiled datasources.
+ */
+function appRoot(datasources: GeneratedDataSource[], extra: {srcOnly?: boolean} = {}): string {
+  const root = mkdtempSync(path.join(tmpdir(), 'mje-cli-app-'));
+  writeFileSync(path.join(root, 'package.json'), JSON.stringify({name: 'app', version: '1.0.0'}));
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
+  const dir = path.join(root, extra.srcOnly ? 'src' : 'dist', 'datasources');
+  mkdirSync(dir, {recursive: true});
+  for (const ds of datasources) {
+    writeFileSync(path.join(dir, `${ds.name}.datasource.js`), compiledDataSource(ds));
+  }
+  return root;
 }
 
 for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
@@ -57,18 +118,73 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       lock = `CLI-${randomBytes(3).toString('hex')}`;
     });
 
-    function run(args: string[], env: Record<string, string> = {}): Run {
+    /** The CLI; an env value undefined removes the variable (DATABASE_URL is set otherwise). */
+    function run(
+      args: string[],
+      env: Record<string, string | undefined> = {},
+      options: {cwd?: string} = {},
+    ): Run {
+      const fullEnv: Record<string, string | undefined> = {
+        PATH: process.env.PATH,
+        ...TIMINGS,
+        DATABASE_URL: server.url,
+        ...env,
+      };
+      for (const key of Object.keys(fullEnv)) if (fullEnv[key] === undefined) delete fullEnv[key];
       const child = spawn(process.execPath, [BIN, ...args], {
-        env: {PATH: process.env.PATH, ...TIMINGS, DATABASE_URL: server.url, ...env},
-        stdio: ['ignore', 'ignore', 'pipe'],
+        env: fullEnv,
+        cwd: options.cwd,
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
+      let stdout = '';
       let stderr = '';
+      child.stdout!.on('data', chunk => (stdout += chunk));
       child.stderr!.on('data', chunk => (stderr += chunk));
       const code = new Promise<number>(resolve =>
         child.on('exit', (c, signal) => resolve(c ?? 128 + (signal === 'SIGKILL' ? 9 : 15))),
       );
-      return {code, pid: child.pid!, stderr: () => stderr, kill: s => child.kill(s)};
+      const closed = new Promise<void>(resolve => child.on('close', () => resolve()));
+      return {
+        code,
+        closed,
+        pid: child.pid!,
+        stdout: () => stdout,
+        stderr: () => stderr,
+        kill: s => child.kill(s),
+      };
     }
+
+    /** What `lb4 datasource <name>` writes for this server (`unreachable`: port 1). */
+    function generated(name: string, unreachable = false): GeneratedDataSource {
+      const {host, port, user, password} = server.address;
+      return {
+        name,
+        className: name[0].toUpperCase() + name.slice(1),
+        config: {
+          name,
+          connector: backend,
+          url: '',
+          host,
+          port: unreachable ? 1 : port,
+          user,
+          password,
+          database: server.database,
+        },
+      };
+    }
+
+    const roots: string[] = [];
+    after(() => {
+      for (const root of roots) rmSync(root, {recursive: true, force: true});
+    });
+    function tempApp(...args: Parameters<typeof appRoot>): string {
+      const root = appRoot(...args);
+      roots.push(root);
+      return root;
+    }
+
+    const TOKEN = ['sh', '-c', 'echo "token=$MASTER_JOB_FENCING_TOKEN"'];
+    const DEBUG = 'loopback:master-job-executor:*';
 
     /** A command that records its start and end, with the fencing token it was given. */
     function recorder(file: string, ms: number): string[] {
@@ -132,7 +248,10 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         [[lock], {}, /<command> is missing/],
         [['--kill-grace', 'soon', lock, 'true'], {}, /--kill-grace must be an integer/],
         [['--bogus', lock, 'true'], {}, /unknown option --bogus/],
-        [[lock, 'true'], {DATABASE_URL: ''}, /no database: set DATABASE_URL/],
+        [[lock, 'true'], {DATABASE_URL: ''}, /no database: DATABASE_URL and --database-url are/],
+        [['--datasource', '', lock, 'true'], {}, /--datasource must be a non-empty string/],
+        [['--database-url=', lock, 'true'], {}, /--database-url must be a URL, got an empty value/],
+        [['--datasource=a\nb', lock, 'true'], {}, /--datasource must not contain control/],
         [
           [lock, 'true'],
           {DATABASE_URL: 'redis://x'},
@@ -141,7 +260,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         [['bad\u0001name', 'true'], {}, /<lockName> must not contain control characters/],
       ];
       for (const [args, env, message] of cases) {
-        const r = run(args, env);
+        const r = run(args, env, {cwd: dir});
         expect(await r.code).to.equal(64);
         expect(r.stderr()).to.match(message);
       }
@@ -225,6 +344,91 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         `the next run started and finished ${Math.round(waited)} ms after the SIGKILL (lease ${L})`,
       );
       expect(waited).to.be.within(L - 200 - 100, L + 500 + 3000);
+    });
+
+    it("run from an app's root with no DATABASE_URL, uses its datasource db (dist/datasources)", async () => {
+      const root = tempApp([generated('db')]);
+      const r = run([lock, ...TOKEN], {DATABASE_URL: undefined, DEBUG}, {cwd: root});
+      expect(await r.code).to.equal(0);
+      await r.closed;
+      expect(r.stdout()).to.match(/^token=[1-9]\d*$/m);
+      const file = path.join(root, 'dist', 'datasources', 'db.datasource.js');
+      expect(r.stderr()).to.containEql(`datasource "db", class DbDataSource of ${file}`);
+    });
+
+    it('with --datasource other, uses dist/datasources/other.datasource.js; a URL comes first', async () => {
+      const root = tempApp([generated('db', true), generated('other')]);
+      const picked = run(
+        ['--datasource', 'other', lock, ...TOKEN],
+        {DATABASE_URL: undefined, DEBUG},
+        {cwd: root},
+      );
+      expect(await picked.code).to.equal(0);
+      await picked.closed;
+      expect(picked.stdout()).to.match(/^token=[1-9]\d*$/m);
+      expect(picked.stderr()).to.containEql(
+        path.join(root, 'dist', 'datasources', 'other.datasource.js'),
+      );
+      // Without the flag: db, whose server does not answer (port 1).
+      const byDefault = run([lock, 'true'], {DATABASE_URL: undefined}, {cwd: root});
+      expect(await byDefault.code).to.equal(69);
+      await byDefault.closed;
+      expect(byDefault.stderr()).to.match(/database unavailable/);
+      // DATABASE_URL, then --database-url, before any datasource.
+      expect(await run([lock, 'true'], {}, {cwd: root}).code).to.equal(0);
+      const flag = run(
+        ['--database-url', server.url, '--datasource', 'db', lock, 'true'],
+        {DATABASE_URL: undefined},
+        {cwd: root},
+      );
+      expect(await flag.code).to.equal(0);
+    });
+
+    it('with no datasource to use, exits 64 saying what it looked for and the other ways', async () => {
+      const noEnv = {DATABASE_URL: undefined};
+      const check = async (root: string, args: string[], ...messages: (string | RegExp)[]) => {
+        const r = run([...args, lock, 'true'], noEnv, {cwd: root});
+        expect(await r.code).to.equal(64);
+        await r.closed;
+        for (const m of messages) {
+          if (typeof m === 'string') expect(r.stderr()).to.containEql(m);
+          else expect(r.stderr()).to.match(m);
+        }
+        return r.stderr().trim();
+      };
+      const ways = 'Set DATABASE_URL or --database-url';
+      // Not built yet: src/datasources, no dist.
+      const unbuilt = tempApp([generated('db')], {srcOnly: true});
+      const dist = path.join(unbuilt, 'dist', 'datasources');
+      note(
+        await check(
+          unbuilt,
+          [],
+          `${dist}${path.sep}*.datasource.js has no class with static dataSourceName "db"`,
+          `${dist} does not exist`,
+          ways,
+          'build the app first (npm run build)',
+        ),
+      );
+      // Built, but no datasource of that name.
+      const built = tempApp([generated('db')]);
+      await check(
+        built,
+        ['--datasource', 'other'],
+        'dataSourceName "other"',
+        'only db.datasource.js there',
+        ways,
+      );
+      // A datasource of another connector.
+      const memory = tempApp([
+        {name: 'db', className: 'Db', config: {name: 'db', connector: 'memory'}},
+      ]);
+      await check(
+        memory,
+        [],
+        /connector must be "postgresql" or "mysql", got "memory"/,
+        'set DATABASE_URL or --database-url',
+      );
     });
   });
 }
