@@ -18,9 +18,6 @@ const debug = debugFactory('loopback:master-job-executor:group');
 /** Control characters cannot be in a name a user gives: member rows never clash with locks. */
 const MEMBER_SEPARATOR = '\u001f';
 
-/** A member row unchanged for this many leases is deleted. */
-const PRUNE_AFTER_LEASES = 10;
-
 export function memberLockName(groupName: string, instanceId: string): string {
   const id = createHash('sha256').update(instanceId).digest('hex').slice(0, 16);
   return `${groupName}${MEMBER_SEPARATOR}${id}`;
@@ -195,6 +192,10 @@ export class Membership {
       );
       if (this.stopped) return;
       const at = clock.now();
+      // A member row gone from the table was deleted as dead or left (below,
+      // by whoever judged it first): nobody counts it any longer.
+      const present = new Set(rows.map(r => r.lockName));
+      for (const name of this.seen.keys()) if (!present.has(name)) this.seen.delete(name);
       for (const record of rows) {
         if (!record.lockName.startsWith(groupName + MEMBER_SEPARATOR)) continue;
         if (record.lockName === this.lockName) continue;
@@ -203,11 +204,13 @@ export class Membership {
           previous?.renewalId === record.renewalId && previous.instanceId === record.instanceId;
         if (!same) this.seen.set(record.lockName, {record, at});
       }
-      // Rows of members gone for long (left, or dead for ten leases) are
-      // deleted, so the group's read does not grow with every restart.
-      // Whoever deletes first wins; the others' deletes match nothing.
+      // The row of a member that left, or that this replica judges dead (its
+      // row unchanged for a lease, so it has stopped by its own deadline), is
+      // deleted, compare-and-set on the row as seen: a replica that joins
+      // later does not count it alive for a lease of its own, and the group's
+      // read does not grow with every restart. Whoever deletes first wins.
       for (const [name, {record, at: since}] of this.seen) {
-        if (at - since > PRUNE_AFTER_LEASES * leaseDuration) {
+        if (!record.instanceId || at - since >= leaseDuration) {
           this.seen.delete(name);
           void store.forget(record).catch(err => this.options.onError?.(err));
         }
