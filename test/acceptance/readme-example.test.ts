@@ -1,27 +1,26 @@
-// The README's usage example compiles, as a user would write it: its ts
-// blocks become src/application.ts and src/index.ts of a scratch app that
-// imports 'loopback4-master-job-executor' (mapped to this package's sources),
-// type-checked with the project's TypeScript.
+// The README's Usage, checked without the generator (fast, no database): it is
+// made of additions to the generated files and new files only, each marked for
+// test/cluster/generated-app.test.ts to apply, and each compiles against the
+// package's sources when put in the smallest frame of its place (a class
+// constructor, an async function after app.start(), a config object). The
+// proof in a real `lb4 app` is the cluster test.
 
 import {expect} from '@loopback/testlab';
 import {execFile} from 'child_process';
-import {mkdirSync, readFileSync, rmSync, writeFileSync} from 'fs';
+import {mkdirSync, rmSync, writeFileSync} from 'fs';
 import path from 'path';
 import {promisify} from 'util';
+import {Addition, readmeAdditions, section} from '../fixtures/readme';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../../..');
 
-function readmeBlocks(): string[] {
-  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  return [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map(m => m[1]);
-}
-
 async function typeCheck(dir: string, files: Record<string, string>): Promise<string> {
   rmSync(dir, {recursive: true, force: true});
-  mkdirSync(path.join(dir, 'src'), {recursive: true});
-  for (const [name, text] of Object.entries(files))
-    writeFileSync(path.join(dir, 'src', name), text);
+  for (const [name, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, name)), {recursive: true});
+    writeFileSync(path.join(dir, name), text);
+  }
   const tsconfig = {
     extends: path.join(ROOT, 'node_modules/@loopback/build/config/tsconfig.common.json'),
     compilerOptions: {
@@ -40,26 +39,74 @@ async function typeCheck(dir: string, files: Record<string, string>): Promise<st
   }
 }
 
-describe('the README example', function () {
+/** Each addition in the smallest frame of its place; new files as they are. */
+function framed(additions: Addition[]): Record<string, string> {
+  const code = (where: string) =>
+    additions
+      .filter(a => a.where === where)
+      .map(a => a.code)
+      .join('');
+  const files: Record<string, string> = {};
+  for (const a of additions.filter(x => x.kind === 'file')) files[a.where] = a.code;
+  files['src/application.ts'] = [
+    "import {Application} from '@loopback/core';",
+    code('src/application.ts imports'),
+    'export class App extends Application {',
+    '  constructor() {',
+    '    super();',
+    code('src/application.ts constructor'),
+    '  }',
+    '}',
+  ].join('\n');
+  files['src/index.ts'] = [
+    "import {Application, ApplicationConfig} from '@loopback/core';",
+    code('src/index.ts imports'),
+    'export async function main(app: Application) {',
+    '  await app.start();',
+    code('src/index.ts main, after app.start()'),
+    '}',
+    'export const config = {',
+    code('src/index.ts config'),
+    '};',
+    'export const checked: ApplicationConfig = config;',
+  ].join('\n');
+  return files;
+}
+
+describe('the README Usage', function () {
   this.timeout(120000);
   const dir = path.join(ROOT, '.tmp', `readme-example-${process.pid}`);
   after(() => rmSync(dir, {recursive: true, force: true}));
 
-  it('is an application.ts and an index.ts that compile against the package', async () => {
-    const [application, index] = readmeBlocks();
-    expect(readmeBlocks()).to.have.length(2);
-    expect(index).to.match(/from '\.\/application'/);
-    const errors = await typeCheck(dir, {'application.ts': application, 'index.ts': index});
+  it('is additions to generated files and new files, each marked, never a whole generated file', () => {
+    const usage = section('Usage');
+    const tsBlocks = [...usage.matchAll(/```ts\n/g)];
+    const additions = readmeAdditions(usage);
+    expect(additions).to.have.length(tsBlocks.length); // every ts block is marked
+    expect(additions.map(a => `${a.kind}: ${a.where}`)).to.deepEqual([
+      'add: src/application.ts imports',
+      'add: src/application.ts constructor',
+      'file: src/jobs/report.job.ts',
+      'add: src/index.ts config',
+      'add: src/index.ts imports',
+      'add: src/index.ts main, after app.start()',
+    ]);
+    for (const a of additions) {
+      expect(a.code).to.not.match(/class \w+Application|function main\(|require\.main/);
+    }
+  });
+
+  it('compiles against the package, each addition in the frame of its place', async () => {
+    const errors = await typeCheck(dir, framed(readmeAdditions(section('Usage'))));
     expect(errors).to.equal('');
   });
 
   it('fails the check when the example names something the package does not export', async () => {
-    const [application, index] = readmeBlocks();
-    const broken = application.replace(
-      'MasterJobExecutorComponent,',
-      'MasterJobExecutorComponentX,',
-    );
-    const errors = await typeCheck(dir, {'application.ts': broken, 'index.ts': index});
+    const broken = readmeAdditions(section('Usage')).map(a => ({
+      ...a,
+      code: a.code.replace('MasterJobExecutorComponent', 'MasterJobExecutorComponentX'),
+    }));
+    const errors = await typeCheck(dir, framed(broken));
     expect(errors).to.match(/MasterJobExecutorComponentX/);
   });
 });
