@@ -78,6 +78,13 @@ describe('the package as published', function () {
     expect(readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')).to.match(/^MIT License/);
   });
 
+  it('has a README that is a front page (at most 10,000 bytes), the manual in docs/', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'));
+    expect(readme.length).to.be.belowOrEqual(10000);
+    const concepts = readFileSync(path.join(ROOT, 'docs', 'concepts.md'), 'utf8');
+    expect(concepts).to.match(/^## Glossary$/m);
+  });
+
   it('names its licence, repository, homepage and issue tracker', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
     expect(pkg.license).to.equal('MIT');
