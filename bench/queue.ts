@@ -22,12 +22,8 @@ import {
   SqlBackend,
   waitFor,
 } from '../cluster-kit';
-import {
-  dataSourceConfigFromUrl,
-  MasterJobExecutorBindings,
-  MasterJobExecutorComponent,
-  TaskQueue,
-} from '../src';
+import {MasterJobExecutorBindings, MasterJobExecutorComponent, TaskQueue} from '../src';
+import {dataSourceConfigFromUrl} from '../src/extension';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');

@@ -4,7 +4,8 @@
 
 import {BindingKey, inject, intercept} from '@loopback/core';
 import {post, requestBody, Response, RestBindings} from '@loopback/rest';
-import {answerDatabaseUnavailable, TaskHandler, TaskQueue} from '../src';
+import {TaskHandler, TaskQueue} from '../src';
+import {answerDatabaseUnavailable} from '../src/extension';
 import {printLine} from './demo-job';
 
 export const DEMO_QUEUE = BindingKey.create<TaskQueue>('example.demoQueue');

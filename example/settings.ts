@@ -1,7 +1,7 @@
 // The example app's environment, validated: a bad value stops the start with
 // a message naming the variable.
 
-import {dataSourceConfigFromUrl} from '../src';
+import {dataSourceConfigFromUrl} from '../src/extension';
 
 export interface ExampleSettings {
   port: number;

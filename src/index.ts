@@ -1,68 +1,44 @@
-// The public API of loopback4-master-job-executor: what an app imports. The
-// README lists it; anything not exported here is internal.
+// The public API of loopback4-master-job-executor: what an app imports (at
+// most 40 names, checked by the API report in api-report/). What a store or
+// notifier author needs is in ./extension (`loopback4-master-job-executor/extension`);
+// anything else is internal.
 
-// The component, its keys and configuration
+// The component, its keys and its configuration
 export {MASTER_JOB_EXECUTOR_OBSERVER_GROUP, MasterJobExecutorComponent} from './component';
-export {
-  answerDatabaseUnavailable,
-  DEFAULT_CONTROLLER_PATH,
-} from './controllers/master-control.controller';
-export {TIMING_DEFAULTS, TIMING_ENV_VARIABLES} from './election/timings';
 export {MasterJobExecutorBindings} from './keys';
-export {APP_CONFIG_SECTION} from './settings';
-export * from './types';
+export type {ControllerAuthentication, ElectionTimings, MasterJobExecutorConfig} from './types';
 
-// Services, jobs, models
-export {asMasterJob, masterJob, MasterJobOptions} from './jobs/master-job.decorator';
-export {CronContext, masterCron, MasterCronJob, MasterCronOptions} from './jobs/cron';
-export {ExclusiveContext, LockBusyError, RunExclusiveOptions} from './jobs/exclusive';
-export {
-  MasterCheckpoint,
-  MasterControl,
-  MasterCronRun,
-  MasterLock,
-  MasterTask,
-  TaskState,
-} from './models';
-export {
-  MasterCheckpointRepository,
-  MasterControlRepository,
-  MasterCronRunRepository,
-  MasterLockRepository,
-  MasterTaskRepository,
-} from './repositories';
-export {
+// Masters: a job, its options, its handle
+export {MasterJobExecutor} from './services/master-job-executor';
+export type {
+  Master,
+  MasterJob,
+  MasterJobContext,
+  MasterState,
+  MasterStatus,
+  StartMasterOptions,
+  StopReason,
+} from './types';
+export {asMasterJob, masterJob} from './jobs/master-job.decorator';
+export type {MasterJobOptions} from './jobs/master-job.decorator';
+
+// Cron, exclusive runs, groups, queues
+export {masterCron, MasterCronJob} from './jobs/cron';
+export type {CronContext, MasterCronOptions} from './jobs/cron';
+export type {CronStatus, GroupMember, GroupStatus, MasterGroup, StartGroupOptions} from './types';
+export {LockBusyError} from './jobs/exclusive';
+export type {ExclusiveContext, RunExclusiveOptions} from './jobs/exclusive';
+export type {
+  QueueStats,
+  QueueStatus,
   StartQueueOptions,
   SubmitOptions,
   TaskContext,
   TaskHandler,
   TaskQueue,
-  QueueStats,
-  QueueStatus,
 } from './queue/queue';
-export {ControlResult, LockStatus, MasterControlService} from './services/master-control.service';
-export {MasterJobExecutor} from './services/master-job-executor';
 
-// Helpers
-export {dataSourceConfigFromUrl} from './cli/database-url';
-
-// Errors
-export {TimeoutError} from './election/clock';
+// Operating: disable, enable and status from code; the error a REST call answers 503 with
+export {MasterControlService} from './services/master-control.service';
+export type {ControlResult, LockStatus} from './services/master-control.service';
 export {DatabaseUnavailableError} from './services/database-unavailable';
-export {DataSourceStoppedError} from './store/datasource-state';
-export {isDuplicate as isDuplicateKeyError} from './store/errors';
-
-// Seams: replace the store or the notifier through their binding keys
-export {ChangeListener, LockNotifier} from './notify/notifier';
-export {
-  Acquired,
-  ControlChange,
-  ControlWrite,
-  ControlWritten,
-  FreedLock,
-  LockChange,
-  LockObservation,
-  LockRecord,
-  LockStore,
-  RenewResult,
-} from './store/lock-store';

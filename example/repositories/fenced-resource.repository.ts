@@ -4,7 +4,8 @@
 
 import {inject} from '@loopback/core';
 import {DefaultCrudRepository} from '@loopback/repository';
-import {isDuplicateKeyError, MasterJobContext} from '../../src';
+import {MasterJobContext} from '../../src';
+import {isDuplicateKeyError} from '../../src/extension';
 import {DbDataSource} from '../datasources/db.datasource';
 import {FencedResource} from '../models/fenced-resource.model';
 

@@ -77,6 +77,7 @@ export interface LockStatus {
  * the database does not.
  */
 export class MasterControlService {
+  /** @internal Made by the component; apps get it with `app.get(MasterJobExecutorBindings.CONTROL_SERVICE)`. */
   constructor(
     private readonly controls: ControlRepository,
     private readonly locks: LockRepository,

@@ -79,6 +79,7 @@ export class MasterJobExecutor extends EventEmitter {
   private stopping: Promise<void> | undefined;
   private readonly unsubscribe: (() => void) | undefined;
 
+  /** @internal Made by the component from its bindings; apps get it with `app.get(MasterJobExecutorBindings.EXECUTOR)`. */
   constructor(
     private readonly store: LockStore,
     private readonly clock: Clock,

@@ -6,8 +6,8 @@ import {
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
   MasterJobExecutorConfig,
-  MasterLockRepository,
 } from '../../src';
+import {MasterLockRepository} from '../../src/extension';
 import {waitFor} from '../../cluster-kit';
 
 class App extends RepositoryMixin(Application) {}

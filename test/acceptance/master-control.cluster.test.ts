@@ -5,16 +5,18 @@ import {juggler, RepositoryMixin} from '@loopback/repository';
 import {RestApplication} from '@loopback/rest';
 import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {
-  LockChange,
-  MasterControlRepository,
-  MasterLock,
-  MasterLockRepository,
   MasterJobContext,
   MasterJobExecutor,
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
   MasterJobExecutorConfig,
 } from '../../src';
+import {
+  LockChange,
+  MasterControlRepository,
+  MasterLock,
+  MasterLockRepository,
+} from '../../src/extension';
 import {holdsFor, mono, sleep, TcpProxy, waitFor, withPg} from '../../cluster-kit';
 import {createNotifier} from '../../src/store/dialects';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';

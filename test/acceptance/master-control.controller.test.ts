@@ -8,12 +8,11 @@ import {Request, RestApplication} from '@loopback/rest';
 import {Client, createRestAppClient, expect, validateApiSpec} from '@loopback/testlab';
 import {securityId, UserProfile} from '@loopback/security';
 import {
-  MasterControlRepository,
   MasterJobExecutorBindings,
-  MasterLockRepository,
   MasterJobExecutorComponent,
   MasterJobExecutorConfig,
 } from '../../src';
+import {MasterControlRepository, MasterLockRepository} from '../../src/extension';
 import {waitFor} from '../../cluster-kit';
 
 class App extends RepositoryMixin(RestApplication) {}

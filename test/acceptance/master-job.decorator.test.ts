@@ -9,8 +9,8 @@ import {
   MasterJobContext,
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
-  MasterLockRepository,
 } from '../../src';
+import {MasterLockRepository} from '../../src/extension';
 import {waitFor} from '../../cluster-kit';
 
 class App extends RepositoryMixin(Application) {}

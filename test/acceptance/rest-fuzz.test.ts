@@ -22,12 +22,8 @@ import {createRestAppClient} from '@loopback/testlab';
 import fc from 'fast-check';
 import http from 'http';
 import zlib from 'zlib';
-import {
-  MasterControlRepository,
-  MasterJobExecutorBindings,
-  MasterJobExecutorComponent,
-  MasterLockRepository,
-} from '../../src';
+import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
+import {MasterControlRepository, MasterLockRepository} from '../../src/extension';
 import {BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 
 class App extends RepositoryMixin(RestApplication) {}

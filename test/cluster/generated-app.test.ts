@@ -423,6 +423,39 @@ describe('the README Usage in an app made by lb4 app + lb4 datasource (real proc
     expect(index).to.match(/^ {4}shutdown: \{signals: \['SIGTERM', 'SIGINT'\]/m);
   });
 
+  it('resolves the /extension subpath of the installed package, typings and code', async () => {
+    // what a store author imports, through package.json exports (node) and typesVersions (tsc)
+    const dir = path.join(appDir, 'src', '__extension_check__');
+    mkdirSync(dir, {recursive: true});
+    writeFileSync(
+      path.join(dir, 'check.ts'),
+      [
+        "import {LockRecord, TIMING_DEFAULTS} from 'loopback4-master-job-executor/extension';",
+        "const lock: Pick<LockRecord, 'lockName'> = {lockName: 'X'};",
+        'console.log(lock.lockName, TIMING_DEFAULTS.heartbeatInterval);',
+        '',
+      ].join('\n'),
+    );
+    try {
+      const tsc = path.join(appDir, 'node_modules', 'typescript', 'bin', 'tsc');
+      const out = path.join(appDir, '.extension-check');
+      await exec(process.execPath, [tsc, '-p', '.', '--outDir', out], {
+        cwd: appDir,
+        env: cleanEnv(),
+      });
+      // under out/ as the app's rootDir lays it out
+      const built = ['src', '.']
+        .map(root => path.join(out, root, '__extension_check__', 'check.js'))
+        .find(f => existsSync(f));
+      expect(built).to.be.ok();
+      const ran = await exec(process.execPath, [built!], {cwd: appDir, env: cleanEnv()});
+      expect(ran.stdout.trim()).to.equal('X 8000');
+      rmSync(out, {recursive: true, force: true});
+    } finally {
+      rmSync(dir, {recursive: true, force: true});
+    }
+  });
+
   it('builds, and the additions bring no lint problem of their own', async () => {
     const key = (p: LintProblem) => `${p.file}: ${p.rule}: ${p.message}`;
     const before = new Set(lintBefore.map(key));

@@ -12,11 +12,8 @@ import {mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync
 import {tmpdir} from 'os';
 import path from 'path';
 import {DatabaseServer, holdsFor, mono, SqlBackend, waitFor} from '../../cluster-kit';
-import {
-  dataSourceConfigFromUrl,
-  MasterJobExecutorBindings,
-  MasterJobExecutorComponent,
-} from '../../src';
+import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
+import {dataSourceConfigFromUrl} from '../../src/extension';
 
 const BIN = path.resolve(__dirname, '../../src/cli/master-job-run.js');
 const ROOT = path.resolve(__dirname, '../../..');

@@ -5,7 +5,8 @@
 
 import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
-import {Master, MasterCheckpointRepository, MasterJobContext} from '../../src';
+import {Master, MasterJobContext} from '../../src';
+import {MasterCheckpointRepository} from '../../src/extension';
 import {CheckpointStore} from '../../src/jobs/checkpoint';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';

@@ -4,12 +4,8 @@
 
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
-import {
-  DataSourceStoppedError,
-  MasterJobExecutorBindings,
-  MasterJobExecutorComponent,
-  MasterLockRepository,
-} from '../../src';
+import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
+import {DataSourceStoppedError, MasterLockRepository} from '../../src/extension';
 import {TestApp} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 

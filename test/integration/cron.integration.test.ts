@@ -5,7 +5,8 @@
 
 import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
-import {CronContext, masterCron, MasterCronRunRepository, MasterCronOptions} from '../../src';
+import {CronContext, masterCron, MasterCronOptions} from '../../src';
+import {MasterCronRunRepository} from '../../src/extension';
 import {CronRunStore} from '../../src/jobs/cron';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';

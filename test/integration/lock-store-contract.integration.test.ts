@@ -2,7 +2,12 @@
 // every store: the fake of the unit tests, and the real store, as its
 // dialect makes it, on memory, PostgreSQL and MariaDB.
 
-import {MasterControl, MasterControlRepository, MasterLock, MasterLockRepository} from '../../src';
+import {
+  MasterControl,
+  MasterControlRepository,
+  MasterLock,
+  MasterLockRepository,
+} from '../../src/extension';
 import {createLockStore, createNotifier} from '../../src/store/dialects';
 import {BACKENDS, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {FakeClock} from '../fixtures/fake-clock';

@@ -5,7 +5,8 @@
 
 import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
-import {MasterTaskRepository, TaskContext, TaskQueue} from '../../src';
+import {TaskContext, TaskQueue} from '../../src';
+import {MasterTaskRepository} from '../../src/extension';
 import {TaskStore} from '../../src/queue/task-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';

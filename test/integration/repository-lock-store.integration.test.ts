@@ -13,7 +13,7 @@ import {
   MasterControlRepository,
   MasterLock,
   MasterLockRepository,
-} from '../../src';
+} from '../../src/extension';
 import {waitFor} from '../../cluster-kit';
 import {createLockStore, createNotifier} from '../../src/store/dialects';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';

@@ -25,17 +25,19 @@ import {post, requestBody, RestApplication, RestBindings} from '@loopback/rest';
 import {expect} from '@loopback/testlab';
 import http from 'http';
 import {
-  answerDatabaseUnavailable,
   Master,
-  MasterControlRepository,
-  MasterTaskRepository,
   TaskQueue,
   MasterJobExecutor,
   MasterJobExecutorBindings,
   MasterJobExecutorComponent,
   MasterJobExecutorConfig,
-  MasterLockRepository,
 } from '../../src';
+import {
+  answerDatabaseUnavailable,
+  MasterControlRepository,
+  MasterTaskRepository,
+  MasterLockRepository,
+} from '../../src/extension';
 import {
   BackendName,
   disconnect,

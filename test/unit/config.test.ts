@@ -1,5 +1,5 @@
 import {expect} from '@loopback/testlab';
-import {TIMING_DEFAULTS} from '../../src';
+import {TIMING_DEFAULTS} from '../../src/extension';
 import {resolveTimings, timingsFromEnv} from '../../src/election/timings';
 import {TimingSource} from '../../src/election/timings';
 

@@ -4,7 +4,8 @@
 // stops with the signal.
 
 import {expect, sinon} from '@loopback/testlab';
-import {CronContext, masterCron, MasterCronRun} from '../../src';
+import {CronContext, masterCron} from '../../src';
+import {MasterCronRun} from '../../src/extension';
 import {CronRunStore} from '../../src/jobs/cron';
 import {MasterJobContext} from '../../src/types';
 

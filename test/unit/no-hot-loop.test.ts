@@ -4,7 +4,7 @@
 // would make thousands of calls in the time measured.
 
 import {expect} from '@loopback/testlab';
-import {LockRecord} from '../../src';
+import {LockRecord} from '../../src/extension';
 import {FakeCluster, TIMINGS} from '../fixtures/fake-cluster';
 import {FakeStore} from '../fixtures/fake-store';
 

@@ -1,5 +1,5 @@
 import {expect} from '@loopback/testlab';
-import {LockChange} from '../../src';
+import {LockChange} from '../../src/extension';
 import {LocalNotifier} from '../../src/notify/notifier';
 import {encodePayload, parsePayload} from '../../src/store/postgres/payload';
 

@@ -4,7 +4,7 @@
 // errors (no hot loop), and what an abort leaves behind.
 
 import {expect, sinon} from '@loopback/testlab';
-import {MasterTask} from '../../src';
+import {MasterTask} from '../../src/extension';
 import {QueueRunner, QueueSettings} from '../../src/queue/queue';
 import {Outcome, TaskStore} from '../../src/queue/task-store';
 import {MasterJobContext} from '../../src/types';

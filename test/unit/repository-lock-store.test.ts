@@ -9,7 +9,7 @@ import {
   LockRecord,
   MasterControlRepository,
   MasterLockRepository,
-} from '../../src';
+} from '../../src/extension';
 import {RepositoryLockStore} from '../../src/store/repository-lock-store';
 
 describe('RepositoryLockStore batching (memory)', () => {
