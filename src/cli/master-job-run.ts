@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `master-job-run [options] <lockName> <command> [args...]`: runs a command
 // on one machine of the cluster at a time, as master of a lock shared with
-// the apps (SPEC 13). A LoopBack application of its own, with the component,
+// the apps. A LoopBack application of its own, with the component,
 // on DATABASE_URL or, run from an app's root, on the app's own datasource; the
 // command runs with inherited stdio while the lock is renewed, and the lock is
 // released when it exits.

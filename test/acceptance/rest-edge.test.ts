@@ -1,4 +1,4 @@
-// The REST edge as SPEC section 11 states it, on the memory connector: the
+// The REST edge as docs/rest-control.md states it, on the memory connector: the
 // `known` flag, the OpenAPI document, and authentication that fails closed.
 
 import {

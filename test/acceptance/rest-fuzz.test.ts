@@ -1,4 +1,4 @@
-// Fuzzes the REST control (SPEC sections 6 and 11) on the memory connector and
+// Fuzzes the REST control (docs/rest-control.md) on the memory connector and
 // on PostgreSQL: a few thousand malformed requests (wrong content types, bad
 // JSON, wrong types, control characters, lone surrogates, huge values,
 // prototype-pollution bodies, broken form encodings, odd query strings and

@@ -1,4 +1,4 @@
-// A balanced group as a newcomer meets it (SPEC 16), in real processes of the
+// A balanced group as a newcomer meets it, in real processes of the
 // example app (DEMO_GROUP) on PostgreSQL and on MariaDB:
 //  - replicas started together at the default timings run every resource
 //    within initDelay + 2 s of the last one answering, by one plan;

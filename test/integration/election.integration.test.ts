@@ -621,7 +621,7 @@ function electionSuite(backend: BackendName): void {
     const [tenure] = log().tenures;
     expect(tenure.instanceId).to.equal(master.instanceId);
     expect(tenure.reason).to.equal('disabled');
-    // SPEC: within one heartbeatInterval; here H plus a few round trips.
+    // The contract: within one heartbeatInterval; here H plus a few round trips.
     expect(tenure.stoppedAt! - disabledAt).to.be.below(H + 400);
     await holdsFor(
       'no start while disabled again',

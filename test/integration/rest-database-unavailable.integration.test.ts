@@ -1,5 +1,5 @@
 // The REST edge while the database is unavailable, on PostgreSQL and
-// MySQL/MariaDB (SPEC section 11, first bullet): every endpoint that needs the
+// MySQL/MariaDB (docs/rest-control.md): every endpoint that needs the
 // database answers 503 DatabaseUnavailable, naming the datasource and the
 // cause, with Retry-After, within controlTimeout; never a bare 500, never a
 // hang. A write whose outcome is unknown says so. The health endpoint never
@@ -65,7 +65,7 @@ const ENDPOINTS_RECOVERY = 5000;
 const MASTER_RECOVERY = 5000;
 const LEASE = 1000;
 
-// `controlTimeout` is the new setting of SPEC section 11 (ms, default 5000).
+// `controlTimeout` is the setting of docs/configuration.md (ms, default 5000).
 const CONFIG: MasterJobExecutorConfig & {controlTimeout: number} = {
   initDelay: 0,
   checkMasterInterval: 200,
@@ -182,7 +182,7 @@ function databaseEndpoints(lockName: string): Endpoint[] {
     {name: 'POST enable', method: 'POST', path: `${BASE}/enable`, body: {lockName}, write: true},
     {name: 'GET list', method: 'GET', path: BASE, write: false},
     {name: 'GET status', method: 'GET', path: `${BASE}/status`, write: false},
-    // An app's own endpoint that submits to a queue (SPEC 14: a 503, never a hang).
+    // An app's own endpoint that submits to a queue (a 503, never a hang).
     {
       name: 'POST task',
       method: 'POST',
