@@ -1,5 +1,5 @@
 // The baseline: the election protocol of the original oe-master-job-executor
-// v2.2.0 (SPEC section 9), kept faithful and small, as a replica the benchmark
+// v2.2.0 (the defects listed in docs/guarantees.md), kept faithful and small, as a replica the benchmark
 // spawns with the same environment and JSON lines as example/index.ts.
 // Not part of the package. Its defects are the point; do not fix them here:
 //  - staleness judged by comparing this machine's Date.now() with the wall-clock
