@@ -9,12 +9,12 @@
 
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
+import {GroupWatch} from '../fixtures/group-watch';
 import {
   ClusterTimings,
   DatabaseServer,
   mono,
   ProcessCluster,
-  readMasterships,
   Replica,
   sleep,
   SqlBackend,
@@ -85,49 +85,14 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         readiness: 'http',
         extraEnv: {DEMO_GROUP: `${group}:${resources}`},
       });
+      watch = new GroupWatch(cluster, locks, note);
       return cluster;
     }
 
-    /** Resources each live replica runs now, as their lines say. */
-    function owned(): Map<string, number> {
-      const counts = new Map(cluster!.live().map(r => [r.instanceId, 0]));
-      for (const lock of locks) {
-        for (const start of cluster!.log.running(lock)) {
-          const n = counts.get(start.instanceId);
-          if (n !== undefined) counts.set(start.instanceId, n + 1);
-        }
-      }
-      return counts;
-    }
-
-    function balanced(): boolean {
-      const counts = [...owned().values()];
-      const total = counts.reduce((a, b) => a + b, 0);
-      return total === locks.length && Math.max(...counts) - Math.min(...counts) <= 1;
-    }
-
-    /** Waits (at most `timeout`) until balanced; the time since `from`. */
-    async function balancedAfter(what: string, from: number, timeout: number): Promise<number> {
-      await waitFor(`${what}: every resource run once, balanced within one`, balanced, timeout, 20);
-      const ms = mono() - from;
-      note(`${what}: balanced ${[...owned().values()].join('/')} after ${ms.toFixed(0)} ms`);
-      return ms;
-    }
-
-    /** No two owners at once; the longest a resource waited for its next owner. */
-    async function longestUnowned(): Promise<number> {
-      await sleep(200); // the last lines are in the pipes still
-      const until = mono() - 100;
-      let longest = 0;
-      for (const lockName of locks) {
-        const m = readMasterships(cluster!.log, {lockName, until});
-        expect(m.violations).to.eql([]);
-        for (let i = 1; i < m.tenures.length; i++) {
-          longest = Math.max(longest, m.tenures[i].start - m.tenures[i - 1].end);
-        }
-      }
-      return longest;
-    }
+    let watch: GroupWatch;
+    const balancedAfter = (what: string, from: number, timeout: number) =>
+      watch.balancedAfter(what, from, timeout);
+    const longestUnowned = () => watch.longestUnowned();
 
     it('3 replicas started together at the defaults run every resource within initDelay + 2 s, by one plan', async () => {
       const T = DEFAULTS;
@@ -219,9 +184,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         const ms = await balancedAfter(what, from, balanceBound + 10000);
         expect(ms).to.be.below(balanceBound);
       }
-      const longest = await longestUnowned();
-      note(`longest a resource waited for its next owner: ${longest.toFixed(0)} ms`);
-      expect(longest).to.be.below(ownerBound);
+      expect(await longestUnowned()).to.be.below(ownerBound);
     });
   });
 }

@@ -6,16 +6,8 @@
 
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
-import {
-  DatabaseServer,
-  FAST_TIMINGS,
-  mono,
-  ProcessCluster,
-  readMasterships,
-  sleep,
-  SqlBackend,
-  waitFor,
-} from '../../cluster-kit';
+import {GroupWatch} from '../fixtures/group-watch';
+import {DatabaseServer, FAST_TIMINGS, mono, ProcessCluster, SqlBackend} from '../../cluster-kit';
 
 const RESOURCES = 100;
 
@@ -48,6 +40,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
         timings: T,
         extraEnv: {DEMO_GROUP: `${group}:${RESOURCES}`},
       });
+      watch = new GroupWatch(cluster, locks, note);
     });
 
     after(async function () {
@@ -55,50 +48,17 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       await cluster?.shutdown();
     });
 
-    /** Resources each live replica runs now, as their lines say. */
-    function owned(): Map<string, number> {
-      const counts = new Map(cluster!.live().map(r => [r.instanceId, 0]));
-      for (const lock of locks) {
-        for (const start of cluster!.log.running(lock)) {
-          // a replica being killed counts as nobody: what it ran must move
-          const n = counts.get(start.instanceId);
-          if (n !== undefined) counts.set(start.instanceId, n + 1);
-        }
-      }
-      return counts;
-    }
+    let watch: GroupWatch;
+    const owned = () => watch.owned();
 
     /** Waits until balanced; reports the time since `from` (the step's start). */
-    async function waitBalanced(what: string, from = mono()): Promise<number> {
-      await waitFor(
-        `${what}: every resource run once, owners balanced within one`,
-        () => {
-          const counts = [...owned().values()];
-          const total = counts.reduce((a, b) => a + b, 0);
-          return total === RESOURCES && Math.max(...counts) - Math.min(...counts) <= 1;
-        },
-        T.leaseDuration + 10 * T.checkMasterInterval,
-      );
-      const ms = mono() - from;
-      note(`${what}: balanced ${[...owned().values()].join('/')} after ${ms.toFixed(0)} ms`);
-      return ms;
-    }
+    const waitBalanced = (what: string, from = mono()) =>
+      watch.balancedAfter(what, from, T.leaseDuration + 10 * T.checkMasterInterval);
 
     /** No two owners at once, and no resource unowned longer than lease + check (+1 s of lag). */
     async function check(): Promise<void> {
-      await sleep(200); // the last lines are in the pipes still
-      const until = mono() - 100;
-      const bound = T.leaseDuration + T.checkMasterInterval + 1000;
-      let longest = 0;
-      for (const lockName of locks) {
-        const m = readMasterships(cluster!.log, {lockName, until});
-        expect(m.violations).to.eql([]);
-        for (let i = 1; i < m.tenures.length; i++) {
-          longest = Math.max(longest, m.tenures[i].start - m.tenures[i - 1].end);
-        }
-      }
-      note(`longest a resource waited for its next owner: ${longest.toFixed(0)} ms`);
-      expect(longest).to.be.below(bound);
+      const longest = await watch.longestUnowned();
+      expect(longest).to.be.below(T.leaseDuration + T.checkMasterInterval + 1000);
     }
 
     it('3 replicas started together share the resources 34/33/33', async () => {
