@@ -102,7 +102,7 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       this.notifier,
       process.env,
       {
-        tasks: new TaskStore(this.tasks),
+        tasks: new TaskStore(this.tasks, this.clock),
         checkpoints: new CheckpointStore(this.checkpoints),
         cronRuns: new CronRunStore(this.cronRuns),
       },
@@ -123,6 +123,8 @@ export class MasterControlServiceProvider implements Provider<MasterControlServi
     private readonly store: LockStore,
     @inject(MasterJobExecutorBindings.DIALECT)
     private readonly dialect: Dialect,
+    @inject(MasterJobExecutorBindings.CLOCK)
+    private readonly clock: Clock,
   ) {}
 
   value(): MasterControlService {
@@ -132,6 +134,7 @@ export class MasterControlServiceProvider implements Provider<MasterControlServi
       this.executor,
       this.store,
       this.dialect,
+      this.clock,
     );
   }
 }

@@ -220,6 +220,7 @@ export class MasterJobExecutor extends EventEmitter {
         startMaster: (lockName, masterJob) => this.startMaster({...timings, lockName, masterJob}),
         announce: name => this.notifier?.publish([{lockName: name, submitted: true}]),
         timeout: this.controlTimeout,
+        clock: this.clock,
       },
       settings,
     );
