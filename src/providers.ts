@@ -104,7 +104,7 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       {
         tasks: new TaskStore(this.tasks, this.clock),
         checkpoints: new CheckpointStore(this.checkpoints),
-        cronRuns: new CronRunStore(this.cronRuns),
+        cronRuns: new CronRunStore(this.cronRuns, this.clock),
       },
     );
   }

@@ -128,8 +128,11 @@ export class MasterJobExecutor extends EventEmitter {
     validate(options);
     const {lockName} = options;
     const checkpoints = options.checkpoint ? this.work.checkpoints : undefined;
-    // A schedule claims each occurrence in the database before it fires it.
-    if (options.masterJob instanceof MasterCronJob) options.masterJob.runs ??= this.work.cronRuns;
+    // A schedule claims each occurrence in the database before it fires it, on this clock.
+    if (options.masterJob instanceof MasterCronJob) {
+      options.masterJob.runs ??= this.work.cronRuns;
+      options.masterJob.clock ??= this.clock;
+    }
     if (options.checkpoint && !checkpoints) {
       throw new Error('startMaster(options): checkpoint needs the component (no checkpoint store)');
     }
