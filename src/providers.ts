@@ -103,7 +103,7 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       process.env,
       {
         tasks: new TaskStore(this.tasks, this.clock),
-        checkpoints: new CheckpointStore(this.checkpoints),
+        checkpoints: new CheckpointStore(this.checkpoints, this.clock),
         cronRuns: new CronRunStore(this.cronRuns, this.clock),
       },
     );

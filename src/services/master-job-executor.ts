@@ -183,7 +183,12 @@ export class MasterJobExecutor extends EventEmitter {
     this.masters.set(lockName, election);
     this.jobs.set(lockName, options.masterJob);
     if (checkpoints) {
-      const watch = new CheckpointWatch(election, checkpoints, timings.checkMasterInterval);
+      const watch = new CheckpointWatch(
+        election,
+        checkpoints,
+        timings.checkMasterInterval,
+        this.clock,
+      );
       this.checkpointWatches.set(lockName, watch);
       election.on('statechange', (_from: string, to: string) => {
         if (to !== 'stopped') return;
