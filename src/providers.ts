@@ -60,6 +60,8 @@ export class LockStoreProvider implements Provider<LockStore> {
     private readonly controls: MasterControlRepository,
     @inject(MasterJobExecutorBindings.DIALECT)
     private readonly dialect: Dialect,
+    @inject(MasterJobExecutorBindings.CLOCK)
+    private readonly clock: Clock,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -68,6 +70,7 @@ export class LockStoreProvider implements Provider<LockStore> {
     return this.dialect.createLockStore(
       {locks: this.locks, controls: this.controls},
       this.notifier,
+      this.clock,
     );
   }
 }

@@ -12,6 +12,7 @@ import type {
   MasterTask,
 } from '../models';
 import type {LockNotifier} from '../notify/notifier';
+import type {Clock} from '../types';
 import type {LockStore} from './lock-store';
 
 export type LockRepository = DefaultCrudRepository<MasterLock, string>;
@@ -47,6 +48,6 @@ export interface Dialect {
   refusedValueHint(dataSource: juggler.DataSource): string;
   /** How replicas using this datasource wake each other. */
   createNotifier(dataSource: juggler.DataSource): LockNotifier;
-  /** The LockStore over the component's tables. */
-  createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore;
+  /** The LockStore over the component's tables; `clock` stamps its renewals (default: the system's). */
+  createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore;
 }

@@ -3,6 +3,7 @@
 
 import {juggler} from '@loopback/repository';
 import {LockNotifier} from '../notify/notifier';
+import {Clock} from '../types';
 import {Dialect, LockTables} from './dialect';
 import {LockStore} from './lock-store';
 import {MemoryDialect} from './memory/memory-dialect';
@@ -30,6 +31,10 @@ export function createNotifier(dataSource: juggler.DataSource): LockNotifier {
 }
 
 /** The LockStore over these tables, as the component makes it. */
-export function createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore {
-  return dialectOf(tables.locks.dataSource).createLockStore(tables, notifier);
+export function createLockStore(
+  tables: LockTables,
+  notifier?: LockNotifier,
+  clock?: Clock,
+): LockStore {
+  return dialectOf(tables.locks.dataSource).createLockStore(tables, notifier, clock);
 }
