@@ -44,10 +44,12 @@ export class LockNotifierProvider implements Provider<LockNotifier> {
     private readonly dataSource: juggler.DataSource,
     @inject(MasterJobExecutorBindings.DIALECT)
     private readonly dialect: Dialect,
+    @inject(MasterJobExecutorBindings.CLOCK)
+    private readonly clock: Clock,
   ) {}
 
   value(): LockNotifier {
-    return this.dialect.createNotifier(this.dataSource);
+    return this.dialect.createNotifier(this.dataSource, this.clock);
   }
 }
 

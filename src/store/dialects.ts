@@ -26,8 +26,8 @@ export function dialectOf(dataSource: juggler.DataSource): Dialect {
 }
 
 /** The notifier for this datasource, as the component makes it. */
-export function createNotifier(dataSource: juggler.DataSource): LockNotifier {
-  return dialectOf(dataSource).createNotifier(dataSource);
+export function createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
+  return dialectOf(dataSource).createNotifier(dataSource, clock);
 }
 
 /** The LockStore over these tables, as the component makes it. */

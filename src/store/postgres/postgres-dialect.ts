@@ -57,8 +57,8 @@ export class PostgresDialect extends RepositoryDialect {
     }
   }
 
-  createNotifier(dataSource: juggler.DataSource): LockNotifier {
-    return new PostgresNotifier(dataSource);
+  createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
+    return new PostgresNotifier(dataSource, clock);
   }
 
   createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore {
