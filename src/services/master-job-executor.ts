@@ -1,6 +1,7 @@
 // The service that starts and stops masters: one election per lock, the
 // timings each gets (options > environment > app configuration > default),
-// and the events of all of them, re-emitted with the lock's name.
+// and the events of all of them, re-emitted with the lock's name. Its one
+// clock times all it starts: elections, groups, queues, schedules, watches.
 
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
