@@ -44,10 +44,12 @@ export class LockNotifierProvider implements Provider<LockNotifier> {
     private readonly dataSource: juggler.DataSource,
     @inject(MasterJobExecutorBindings.DIALECT)
     private readonly dialect: Dialect,
+    @inject(MasterJobExecutorBindings.CLOCK)
+    private readonly clock: Clock,
   ) {}
 
   value(): LockNotifier {
-    return this.dialect.createNotifier(this.dataSource);
+    return this.dialect.createNotifier(this.dataSource, this.clock);
   }
 }
 
@@ -60,6 +62,8 @@ export class LockStoreProvider implements Provider<LockStore> {
     private readonly controls: MasterControlRepository,
     @inject(MasterJobExecutorBindings.DIALECT)
     private readonly dialect: Dialect,
+    @inject(MasterJobExecutorBindings.CLOCK)
+    private readonly clock: Clock,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -68,6 +72,7 @@ export class LockStoreProvider implements Provider<LockStore> {
     return this.dialect.createLockStore(
       {locks: this.locks, controls: this.controls},
       this.notifier,
+      this.clock,
     );
   }
 }
@@ -102,9 +107,9 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       this.notifier,
       process.env,
       {
-        tasks: new TaskStore(this.tasks),
-        checkpoints: new CheckpointStore(this.checkpoints),
-        cronRuns: new CronRunStore(this.cronRuns),
+        tasks: new TaskStore(this.tasks, this.clock),
+        checkpoints: new CheckpointStore(this.checkpoints, this.clock),
+        cronRuns: new CronRunStore(this.cronRuns, this.clock),
       },
     );
   }
@@ -123,6 +128,8 @@ export class MasterControlServiceProvider implements Provider<MasterControlServi
     private readonly store: LockStore,
     @inject(MasterJobExecutorBindings.DIALECT)
     private readonly dialect: Dialect,
+    @inject(MasterJobExecutorBindings.CLOCK)
+    private readonly clock: Clock,
   ) {}
 
   value(): MasterControlService {
@@ -132,6 +139,7 @@ export class MasterControlServiceProvider implements Provider<MasterControlServi
       this.executor,
       this.store,
       this.dialect,
+      this.clock,
     );
   }
 }

@@ -214,12 +214,19 @@ export interface Master extends EventEmitter {
 export type TimerHandle = unknown;
 
 /**
- * Time as the election sees it: a monotonic `now()` and timers. Only the local
- * clock is ever used; wall clocks of other machines are never compared.
+ * Time as the package sees it: every timer and time read of the elections,
+ * groups, queues, cron schedules, checkpoints and the control service, so
+ * that one fake clock drives them all in tests. Only the local clock is ever
+ * used; wall clocks of other machines are never compared.
  */
 export interface Clock {
-  /** Milliseconds on a monotonic clock (not wall-clock time). */
+  /** Milliseconds on a monotonic clock (not wall-clock time): what durations are measured on. */
   now(): number;
+  /**
+   * The wall-clock time: for what is stored or shown (heartbeatAt, updatedAt,
+   * a task's notBefore) and for cron occurrences, which are wall-clock times.
+   */
+  date(): Date;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
 }

@@ -15,6 +15,7 @@ import {MasterJobExecutorComponent} from '../component';
 import {LockBusyError} from '../jobs/exclusive';
 import {MasterJobExecutorBindings} from '../keys';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
+import {TimerHandle} from '../types';
 import {
   AppDataSourceError,
   COMPILED_DATASOURCES,
@@ -232,6 +233,7 @@ export async function run(
     return EXIT_UNAVAILABLE;
   }
   const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);
+  const clock = await app.get(MasterJobExecutorBindings.CLOCK);
   let child: ChildProcess | undefined;
   let forwarded: NodeJS.Signals | undefined;
   const forward = (signal: NodeJS.Signals) => {
@@ -255,21 +257,21 @@ export async function run(
               MASTER_JOB_INSTANCE_ID: ctx.instanceId,
             },
           });
-          let killTimer: NodeJS.Timeout | undefined;
+          let killTimer: TimerHandle | undefined;
           ctx.signal.addEventListener('abort', () => {
             if (!child || child.exitCode !== null || child.signalCode !== null) return;
             process.stderr.write(
               `master-job-run: lock ${options.lockName} ${ctx.signal.reason}: stopping the command\n`,
             );
             child.kill('SIGTERM');
-            killTimer = setTimeout(() => child?.kill('SIGKILL'), options.killGrace);
+            killTimer = clock.setTimeout(() => child?.kill('SIGKILL'), options.killGrace);
           });
           child.on('error', err => {
             process.stderr.write(`master-job-run: cannot run ${options.command}: ${err.message}\n`);
             resolve(127);
           });
           child.on('exit', (code, signal) => {
-            clearTimeout(killTimer);
+            if (killTimer !== undefined) clock.clearTimeout(killTimer);
             if (ctx.signal.aborted) return resolve(EXIT_LOST);
             resolve(code ?? 128 + (signal ? constants.signals[signal] : 0));
           });

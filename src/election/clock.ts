@@ -1,14 +1,53 @@
-// The election's time: the process's monotonic clock, timeouts that mean
-// "outcome unknown", and one timer per instant shared by all locks.
+// The package's time: the system clock behind the Clock seam (every timer and
+// time read of src/ goes through a Clock, so one fake clock drives them all in
+// tests), the one abortable sleep and the one back-off of every retry loop,
+// timeouts that mean "outcome unknown", and one timer per instant shared by
+// all locks.
 
 import {performance} from 'perf_hooks';
 import {Clock, TimerHandle} from '../types';
 
 export const systemClock: Clock = {
   now: () => performance.now(),
+  date: () => new Date(),
   setTimeout: (fn, ms) => setTimeout(fn, Math.max(0, ms)),
   clearTimeout: handle => clearTimeout(handle as NodeJS.Timeout),
 };
+
+/** Resolves true after `ms` on `clock`, false as soon as `signal` aborts (at once if it has). */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  return new Promise(resolve => {
+    const onAbort = () => {
+      clock.clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, {once: true});
+  });
+}
+
+export interface BackoffOptions {
+  /** The first wait, in ms. */
+  base: number;
+  /** The longest wait, in ms. */
+  max: number;
+  /** Spreads each wait uniformly over ±this share of it (0.25: 75% to 125%), after the cap. */
+  jitter?: number;
+}
+
+/**
+ * The wait before retry `attempt` (1 for the first) of a loop that backs off:
+ * `base` doubled with every attempt, at most `max`. The doubling stops after
+ * 16 (65536 × base), so that no attempt count overflows.
+ */
+export function backoff(attempt: number, {base, max, jitter = 0}: BackoffOptions): number {
+  const delay = Math.min(max, base * 2 ** Math.min(attempt - 1, 16));
+  return jitter ? delay * (1 - jitter + 2 * jitter * Math.random()) : delay;
+}
 
 export class TimeoutError extends Error {
   readonly code = 'ETIMEDOUT';

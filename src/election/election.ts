@@ -2,7 +2,8 @@
 //
 // Notation: L = leaseDuration, H = heartbeatInterval, C = checkMasterInterval,
 // R = maxHeartbeatRetryCount, M = safety margin = L / 5. Times are read from
-// this process's monotonic clock only.
+// this process's monotonic clock only (the injected Clock's now(); its wall
+// clock only stamps heartbeatAt and acquiredAt, which are never compared).
 //
 // Invariants
 //  1. Expiry as a non-master sees it. A non-master judges the lock expired only
@@ -93,7 +94,14 @@ import {
   MasterStatus,
   StopReason,
 } from '../types';
-import {SharedTimer, SharedTimers, sharedTimersOf, TimeoutError, withTimeout} from './clock';
+import {
+  backoff,
+  SharedTimer,
+  SharedTimers,
+  sharedTimersOf,
+  TimeoutError,
+  withTimeout,
+} from './clock';
 import {renewalRetryDelay, safetyMargin, TICK} from './timings';
 
 // The story of each election, in order; renewals (one per heartbeat) apart.
@@ -538,7 +546,7 @@ export class LockElection extends EventEmitter implements Master {
       return 'busy';
     }
     if (this.options.mayAcquire && !this.options.mayAcquire()) return 'busy';
-    const now = new Date();
+    const now = this.clock.date();
     const next: LockRecord = {
       lockName: this.lockName,
       instanceId: this.instanceId,
@@ -876,8 +884,10 @@ export class LockElection extends EventEmitter implements Master {
   /** 100 ms, doubled with every setback in a row, at most C. */
   private backOffDelay(): number {
     const {checkMasterInterval} = this.timings;
-    const base = Math.min(checkMasterInterval, 100);
-    return Math.min(checkMasterInterval, base * 2 ** Math.min(this.setbacks - 1, 16));
+    return backoff(this.setbacks, {
+      base: Math.min(checkMasterInterval, 100),
+      max: checkMasterInterval,
+    });
   }
 
   private campaignTimeout(): number {

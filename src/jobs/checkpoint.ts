@@ -5,17 +5,21 @@
 // still has that token, so a master that lost the lock cannot overwrite the
 // progress of the next. The other replicas hear of each save (`synchronize`
 // on the handle): at once on PostgreSQL, at their next check elsewhere.
+// Stamps and the watch's timer are the executor's clock's.
 
 import debugFactory from 'debug';
 import {MasterCheckpoint} from '../models/master-checkpoint.model';
 import type {CheckpointRepository} from '../store/dialect';
 import {isDuplicate} from '../store/errors';
-import {Master, MasterJob, MasterJobContext} from '../types';
+import {Clock, Master, MasterJob, MasterJobContext, TimerHandle} from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:checkpoint');
 
 export class CheckpointStore {
-  constructor(private readonly rows: CheckpointRepository) {}
+  constructor(
+    private readonly rows: CheckpointRepository,
+    private readonly clock: Clock,
+  ) {}
 
   /**
    * Makes `fencingToken` the only one that may save, and resolves to the
@@ -49,7 +53,7 @@ export class CheckpointStore {
     if (text === undefined)
       throw new TypeError('saveCheckpoint(value): value must be a JSON value');
     const {count} = await this.rows.updateAll(
-      {value: text, savedAt: new Date(), savedBy: instanceId},
+      {value: text, savedAt: this.clock.date(), savedBy: instanceId},
       {lockName, fencingToken},
     );
     if (count !== 1) {
@@ -107,17 +111,19 @@ export function withCheckpoint(
 /**
  * Tells a non-master handle of each save: `synchronize` with the value.
  * Reads the row when told (a NOTIFY) and at every `interval`; emits only
- * what changed since it last looked.
+ * what changed since it last looked. Stopped with its election, whose
+ * timers keep the process alive meanwhile anyway.
  */
 export class CheckpointWatch {
   private seen: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private reading = false;
 
   constructor(
     private readonly handle: Master,
     private readonly store: CheckpointStore,
     private readonly interval: number,
+    private readonly clock: Clock,
   ) {
     this.schedule();
   }
@@ -143,16 +149,15 @@ export class CheckpointWatch {
   }
 
   stop(): void {
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   private schedule(): void {
-    this.timer = setTimeout(() => {
+    this.timer = this.clock.setTimeout(() => {
       void this.look().finally(() => {
         if (this.timer !== undefined && this.handle.state !== 'stopped') this.schedule();
       });
     }, this.interval);
-    this.timer.unref?.();
   }
 }

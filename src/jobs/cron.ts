@@ -3,13 +3,15 @@
 // master claims an occurrence (a row keyed by lock name and scheduled time)
 // before it fires it, so a failover or a handoff at the wrong instant cannot
 // fire it twice. What a new master does with the occurrences that passed
-// while nobody was master is `missed`.
+// while nobody was master is `missed`. Occurrences are wall-clock times: the
+// schedule reads the executor's clock's date() and waits on its timers.
 
 import debugFactory from 'debug';
+import {backoff, sleep, systemClock} from '../election/clock';
 import {MasterCronRun} from '../models/master-cron-run.model';
 import type {CronRunRepository} from '../store/dialect';
 import {isDuplicate, isRowError} from '../store/errors';
-import {MasterJob, MasterJobContext} from '../types';
+import {Clock, MasterJob, MasterJobContext} from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:cron');
 
@@ -40,12 +42,14 @@ interface CronTimeLike {
 }
 
 /** Back-off of a database call retried while master (a claim, the read of the missed ones). */
-const FIRST_RETRY = 100;
-const MAX_RETRY = 1000;
+const RETRY = {base: 100, max: 1000};
 
 /** The claims of a schedule's occurrences (the component's MasterCronRun table). */
 export class CronRunStore {
-  constructor(private readonly rows: CronRunRepository) {}
+  constructor(
+    private readonly rows: CronRunRepository,
+    private readonly clock: Clock,
+  ) {}
 
   /**
    * Claims an occurrence for this master: undefined if it was claimed
@@ -63,7 +67,7 @@ export class CronRunStore {
         ? row
         : undefined;
     let unknown = false; // an attempt failed: it may have landed
-    return whileMaster(ctx, `claiming ${id}`, async () => {
+    return whileMaster(this.clock, ctx, `claiming ${id}`, async () => {
       try {
         const found = unknown ? await this.rows.findOne({where: {id}}) : null;
         if (found) return ours(found);
@@ -73,7 +77,7 @@ export class CronRunStore {
           scheduledAt,
           fencingToken: ctx.fencingToken,
           instanceId: ctx.instanceId,
-          startedAt: new Date(),
+          startedAt: this.clock.date(),
         });
       } catch (err) {
         // Taken: by another master, or by this one's other path to the same occurrence (its
@@ -87,7 +91,7 @@ export class CronRunStore {
   }
 
   async finish(run: MasterCronRun, outcome: string): Promise<void> {
-    await this.rows.updateAll({finishedAt: new Date(), outcome}, {id: run.id});
+    await this.rows.updateAll({finishedAt: this.clock.date(), outcome}, {id: run.id});
   }
 
   /** The latest occurrence claimed, if any. */
@@ -113,7 +117,8 @@ export class CronRunStore {
 export abstract class MasterCronJob implements MasterJob {
   /** Set by the executor that starts this job: where occurrences are claimed. */
   runs?: CronRunStore;
-  private timer: NodeJS.Timeout | undefined;
+  /** Set by the executor that starts this job: its clock (else the system's). */
+  clock?: Clock;
 
   constructor(protected readonly cronOptions: MasterCronOptions) {
     const missed = cronOptions.missed;
@@ -133,52 +138,56 @@ export abstract class MasterCronJob implements MasterJob {
     debug('%s: schedule %s started', ctx.lockName, this.cronOptions.cronTime);
   }
 
+  /** The schedule's wait ended with `ctx.signal`, which aborts before stop() is called. */
   stop(ctx: MasterJobContext): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
     debug('%s: schedule stopped (%s)', ctx.lockName, ctx.reason);
   }
 
   private async run(ctx: MasterJobContext): Promise<void> {
+    const clock = this.clock ?? systemClock;
     const cronTime = this.cronTime();
     const next = (after: Date) =>
       cronTime.getNextDateFrom(after, this.cronOptions.timeZone).toJSDate();
-    let from = new Date();
+    let from = clock.date();
     let missed: Date[] = [];
     try {
-      missed = await whileMaster(ctx, 'reading the missed occurrences', () =>
-        this.missedOccurrences(ctx, next),
+      missed = await whileMaster(clock, ctx, 'reading the missed occurrences', () =>
+        this.missedOccurrences(ctx, next, clock),
       );
     } catch (err) {
       debug('%s: the missed occurrences could not be read: %s', ctx.lockName, err);
     }
     for (const occurrence of missed) {
       if (ctx.signal.aborted) return;
-      await this.fire(ctx, occurrence);
+      await this.fire(ctx, occurrence, clock);
     }
     // The catch-up ran up to the time of its read, which can be after `from`
     // (the read retried): the schedule goes on after what it fired.
     if (missed.length && missed[missed.length - 1] > from) from = missed[missed.length - 1];
     while (!ctx.signal.aborted) {
       const occurrence = next(from);
-      const delay = occurrence.getTime() - Date.now();
+      const delay = occurrence.getTime() - clock.date().getTime();
       if (delay > 0) {
         // A timer holds at most ~24.8 days, and may fire a millisecond early: look again.
-        if (!(await this.sleep(Math.min(delay, MAX_TIMER), ctx.signal))) return;
+        if (!(await sleep(clock, Math.min(delay, MAX_TIMER), ctx.signal))) return;
         continue;
       }
       from = occurrence; // a firing longer than the period: the next ones fire at once, in order
-      await this.fire(ctx, occurrence);
+      await this.fire(ctx, occurrence, clock);
     }
   }
 
   /** The occurrences to fire now, by `missed`, since the latest one claimed. */
-  private async missedOccurrences(ctx: MasterJobContext, next: (d: Date) => Date): Promise<Date[]> {
+  private async missedOccurrences(
+    ctx: MasterJobContext,
+    next: (d: Date) => Date,
+    clock: Clock,
+  ): Promise<Date[]> {
     const policy = this.cronOptions.missed ?? 'skip';
     if (policy === 'skip' || !this.runs) return [];
     const latest = await this.runs.latest(ctx.lockName);
     if (!latest) return [];
-    const now = Date.now();
+    const now = clock.date().getTime();
     const missed: Date[] = [];
     for (let at = next(latest); at.getTime() <= now && missed.length < MAX_MISSED; at = next(at)) {
       missed.push(at);
@@ -187,12 +196,12 @@ export abstract class MasterCronJob implements MasterJob {
   }
 
   /** Claims the occurrence, then fires it; an occurrence claimed elsewhere is not fired. */
-  private async fire(ctx: MasterJobContext, scheduledAt: Date): Promise<void> {
+  private async fire(ctx: MasterJobContext, scheduledAt: Date, clock: Clock): Promise<void> {
     // Woken from a pause (SIGSTOP, a starved CPU), this occurrence's timer and the
     // election's deadline may be due together: a timer set now runs after every timer
     // due already, so a mastership that ended meanwhile is seen before the claim
     // (else it claims the occurrence, and nobody fires it).
-    await new Promise(resolve => setTimeout(resolve, 0));
+    await sleep(clock, 0);
     if (ctx.signal.aborted) return;
     let run: MasterCronRun | undefined;
     if (this.runs) {
@@ -229,20 +238,6 @@ export abstract class MasterCronJob implements MasterJob {
     }
   }
 
-  /** Resolves true after `ms`, false as soon as the signal aborts. */
-  private sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-    return new Promise(resolve => {
-      const done = (fired: boolean) => {
-        clearTimeout(this.timer);
-        signal.removeEventListener('abort', onAbort);
-        resolve(fired);
-      };
-      const onAbort = () => done(false);
-      this.timer = setTimeout(() => done(true), ms);
-      signal.addEventListener('abort', onAbort, {once: true});
-    });
-  }
-
   private cronTime(): CronTimeLike {
     const {CronTime} = require('cron') as {
       CronTime: new (pattern: string, timeZone?: string) => CronTimeLike;
@@ -257,35 +252,21 @@ export abstract class MasterCronJob implements MasterJob {
  * or at once an error of the row itself, which would come back every time.
  */
 async function whileMaster<T>(
+  clock: Clock,
   ctx: MasterJobContext,
   what: string,
   call: () => Promise<T>,
 ): Promise<T> {
-  for (let backoff = FIRST_RETRY; ; backoff = Math.min(MAX_RETRY, 2 * backoff)) {
+  for (let failures = 1; ; failures++) {
     try {
       return await call();
     } catch (err) {
       if (isRowError(err)) throw err;
-      debug('%s: %s failed, again in %d ms: %s', ctx.lockName, what, backoff, err);
-      if (!(await sleepWhileMaster(backoff, ctx.signal))) throw err;
+      const wait = backoff(failures, RETRY);
+      debug('%s: %s failed, again in %d ms: %s', ctx.lockName, what, wait, err);
+      if (!(await sleep(clock, wait, ctx.signal))) throw err;
     }
   }
-}
-
-/** Resolves true after `ms`, false as soon as the signal aborts (at once if it has). */
-function sleepWhileMaster(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise(resolve => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, {once: true});
-  });
 }
 
 /** A MasterCronJob from a function: `masterJob: masterCron({cronTime}, ctx => ...)`. */

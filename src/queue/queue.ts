@@ -3,22 +3,25 @@
 // master's job; it reads the head, claims it under its fencing token, runs the
 // handler, and records the outcome under the same token. A master that dies
 // mid-task leaves the task claimed; the next master runs it again (at least
-// once, `ctx.attempt` counts). Nothing lives only in memory.
+// once, `ctx.attempt` counts). Nothing lives only in memory. Its waits and
+// time stamps are the executor's clock's.
 
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
+import {backoff, sleep} from '../election/clock';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
 import {MasterTask, MAX_TASK_KEY_LENGTH} from '../models/master-task.model';
 import {withinControlTimeout} from '../services/database-unavailable';
 import {dialectOf} from '../store/dialects';
-import {Master, MasterJob, MasterJobContext} from '../types';
+import {Clock, Master, MasterJob, MasterJobContext} from '../types';
 import {Outcome, QueueStats, TaskStore} from './task-store';
 
 const debug = debugFactory('loopback:master-job-executor:queue');
 
-/** After a database error, the runner waits this long, doubling up to MAX_BACKOFF. */
-const MIN_BACKOFF = 100;
-const MAX_BACKOFF = 5000;
+/** After a database error, the runner waits 100 ms, doubling up to 5 s. */
+const BACKOFF = {base: 100, max: 5000};
+/** After a claim that found the head changed under it. */
+const CLAIM_LOST_WAIT = 100;
 
 export interface TaskContext extends MasterJobContext {
   queueName: string;
@@ -83,6 +86,7 @@ export class QueueRunner extends EventEmitter implements MasterJob {
   constructor(
     private readonly store: TaskStore,
     private readonly settings: QueueSettings,
+    private readonly clock: Clock,
   ) {
     super();
   }
@@ -111,16 +115,16 @@ export class QueueRunner extends EventEmitter implements MasterJob {
 
   private async run(ctx: MasterJobContext): Promise<void> {
     const {queueName} = this.settings;
-    let backoff = 0;
+    let failures = 0;
     while (!ctx.signal.aborted) {
       try {
         const next = await this.step(ctx);
-        backoff = 0;
+        failures = 0;
         if (next > 0) await this.sleep(next, ctx.signal);
       } catch (err) {
-        backoff = Math.min(MAX_BACKOFF, Math.max(MIN_BACKOFF, backoff * 2));
-        debug('%s: database call failed, again in %d ms: %s', queueName, backoff, err);
-        await this.sleep(backoff, ctx.signal);
+        const wait = backoff(++failures, BACKOFF);
+        debug('%s: database call failed, again in %d ms: %s', queueName, wait, err);
+        await this.sleep(wait, ctx.signal);
       }
     }
   }
@@ -141,11 +145,13 @@ export class QueueRunner extends EventEmitter implements MasterJob {
       return pollInterval;
     }
     const due =
-      head.state === 'pending' && head.notBefore ? head.notBefore.getTime() - Date.now() : 0;
+      head.state === 'pending' && head.notBefore
+        ? head.notBefore.getTime() - this.clock.date().getTime()
+        : 0;
     if (due > 0) return Math.min(due, pollInterval);
     if (ctx.signal.aborted) return 0;
     const claimed = await this.store.claim(head, ctx.fencingToken);
-    if (!claimed) return MIN_BACKOFF; // changed under us (a submit of a key? a later master?)
+    if (!claimed) return CLAIM_LOST_WAIT; // changed under us (a submit of a key? a later master?)
     // The mastership ended while the claim was under way (its reply held up, say behind a
     // partition): a later master may have run the task already. Left claimed, as if cut short.
     if (ctx.signal.aborted) return 0;
@@ -174,7 +180,8 @@ export class QueueRunner extends EventEmitter implements MasterJob {
       error = String((err as Error)?.stack ?? err);
     }
     if (task.attempts >= maxAttempts) return {state: 'failed', error};
-    return {state: 'pending', error, notBefore: new Date(Date.now() + retryDelay)};
+    const notBefore = new Date(this.clock.date().getTime() + retryDelay);
+    return {state: 'pending', error, notBefore};
   }
 
   /**
@@ -188,37 +195,37 @@ export class QueueRunner extends EventEmitter implements MasterJob {
     outcome: Outcome,
     ctx: MasterJobContext,
   ): Promise<boolean> {
-    let backoff = MIN_BACKOFF;
-    for (;;) {
+    for (let failures = 1; ; failures++) {
       try {
         return await this.store.finish(task, outcome);
       } catch (err) {
         if (ctx.signal.aborted) return false;
+        const wait = backoff(failures, BACKOFF);
         debug(
           '%s: recording task %d failed, again in %d ms: %s',
           task.queueName,
           task.id,
-          backoff,
+          wait,
           err,
         );
-        await this.sleep(backoff, ctx.signal);
-        backoff = Math.min(MAX_BACKOFF, backoff * 2);
+        await this.sleep(wait, ctx.signal);
       }
     }
   }
 
-  private sleep(ms: number, signal: AbortSignal): Promise<void> {
-    return new Promise(resolve => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', done);
-        if (this.wakeUp === done) this.wakeUp = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, {once: true});
-      this.wakeUp = done;
-    });
+  /** Waits `ms`, less if the mastership ends or wake() is called meanwhile. */
+  private async sleep(ms: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const nap = new AbortController();
+    const done = () => nap.abort();
+    signal.addEventListener('abort', done, {once: true});
+    this.wakeUp = done;
+    try {
+      await sleep(this.clock, ms, nap.signal);
+    } finally {
+      signal.removeEventListener('abort', done);
+      if (this.wakeUp === done) this.wakeUp = undefined;
+    }
   }
 }
 
@@ -232,6 +239,7 @@ export interface QueueHost {
   announce(queueName: string): void;
   /** How long a submit waits for the database before it rejects (controlTimeout). */
   timeout: number;
+  clock: Clock;
 }
 
 export class PersistedQueue extends EventEmitter implements TaskQueue {
@@ -243,7 +251,7 @@ export class PersistedQueue extends EventEmitter implements TaskQueue {
     private readonly settings: QueueSettings,
   ) {
     super();
-    this.runner = new QueueRunner(host.store, settings);
+    this.runner = new QueueRunner(host.store, settings, host.clock);
     for (const event of ['task', 'start', 'stop']) this.runner.on(event, e => this.emit(event, e));
     this.master = host.startMaster(settings.queueName, this.runner);
   }
@@ -271,9 +279,10 @@ export class PersistedQueue extends EventEmitter implements TaskQueue {
 
   /** The submit's write, answered within the control timeout: a 503 at a REST edge, never a hang. */
   private persist(text: string, key: string | undefined): Promise<number> {
-    const {store, timeout} = this.host;
+    const {store, timeout, clock} = this.host;
     const dataSource = store.dataSource;
     return withinControlTimeout(
+      clock,
       dataSource,
       dialectOf(dataSource),
       {

@@ -2,7 +2,9 @@
 // after its submit is a compare-and-set on what the runner read, and a claim
 // writes the claiming master's fencing token, so a master that lost the queue
 // can no longer finish, retry or fail a task the next master has claimed.
+// Its time stamps are the clock's wall clock.
 
+import {Clock} from '../types';
 import {MasterTask, MAX_TASK_ERROR_LENGTH, TaskState} from '../models/master-task.model';
 import {isDuplicate} from '../store/errors';
 import type {TaskRepository} from '../store/dialect';
@@ -29,7 +31,10 @@ export class TaskStore {
   /** Submits of one key in this process, one at a time: the memory connector has no unique index. */
   private readonly submitting: Map<string, Promise<number>>;
 
-  constructor(private readonly tasks: TaskRepository) {
+  constructor(
+    private readonly tasks: TaskRepository,
+    private readonly clock: Clock,
+  ) {
     const dataSource = tasks.dataSource;
     let submitting = inFlight.get(dataSource);
     if (!submitting) inFlight.set(dataSource, (submitting = new Map()));
@@ -80,7 +85,7 @@ export class TaskStore {
       state: 'running' as const,
       attempts: task.attempts + 1,
       fencingToken,
-      startedAt: new Date(),
+      startedAt: this.clock.date(),
     };
     const {count} = await this.tasks.updateAll(claimed, {
       id: task.id,
@@ -93,7 +98,7 @@ export class TaskStore {
 
   /** Ends the attempt `claimed`; false if a later master has claimed the task since. */
   async finish(claimed: MasterTask, outcome: Outcome): Promise<boolean> {
-    const now = new Date();
+    const now = this.clock.date();
     const data: Partial<MasterTask> =
       outcome.state === 'done'
         ? {state: 'done', finishedAt: now}
@@ -129,7 +134,7 @@ export class TaskStore {
       state: 'pending',
       attempts: 0,
       fencingToken: 0,
-      submittedAt: new Date(),
+      submittedAt: this.clock.date(),
     });
   }
 

@@ -1,8 +1,10 @@
 // What a REST call (or a MasterControlService call from code) answers when the
-// database does not: 503 DatabaseUnavailable, within controlTimeout.
+// database does not: 503 DatabaseUnavailable, within controlTimeout (on the
+// clock's timer).
 
 import {juggler} from '@loopback/repository';
 import {HttpErrors} from '@loopback/rest';
+import {Clock, TimerHandle} from '../types';
 import {Dialect} from '../store/dialect';
 import {isRowError} from '../store/errors';
 
@@ -39,15 +41,16 @@ export interface Attempt {
  * than `timeoutMs`. A call cut short still runs on: its write may land later.
  */
 export async function withinControlTimeout<T>(
+  clock: Clock,
   dataSource: juggler.DataSource,
   dialect: Dialect,
   attempt: Attempt,
   timeoutMs: number,
   work: () => Promise<T>,
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle;
   const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+    timer = clock.setTimeout(
       () => reject(Object.assign(new Error(`no answer in ${timeoutMs} ms`), {code: 'TIMEOUT'})),
       timeoutMs,
     );
@@ -63,7 +66,7 @@ export async function withinControlTimeout<T>(
       ? refused(dialect.refusedValueHint(dataSource), attempt, err)
       : unavailable(dataSource, attempt, timeoutMs, err);
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   }
 }
 

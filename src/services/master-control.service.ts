@@ -1,5 +1,6 @@
 // Disable and enable locks for the whole cluster, and read what the cluster
-// and this replica know of them: the service behind the REST controller.
+// and this replica know of them: the service behind the REST controller. Its
+// waits and time stamps are the executor's clock's.
 
 import {HttpErrors} from '@loopback/rest';
 import type {MasterLock} from '../models';
@@ -14,15 +15,17 @@ import {
 } from '../models';
 import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
 import {ControlWrite, LockRecord, LockStore} from '../store/lock-store';
+import {backoff, sleep} from '../election/clock';
 import {isMemberRow} from '../groups/membership';
 import {QueueStatus} from '../queue/queue';
-import {CronStatus, GroupStatus, MasterStatus} from '../types';
+import {Clock, CronStatus, GroupStatus, MasterStatus} from '../types';
 import {Attempt, withinControlTimeout} from './database-unavailable';
 import {MasterJobExecutor} from './master-job-executor';
 
 /** The share of controlTimeout a disable waits for a fresh winner to renew; the rest is for the reply. */
 const CONFIRM_SHARE = 0.8;
-const MAX_CONFIRM_POLL = 100;
+/** The reads of that wait: 2 ms apart, doubling to 100 ms. */
+const CONFIRM_POLL = {base: 2, max: 100};
 
 /** A holder that has not renewed since it won: its heartbeat is still the win's. */
 function justWon(lock: LockRecord): boolean {
@@ -84,18 +87,19 @@ export class MasterControlService {
     private readonly executor: MasterJobExecutor,
     private readonly store: LockStore,
     private readonly dialect: Dialect,
+    private readonly clock: Clock,
   ) {}
 
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
     checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
     checkText('reason', reason, MAX_REASON_LENGTH);
-    const confirmBy = performance.now() + CONFIRM_SHARE * this.executor.controlTimeout;
+    const confirmBy = this.clock.now() + CONFIRM_SHARE * this.executor.controlTimeout;
     return this.guarded({what: `disable ${lockName}`, writes: true}, async () => {
       await this.checkStorable({lockName, reason});
       const changed = await this.write(lockName, {
         enabled: false,
         reason,
-        updatedAt: new Date(),
+        updatedAt: this.clock.date(),
         updatedBy: who(updatedBy),
       });
       const [row, known, unconfirmed] = await Promise.all([
@@ -122,7 +126,7 @@ export class MasterControlService {
       const changed = await this.write(lockName, {
         enabled: true,
         reason: '',
-        updatedAt: new Date(),
+        updatedAt: this.clock.date(),
         updatedBy: who(updatedBy),
       });
       const [row, known] = await Promise.all([
@@ -152,10 +156,10 @@ export class MasterControlService {
     const read = () => this.store.readSettled(lockName);
     const first = await read();
     if (!first?.instanceId || !justWon(first)) return undefined;
-    for (let delay = 2; ; delay = Math.min(2 * delay, MAX_CONFIRM_POLL)) {
-      const wait = Math.min(delay, until - performance.now());
+    for (let poll = 1; ; poll++) {
+      const wait = Math.min(backoff(poll, CONFIRM_POLL), until - this.clock.now());
       if (wait <= 0) return first.instanceId;
-      await new Promise(resolve => setTimeout(resolve, wait));
+      await sleep(this.clock, wait);
       if ((await read())?.renewalId !== first.renewalId) return undefined;
     }
   }
@@ -177,6 +181,7 @@ export class MasterControlService {
 
   private guarded<T>(attempt: Attempt, work: () => Promise<T>): Promise<T> {
     return withinControlTimeout(
+      this.clock,
       this.controls.dataSource,
       this.dialect,
       attempt,
@@ -226,7 +231,7 @@ export class MasterControlService {
         ]),
     );
     const byName = new Map<string, LockStatus>();
-    const now = Date.now();
+    const now = this.clock.date().getTime();
     const localGroups = this.executor.groupStatus();
     const alive = new Map(
       localGroups.map(g => [g.groupName, new Set(g.members.map(m => m.instanceId))]),

@@ -1,6 +1,7 @@
 // The service that starts and stops masters: one election per lock, the
 // timings each gets (options > environment > app configuration > default),
-// and the events of all of them, re-emitted with the lock's name.
+// and the events of all of them, re-emitted with the lock's name. Its one
+// clock times all it starts: elections, groups, queues, schedules, watches.
 
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
@@ -129,8 +130,11 @@ export class MasterJobExecutor extends EventEmitter {
     validate(options);
     const {lockName} = options;
     const checkpoints = options.checkpoint ? this.work.checkpoints : undefined;
-    // A schedule claims each occurrence in the database before it fires it.
-    if (options.masterJob instanceof MasterCronJob) options.masterJob.runs ??= this.work.cronRuns;
+    // A schedule claims each occurrence in the database before it fires it, on this clock.
+    if (options.masterJob instanceof MasterCronJob) {
+      options.masterJob.runs ??= this.work.cronRuns;
+      options.masterJob.clock ??= this.clock;
+    }
     if (options.checkpoint && !checkpoints) {
       throw new Error('startMaster(options): checkpoint needs the component (no checkpoint store)');
     }
@@ -181,7 +185,12 @@ export class MasterJobExecutor extends EventEmitter {
     this.masters.set(lockName, election);
     this.jobs.set(lockName, options.masterJob);
     if (checkpoints) {
-      const watch = new CheckpointWatch(election, checkpoints, timings.checkMasterInterval);
+      const watch = new CheckpointWatch(
+        election,
+        checkpoints,
+        timings.checkMasterInterval,
+        this.clock,
+      );
       this.checkpointWatches.set(lockName, watch);
       election.on('statechange', (_from: string, to: string) => {
         if (to !== 'stopped') return;
@@ -221,6 +230,7 @@ export class MasterJobExecutor extends EventEmitter {
         startMaster: (lockName, masterJob) => this.startMaster({...timings, lockName, masterJob}),
         announce: name => this.notifier?.publish([{lockName: name, submitted: true}]),
         timeout: this.controlTimeout,
+        clock: this.clock,
       },
       settings,
     );

@@ -12,6 +12,7 @@ import type {
   MasterTask,
 } from '../models';
 import type {LockNotifier} from '../notify/notifier';
+import type {Clock} from '../types';
 import type {LockStore} from './lock-store';
 
 export type LockRepository = DefaultCrudRepository<MasterLock, string>;
@@ -45,8 +46,8 @@ export interface Dialect {
   astralAdvice(dataSource: juggler.DataSource, field: string): string;
   /** Added to the message when the database refused a value (a 422). */
   refusedValueHint(dataSource: juggler.DataSource): string;
-  /** How replicas using this datasource wake each other. */
-  createNotifier(dataSource: juggler.DataSource): LockNotifier;
-  /** The LockStore over the component's tables. */
-  createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore;
+  /** How replicas using this datasource wake each other; `clock` times its reconnections. */
+  createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier;
+  /** The LockStore over the component's tables; `clock` stamps its renewals (default: the system's). */
+  createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore;
 }

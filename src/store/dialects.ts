@@ -3,6 +3,7 @@
 
 import {juggler} from '@loopback/repository';
 import {LockNotifier} from '../notify/notifier';
+import {Clock} from '../types';
 import {Dialect, LockTables} from './dialect';
 import {LockStore} from './lock-store';
 import {MemoryDialect} from './memory/memory-dialect';
@@ -25,11 +26,15 @@ export function dialectOf(dataSource: juggler.DataSource): Dialect {
 }
 
 /** The notifier for this datasource, as the component makes it. */
-export function createNotifier(dataSource: juggler.DataSource): LockNotifier {
-  return dialectOf(dataSource).createNotifier(dataSource);
+export function createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
+  return dialectOf(dataSource).createNotifier(dataSource, clock);
 }
 
 /** The LockStore over these tables, as the component makes it. */
-export function createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore {
-  return dialectOf(tables.locks.dataSource).createLockStore(tables, notifier);
+export function createLockStore(
+  tables: LockTables,
+  notifier?: LockNotifier,
+  clock?: Clock,
+): LockStore {
+  return dialectOf(tables.locks.dataSource).createLockStore(tables, notifier, clock);
 }

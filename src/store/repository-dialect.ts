@@ -5,6 +5,7 @@
 
 import {juggler} from '@loopback/repository';
 import {LocalNotifier, LockNotifier} from '../notify/notifier';
+import {Clock} from '../types';
 import {Dialect, LockTables} from './dialect';
 import {LockStore} from './lock-store';
 import {RepositoryLockStore} from './repository-lock-store';
@@ -34,7 +35,7 @@ export class RepositoryDialect implements Dialect {
     return new LocalNotifier(dataSource);
   }
 
-  createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore {
-    return new RepositoryLockStore(tables.locks, tables.controls, notifier, this);
+  createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore {
+    return new RepositoryLockStore(tables.locks, tables.controls, notifier, this, clock);
   }
 }

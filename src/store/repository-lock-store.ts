@@ -2,14 +2,17 @@
 // made in the same turn of the event loop are batched into one statement each
 // (batcher.ts), so the database work of a replica per tick does not grow with
 // the number of locks. A dialect may replace the statements of a batch with
-// better ones of its database (postgres/postgres-lock-store.ts).
+// better ones of its database (postgres/postgres-lock-store.ts). A renewal's
+// heartbeatAt is the wall clock of the executor's clock, as a win's is.
 
 import {BindingScope, inject, injectable} from '@loopback/core';
 import {Entity, Filter, juggler, repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
+import {systemClock} from '../election/clock';
 import {MasterJobExecutorBindings} from '../keys';
 import {ASTRAL_CHARACTER, MasterLock} from '../models';
 import {LockNotifier} from '../notify/notifier';
+import {Clock} from '../types';
 import {Batcher, halves} from './batcher';
 import {assertOpen} from './datasource-state';
 import type {ControlRepository, Dialect, LockRepository} from './dialect';
@@ -77,7 +80,8 @@ export class RepositoryLockStore implements LockStore {
   });
 
   private readonly renewals = new Batcher<Condition, boolean>(
-    conditions => this.renewAll(conditions, {heartbeatAt: new Date(), renewalId: randomUUID()}),
+    conditions =>
+      this.renewAll(conditions, {heartbeatAt: this.clock.date(), renewalId: randomUUID()}),
     sameCondition,
   );
 
@@ -100,6 +104,8 @@ export class RepositoryLockStore implements LockStore {
     protected readonly notifier?: LockNotifier,
     @inject(MasterJobExecutorBindings.DIALECT, {optional: true})
     private readonly dialect?: Dialect,
+    @inject(MasterJobExecutorBindings.CLOCK, {optional: true})
+    private readonly clock: Clock = systemClock,
   ) {}
 
   async read(lockName: string): Promise<LockObservation> {

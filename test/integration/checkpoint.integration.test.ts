@@ -7,6 +7,7 @@ import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {Master, MasterJobContext} from '../../src';
 import {MasterCheckpointRepository} from '../../src/extension';
+import {systemClock} from '../../src/election/clock';
 import {CheckpointStore} from '../../src/jobs/checkpoint';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
@@ -99,7 +100,7 @@ function checkpointSuite(backend: BackendName): void {
   });
 
   it('refuses the save of a master whose checkpoint a later master claimed', async () => {
-    const store = new CheckpointStore(await repo());
+    const store = new CheckpointStore(await repo(), systemClock);
     expect(await store.claim(LOCK, 5)).to.be.undefined();
     await store.save(LOCK, 5, 'old', {count: 1});
     expect(await store.claim(LOCK, 6)).to.deepEqual({count: 1});

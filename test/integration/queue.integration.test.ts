@@ -7,6 +7,7 @@ import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {TaskContext, TaskQueue} from '../../src';
 import {MasterTaskRepository} from '../../src/extension';
+import {systemClock} from '../../src/election/clock';
 import {TaskStore} from '../../src/queue/task-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
@@ -175,7 +176,7 @@ function queueSuite(backend: BackendName): void {
   });
 
   it('refuses the writes of a master whose task a later master claimed', async () => {
-    const store = new TaskStore(await taskRepo());
+    const store = new TaskStore(await taskRepo(), systemClock);
     await store.submit(QUEUE, '{}');
     const head = (await store.head(QUEUE))!;
     const stale = (await store.claim(head, 5))!;

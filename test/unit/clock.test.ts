@@ -1,5 +1,5 @@
 import {expect} from '@loopback/testlab';
-import {SharedTimers} from '../../src/election/clock';
+import {backoff, SharedTimers, sleep} from '../../src/election/clock';
 import {FakeClock} from '../fixtures/fake-clock';
 
 describe('SharedTimers (fake clock)', () => {
@@ -74,5 +74,48 @@ describe('SharedTimers (fake clock)', () => {
     expect(timers.turnTime()).to.equal(first);
     await new Promise(resolve => setImmediate(resolve));
     expect(timers.turnTime()).to.equal(32);
+  });
+});
+
+describe('sleep and backoff (fake clock)', () => {
+  let clock: FakeClock;
+
+  beforeEach(() => {
+    clock = new FakeClock();
+  });
+
+  it('sleeps for its time, and resolves true', async () => {
+    let result: boolean | undefined;
+    void sleep(clock, 100).then(r => (result = r));
+    await clock.tick(99);
+    expect(result).to.be.undefined();
+    await clock.tick(1);
+    expect(result).to.be.true();
+  });
+
+  it('ends at once, false, when its signal aborts, and leaves no timer behind', async () => {
+    const controller = new AbortController();
+    let result: boolean | undefined;
+    void sleep(clock, 100, controller.signal).then(r => (result = r));
+    await clock.tick(10);
+    controller.abort();
+    await clock.tick(0);
+    expect(result).to.be.false();
+    expect(clock.pendingTimers).to.equal(0);
+    expect(await sleep(clock, 100, controller.signal)).to.be.false(); // aborted already
+    expect(clock.pendingTimers).to.equal(0);
+  });
+
+  it('backs off from base, doubling to max', () => {
+    const waits = [1, 2, 3, 4, 5, 6, 100].map(n => backoff(n, {base: 100, max: 1000}));
+    expect(waits).to.deepEqual([100, 200, 400, 800, 1000, 1000, 1000]);
+    expect(backoff(1000, {base: 100, max: 2 ** 31 - 1})).to.equal(100 * 2 ** 16);
+  });
+
+  it('spreads a wait over its jitter, after the cap', () => {
+    for (let i = 0; i < 200; i++) {
+      expect(backoff(1, {base: 100, max: 5000, jitter: 0.25})).to.be.within(75, 125);
+      expect(backoff(20, {base: 100, max: 5000, jitter: 0.25})).to.be.within(3750, 6250);
+    }
   });
 });

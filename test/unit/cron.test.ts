@@ -1,13 +1,14 @@
-// MasterCronJob on a fake clock (sinon's timers and Date) and an in-memory
+// MasterCronJob on a FakeClock (its timers and its wall clock) and an in-memory
 // claim store: it fires each occurrence at its time and not before, fires
 // nothing an earlier claim took, treats missed occurrences by `missed`, and
 // stops with the signal.
 
-import {expect, sinon} from '@loopback/testlab';
+import {expect} from '@loopback/testlab';
 import {CronContext, masterCron} from '../../src';
 import {MasterCronRun} from '../../src/extension';
 import {CronRunStore} from '../../src/jobs/cron';
 import {MasterJobContext} from '../../src/types';
+import {FakeClock} from '../fixtures/fake-clock';
 
 class MemoryRuns {
   claimed = new Map<number, string>();
@@ -25,34 +26,34 @@ class MemoryRuns {
 
 describe('cron occurrences (fake clock)', () => {
   const T0 = Date.UTC(2026, 0, 1, 12, 0, 0); // on a second
-  let clock: sinon.SinonFakeTimers;
+  let clock: FakeClock;
   let controller: AbortController;
   let fired: {scheduledAt: number; at: number}[];
 
   beforeEach(() => {
-    clock = sinon.useFakeTimers({toFake: ['setTimeout', 'clearTimeout', 'Date'], now: T0 + 200});
+    clock = new FakeClock(T0 + 200);
     controller = new AbortController();
     fired = [];
   });
   afterEach(() => {
     controller.abort();
-    clock.restore();
   });
 
   function start(runs: MemoryRuns, missed?: 'skip' | 'once' | 'all') {
     const job = masterCron({cronTime: '* * * * * *', missed}, (ctx: CronContext) => {
-      fired.push({scheduledAt: ctx.scheduledAt.getTime(), at: Date.now()});
+      fired.push({scheduledAt: ctx.scheduledAt.getTime(), at: clock.date().getTime()});
     });
     job.runs = runs as unknown as CronRunStore;
+    job.clock = clock;
     job.start({lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal});
   }
 
   it('fires each occurrence at its time, not before', async () => {
     start(new MemoryRuns());
-    await clock.tickAsync(799);
+    await clock.tick(799);
     expect(fired).to.have.length(0);
-    await clock.tickAsync(1);
-    await clock.tickAsync(2010);
+    await clock.tick(1);
+    await clock.tick(2010);
     expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([1000, 2000, 3000]);
     // At its time, after the timers due with it (a zero-delay timer: 1 ms at most).
     expect(fired.every(f => f.at - f.scheduledAt <= 1)).to.be.true();
@@ -62,7 +63,7 @@ describe('cron occurrences (fake clock)', () => {
     const runs = new MemoryRuns();
     runs.claimed.set(T0 + 2000, 'other');
     start(runs);
-    await clock.tickAsync(3000);
+    await clock.tick(3000);
     expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([1000, 3000]);
   });
 
@@ -76,7 +77,7 @@ describe('cron occurrences (fake clock)', () => {
       // The last master's last occurrence was T0 - 4 s; it is T0 + 200 ms now.
       runs.claimed.set(T0 - 4000, 'gone');
       start(runs, missed);
-      await clock.tickAsync(900);
+      await clock.tick(900);
       expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([...expected]);
     });
   }
@@ -86,13 +87,13 @@ describe('cron occurrences (fake clock)', () => {
     const claim = runs.claim.bind(runs);
     runs.claim = async (ctx, at) => {
       const run = await claim(ctx, at);
-      await new Promise(resolve => setTimeout(resolve, 600)); // the reply, held up
+      await clock.sleep(600); // the reply, held up
       return run;
     };
     start(runs);
-    await clock.tickAsync(1000); // the claim of T0 + 1 s is under way
+    await clock.tick(1000); // the claim of T0 + 1 s is under way
     controller.abort();
-    await clock.tickAsync(2000);
+    await clock.tick(2000);
     expect(fired).to.deepEqual([]);
     expect([...runs.claimed.keys()].map(t => t - T0)).to.deepEqual([1000]); // claimed, not fired
   });
@@ -114,7 +115,7 @@ describe('cron occurrences (fake clock)', () => {
         ? new MasterCronRun({id: String(at.getTime()), lockName: ctx.lockName, scheduledAt: at})
         : claim(ctx, at);
     start(runs, 'all');
-    await clock.tickAsync(4000);
+    await clock.tick(4000);
     const times = fired.map(f => f.scheduledAt - T0);
     expect(times).to.deepEqual([0, 1000, 2000, 3000, 4000]);
   });
@@ -128,17 +129,17 @@ describe('cron occurrences (fake clock)', () => {
         throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
       },
     };
-    const store = new CronRunStore(rows as never);
+    const store = new CronRunStore(rows as never, clock);
     const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
     const outcome = store.claim(ctx, new Date(T0 + 1000)).then(
       () => 'claimed',
       err => String(err.code),
     );
-    await clock.tickAsync(150); // failed at 0 and 100; sleeping until 300
+    await clock.tick(150); // failed at 0 and 100; sleeping until 300
     controller.abort();
-    await clock.tickAsync(0);
+    await clock.tick(0);
     expect(await outcome).to.equal('ECONNRESET');
-    await clock.tickAsync(5000);
+    await clock.tick(5000);
     expect(calls).to.equal(2); // nothing tried after the end
   });
 
@@ -152,9 +153,9 @@ describe('cron occurrences (fake clock)', () => {
       return latest();
     };
     start(runs, 'all');
-    await clock.tickAsync(100 + 200 + 400 + 50); // three failures, backing off
+    await clock.tick(100 + 200 + 400 + 50); // three failures, backing off
     expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([-1000, 0]);
-    await clock.tickAsync(1000);
+    await clock.tick(1000);
     expect(fired.map(f => f.scheduledAt - T0)).to.deepEqual([-1000, 0, 1000]);
   });
 
@@ -164,17 +165,17 @@ describe('cron occurrences (fake clock)', () => {
     const rows = {
       findOne: async () => (created ? row : null),
       create: async (data: Partial<MasterCronRun>) => {
-        attempts.push(Date.now() - T0);
+        attempts.push(clock.date().getTime() - T0);
         if (attempts.length < 8) throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
         created = true;
         return (row = new MasterCronRun(data));
       },
     };
     let row: MasterCronRun | undefined;
-    const store = new CronRunStore(rows as never);
+    const store = new CronRunStore(rows as never, clock);
     const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
     const claiming = store.claim(ctx, new Date(T0 + 1000));
-    await clock.tickAsync(10000);
+    await clock.tick(10000);
     const claimed = await claiming;
     expect(claimed?.instanceId).to.equal('me');
     // 100, 200, 400, 800, then every second: never hot, never given up while master.
@@ -190,36 +191,36 @@ describe('cron occurrences (fake clock)', () => {
         throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
       },
     };
-    const store = new CronRunStore(rows as never);
+    const store = new CronRunStore(rows as never, clock);
     const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
     const claiming = store.claim(ctx, new Date(T0 + 1000));
     const outcome = claiming.then(
       () => 'claimed',
       err => String(err.code),
     );
-    await clock.tickAsync(2000);
+    await clock.tick(2000);
     controller.abort();
-    await clock.tickAsync(2000);
+    await clock.tick(2000);
     expect(await outcome).to.equal('ECONNRESET');
   });
 
   it('claims nothing when woken from a pause with its deadline due too: the deadline runs first', async () => {
     const runs = new MemoryRuns();
     start(runs);
-    await clock.tickAsync(0); // the schedule has set its timer for T0 + 1 s
+    await clock.tick(0); // the schedule has set its timer for T0 + 1 s
     // The mastership's deadline, due at T0 + 1 s too (as after a SIGSTOP through
     // both): the occurrence's timer, set first, runs first.
-    setTimeout(() => controller.abort(), 800);
-    await clock.tickAsync(2000);
+    clock.setTimeout(() => controller.abort(), 800);
+    await clock.tick(2000);
     expect(fired).to.deepEqual([]);
     expect([...runs.claimed.keys()]).to.deepEqual([]);
   });
 
   it('stops firing when the signal aborts', async () => {
     start(new MemoryRuns());
-    await clock.tickAsync(1000);
+    await clock.tick(1000);
     controller.abort();
-    await clock.tickAsync(5000);
+    await clock.tick(5000);
     expect(fired).to.have.length(1);
   });
 });

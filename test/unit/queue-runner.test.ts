@@ -1,13 +1,14 @@
-// The queue's runner on a fake clock (sinon's timers and Date) and an
+// The queue's runner on a FakeClock (its timers and its wall clock) and an
 // in-memory store: order, one at a time, retries after retryDelay and not
 // before, failure after maxAttempts, polling, wake-ups, back-off on database
 // errors (no hot loop), and what an abort leaves behind.
 
-import {expect, sinon} from '@loopback/testlab';
+import {expect} from '@loopback/testlab';
 import {MasterTask} from '../../src/extension';
 import {QueueRunner, QueueSettings} from '../../src/queue/queue';
 import {Outcome, TaskStore} from '../../src/queue/task-store';
 import {MasterJobContext} from '../../src/types';
+import {FakeClock} from '../fixtures/fake-clock';
 
 class MemoryTasks {
   rows: MasterTask[] = [];
@@ -61,37 +62,40 @@ class MemoryTasks {
 }
 
 describe('queue runner (fake clock)', () => {
-  let clock: sinon.SinonFakeTimers;
+  let clock: FakeClock;
   let tasks: MemoryTasks;
   let controller: AbortController;
   const runs: {id: number; attempt: number; at: number}[] = [];
 
   beforeEach(() => {
-    clock = sinon.useFakeTimers({toFake: ['setTimeout', 'clearTimeout', 'Date'], now: 1_000_000});
+    clock = new FakeClock();
     tasks = new MemoryTasks();
     controller = new AbortController();
     runs.length = 0;
   });
   afterEach(async () => {
     controller.abort();
-    clock.restore();
   });
 
   function runner(
     handler: QueueSettings['handler'],
     settings: Partial<QueueSettings> = {},
   ): QueueRunner {
-    const r = new QueueRunner(tasks as unknown as TaskStore, {
-      queueName: 'Q',
-      maxAttempts: 3,
-      retryDelay: 1000,
-      pollInterval: 500,
-      ...settings,
-      handler: async (payload, ctx) => {
-        runs.push({id: ctx.taskId, attempt: ctx.attempt, at: Date.now()});
-        return handler(payload, ctx);
+    const r = new QueueRunner(
+      tasks as unknown as TaskStore,
+      {
+        queueName: 'Q',
+        maxAttempts: 3,
+        retryDelay: 1000,
+        pollInterval: 500,
+        ...settings,
+        handler: async (payload, ctx) => {
+          runs.push({id: ctx.taskId, attempt: ctx.attempt, at: clock.now()});
+          return handler(payload, ctx);
+        },
       },
-    });
+      clock,
+    );
     const ctx: MasterJobContext = {
       lockName: 'Q',
       instanceId: 'i',
@@ -108,11 +112,11 @@ describe('queue runner (fake clock)', () => {
     [1, 2, 3, 4].forEach(n => tasks.add({n}));
     runner(async () => {
       most = Math.max(most, ++running);
-      await new Promise(resolve => setTimeout(resolve, 10));
+      await clock.sleep(10);
       running--;
       return true;
     });
-    await clock.tickAsync(100);
+    await clock.tick(100);
     expect(runs.map(r => r.id)).to.deepEqual([1, 2, 3, 4]);
     expect(most).to.equal(1);
     expect(tasks.rows.every(r => r.state === 'done' && r.fencingToken === 7)).to.be.true();
@@ -122,13 +126,13 @@ describe('queue runner (fake clock)', () => {
     tasks.add({n: 1});
     tasks.add({n: 2});
     runner(async payload => (payload as {n: number}).n === 2);
-    await clock.tickAsync(0);
+    await clock.tick(0);
     expect(runs).to.have.length(1);
-    await clock.tickAsync(999);
+    await clock.tick(999);
     expect(runs).to.have.length(1); // the head waits; the next task too (FIFO)
-    await clock.tickAsync(1);
+    await clock.tick(1);
     expect(runs.map(r => r.attempt)).to.deepEqual([1, 2]);
-    await clock.tickAsync(1000);
+    await clock.tick(1000);
     expect(runs.map(r => [r.id, r.attempt])).to.deepEqual([
       [1, 1],
       [1, 2],
@@ -141,33 +145,33 @@ describe('queue runner (fake clock)', () => {
 
   it('looks every pollInterval when idle, and at once when woken', async () => {
     const r = runner(async () => true);
-    await clock.tickAsync(0);
+    await clock.tick(0);
     expect(tasks.calls.head).to.equal(1);
-    await clock.tickAsync(499);
+    await clock.tick(499);
     expect(tasks.calls.head).to.equal(1);
-    await clock.tickAsync(1);
+    await clock.tick(1);
     expect(tasks.calls.head).to.equal(2);
     tasks.add({n: 1});
     r.wake();
-    await clock.tickAsync(0);
+    await clock.tick(0);
     expect(runs).to.have.length(1);
   });
 
   it('backs off on database errors, doubling to 5 s: no hot loop', async () => {
     tasks.failing = true;
     runner(async () => true);
-    await clock.tickAsync(0);
-    const at = (ms: number) => clock.tickAsync(ms).then(() => tasks.calls.head);
+    await clock.tick(0);
+    const at = (ms: number) => clock.tick(ms).then(() => tasks.calls.head);
     expect(tasks.calls.head).to.equal(1);
     expect(await at(100)).to.equal(2); // 100
     expect(await at(200)).to.equal(3); // 200
     expect(await at(400)).to.equal(4); // 400
-    await clock.tickAsync(60000);
+    await clock.tick(60000);
     // 800, 1600, 3200, then every 5000: about 14 calls in the next minute, not thousands
     expect(tasks.calls.head).to.be.within(15, 20);
     tasks.failing = false;
     tasks.add({n: 1});
-    await clock.tickAsync(5000);
+    await clock.tick(5000);
     expect(runs).to.have.length(1);
   });
 
@@ -176,13 +180,13 @@ describe('queue runner (fake clock)', () => {
     const claim = tasks.claim.bind(tasks);
     tasks.claim = async (task, token) => {
       const claimed = await claim(task, token);
-      await new Promise(resolve => setTimeout(resolve, 1000)); // the reply, behind a partition
+      await clock.sleep(1000); // the reply, behind a partition
       return claimed;
     };
     runner(async () => true);
-    await clock.tickAsync(10);
+    await clock.tick(10);
     controller.abort(); // the deadline passed meanwhile
-    await clock.tickAsync(2000);
+    await clock.tick(2000);
     expect(runs).to.deepEqual([]);
     expect(tasks.rows[0].state).to.equal('running'); // claimed: the next master runs it again
     expect(tasks.calls.finish).to.equal(0);
@@ -197,9 +201,9 @@ describe('queue runner (fake clock)', () => {
           ctx.signal.addEventListener('abort', () => resolve(false));
         }),
     );
-    await clock.tickAsync(0);
+    await clock.tick(0);
     controller.abort();
-    await clock.tickAsync(0);
+    await clock.tick(0);
     expect(tasks.rows[0].state).to.equal('running'); // no outcome written
     expect(tasks.calls.finish).to.equal(0);
 
@@ -210,7 +214,7 @@ describe('queue runner (fake clock)', () => {
       controller.abort(); // ends while the handler runs, which still succeeds
       return true;
     });
-    await clock.tickAsync(0);
+    await clock.tick(0);
     expect(tasks.rows[0].state).to.equal('done');
     void done;
   });

@@ -11,6 +11,7 @@ import {
   MasterLockRepository,
 } from '../../src/extension';
 import {RepositoryLockStore} from '../../src/store/repository-lock-store';
+import {FakeClock} from '../fixtures/fake-clock';
 
 describe('RepositoryLockStore batching (memory)', () => {
   let locks: MasterLockRepository;
@@ -243,5 +244,16 @@ describe('RepositoryLockStore batching (memory)', () => {
     const results = await Promise.allSettled(names.map(n => store.read(n)));
     expect(results.every(x => x.status === 'rejected')).to.be.true();
     expect(calls.filter(c => c === 'lock.find (refused)')).to.have.length(1);
+  });
+
+  it("stamps a renewal's heartbeatAt with the wall clock of its clock", async () => {
+    const clock = new FakeClock();
+    const controls = new MasterControlRepository(locks.dataSource);
+    const stamped = new RepositoryLockStore(locks, controls, undefined, undefined, clock);
+    await stamped.create(record('A'));
+    await clock.tick(2500);
+    expect((await stamped.renew('A', 'me', 1)).renewed).to.be.true();
+    const row = await locks.findById('A');
+    expect(new Date(row.heartbeatAt!).getTime()).to.equal(clock.epoch + 2500);
   });
 });

@@ -6,6 +6,7 @@ import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {MAX_LOCK_NAME_LENGTH} from '../../models/limits';
 import {LockNotifier} from '../../notify/notifier';
+import {Clock} from '../../types';
 import {RepositoryDialect} from '../repository-dialect';
 import {MysqlDoorbell} from './mysql-doorbell';
 
@@ -137,8 +138,8 @@ export class MysqlDialect extends RepositoryDialect {
     );
   }
 
-  createNotifier(dataSource: juggler.DataSource): LockNotifier {
-    return new MysqlDoorbell(dataSource);
+  createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
+    return new MysqlDoorbell(dataSource, clock);
   }
 
   refusedValueHint(dataSource: juggler.DataSource): string {

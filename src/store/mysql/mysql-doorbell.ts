@@ -14,12 +14,15 @@
 // waits, by one whose queries the ringer's user may not kill, and while the
 // doorbell reconnects; such a replica hears of the change at its next check.
 // A third connection watches the next replica's doorbell (mysql-watch.ts):
-// a replica that crashes is rung about at once.
+// a replica that crashes is rung about at once. Its timers are on the clock
+// of the first notifier of its datasource.
 
 import {juggler} from '@loopback/repository';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
+import {backoff, sleep, systemClock} from '../../election/clock';
 import {ChangeListener, LocalNotifier, LockNotifier} from '../../notify/notifier';
+import {Clock, TimerHandle} from '../../types';
 import {LockChange} from '../lock-store';
 import {leaveRing, RingWatch, WATCHING} from './mysql-watch';
 
@@ -35,7 +38,11 @@ const FIND_WAITS =
   'AND ID <> CONNECTION_ID() AND ID <> ?';
 /** Wakes are told at most this often: a storm of rings costs a read per gap, not one per ring. */
 export const MIN_WAKE_GAP = 25;
-const MAX_RECONNECT_DELAY = 5000;
+/**
+ * Reconnections: 100 ms doubling to 5 s, each spread over ±25% (after a server
+ * restart every replica reconnects, not all in the same instant).
+ */
+const RECONNECT = {base: 100, max: 5000, jitter: 0.25};
 /** A bell that lived this long before failing reconnects after the shortest delay again. */
 const HEALTHY_AFTER = 10000;
 /** How long close() waits for the rings under way (a frozen server must not hold up a shutdown). */
@@ -87,11 +94,11 @@ export class MysqlDoorbell implements LockNotifier {
   private readonly unsubscribes = new Set<() => void>();
   private closed = false;
 
-  constructor(dataSource: juggler.DataSource) {
+  constructor(dataSource: juggler.DataSource, clock: Clock = systemClock) {
     this.local = new LocalNotifier(dataSource);
     let shared = doorbells.get(dataSource);
     if (!shared) {
-      shared = new SharedDoorbell(dataSource);
+      shared = new SharedDoorbell(dataSource, clock);
       doorbells.set(dataSource, shared);
     }
     shared.users++;
@@ -135,14 +142,18 @@ class SharedDoorbell {
   private readonly listeners = new Set<ChangeListener>();
   private bell: Bell | undefined;
   private closed = false;
-  private reconnectDelay = 100;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-  private wakeTimer: NodeJS.Timeout | undefined;
+  /** Reconnections since the last bell that lived HEALTHY_AFTER. */
+  private reconnects = 0;
+  private reconnectTimer: TimerHandle | undefined;
+  private wakeTimer: TimerHandle | undefined;
   private lastWake = -Infinity;
   /** Rings under way: close() lets them finish (a replica stopping rings as it releases). */
   private readonly ringing = new Set<Promise<void>>();
 
-  constructor(private readonly dataSource: juggler.DataSource) {
+  constructor(
+    private readonly dataSource: juggler.DataSource,
+    private readonly clock: Clock,
+  ) {
     this.listen().catch(err => this.reconnect(err));
   }
 
@@ -167,15 +178,10 @@ class SharedDoorbell {
   async release(): Promise<void> {
     if (--this.users > 0) return;
     if (doorbells.get(this.dataSource) === this) doorbells.delete(this.dataSource);
-    if (this.ringing.size) {
-      let timer: NodeJS.Timeout | undefined;
-      const cap = new Promise<void>(resolve => (timer = setTimeout(resolve, CLOSE_WAIT)));
-      await Promise.race([Promise.all(this.ringing), cap]);
-      clearTimeout(timer);
-    }
+    if (this.ringing.size) await this.capped(Promise.all(this.ringing));
     this.closed = true;
-    clearTimeout(this.reconnectTimer);
-    clearTimeout(this.wakeTimer);
+    if (this.reconnectTimer !== undefined) this.clock.clearTimeout(this.reconnectTimer);
+    if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
     const bell = this.bell;
     this.bell = undefined;
     if (!bell) return;
@@ -187,15 +193,22 @@ class SharedDoorbell {
       for (const c of [bell.waiter, bell.watcher]) {
         if (c) await this.dataSource.execute(`KILL QUERY ${Number(c.threadId)}`).catch(() => {});
       }
-      if (bell.watcher) await leaveRing(bell.holder, bell.name, bell.waiter.threadId);
+      if (bell.watcher) {
+        await leaveRing(bell.holder, bell.name, bell.waiter.threadId, this.clock);
+      }
     };
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      leave(),
-      new Promise(resolve => (timer = setTimeout(resolve, CLOSE_WAIT))),
-    ]);
-    clearTimeout(timer);
+    await this.capped(leave());
     drop(bell);
+  }
+
+  /** Waits for `work`, at most CLOSE_WAIT. */
+  private async capped(work: Promise<unknown>): Promise<void> {
+    const cap = new AbortController();
+    try {
+      await Promise.race([work, sleep(this.clock, CLOSE_WAIT, cap.signal)]);
+    } finally {
+      cap.abort();
+    }
   }
 
   private async ringOthers(): Promise<void> {
@@ -248,7 +261,7 @@ class SharedDoorbell {
       name: PREFIX + (watching ? WATCHING : '') + randomBytes(16).toString('hex'),
       holder,
       waiter,
-      since: performance.now(),
+      since: this.clock.now(),
     };
     if (watching) {
       try {
@@ -279,6 +292,7 @@ class SharedDoorbell {
           this.wake();
         },
         onError: err => this.fail(bell, err),
+        clock: this.clock,
       });
     }
     // Rings sent while we were not waiting are lost: re-check everything.
@@ -307,7 +321,7 @@ class SharedDoorbell {
     if (this.bell !== bell) return;
     this.bell = undefined;
     // Not at each connect: a bell that fails at once must not reconnect every 100 ms.
-    if (performance.now() - bell.since > HEALTHY_AFTER) this.reconnectDelay = 100;
+    if (this.clock.now() - bell.since > HEALTHY_AFTER) this.reconnects = 0;
     bell.watch?.stop();
     drop(bell);
     this.reconnect(err);
@@ -315,32 +329,24 @@ class SharedDoorbell {
 
   /** Tells the listeners that anything may have changed, at most once per MIN_WAKE_GAP. */
   private wake(): void {
-    if (this.wakeTimer) return;
-    const wait = this.lastWake + MIN_WAKE_GAP - performance.now();
+    if (this.wakeTimer !== undefined) return;
+    const wait = this.lastWake + MIN_WAKE_GAP - this.clock.now();
     const tell = () => {
       this.wakeTimer = undefined;
-      this.lastWake = performance.now();
+      this.lastWake = this.clock.now();
       this.listeners.forEach(listener => listener(undefined));
     };
     if (wait <= 0) return tell();
-    this.wakeTimer = setTimeout(tell, wait);
+    this.wakeTimer = this.clock.setTimeout(tell, wait);
   }
 
   private reconnect(err?: unknown): void {
     if (this.closed) return;
-    debug(
-      'doorbell connection failed (%s), retrying in %d ms',
-      (err as Error)?.message,
-      this.reconnectDelay,
-    );
-    // Jittered: after a server restart every replica reconnects, not all in the same instant.
-    this.reconnectTimer = setTimeout(
-      () => {
-        this.listen().catch(e => this.reconnect(e));
-      },
-      this.reconnectDelay * (0.75 + Math.random() / 2),
-    );
-    this.reconnectDelay = Math.min(MAX_RECONNECT_DELAY, this.reconnectDelay * 2);
+    const delay = backoff(++this.reconnects, RECONNECT);
+    debug('doorbell connection failed (%s), retrying in %d ms', (err as Error)?.message, delay);
+    this.reconnectTimer = this.clock.setTimeout(() => {
+      this.listen().catch(e => this.reconnect(e));
+    }, delay);
   }
 }
 

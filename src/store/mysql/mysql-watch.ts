@@ -13,9 +13,11 @@
 // the lock it sits beside, who look at the ring again; a replica alone
 // watches its own lock, so that the first to join finds a watcher to tell.
 // A frozen replica keeps its connections: then the lease is the bound, as
-// before.
+// before. Its pauses are on the doorbell's clock.
 
 import debugFactory from 'debug';
+import {backoff, sleep} from '../../election/clock';
+import {Clock} from '../../types';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
@@ -27,8 +29,8 @@ const SETTLING_SECONDS = 2;
 const SETTLING_ROUNDS = 3;
 /** The doorbell locks of watching replicas carry this after the prefix; only they form the ring. */
 export const WATCHING = 'w';
-/** Back-off after a watched lock fell (a ring each time): 100 ms doubling to this. */
-const MAX_GONE_DELAY = 5000;
+/** Back-off after a watched lock fell (a ring each time), and after an error: 100 ms doubling to 5 s. */
+const BACKOFF = {base: 100, max: 5000};
 
 export interface WatchConnection {
   threadId: number | null;
@@ -49,16 +51,18 @@ export interface RingWatchOptions {
   onGone: () => void;
   /** The watch failed (its connection, most likely): the doorbell reconnects. */
   onError: (err: Error) => void;
+  clock: Clock;
 }
 
 export class RingWatch {
   private stopped = false;
-  private goneDelay = 100;
-  private errorDelay = 100;
+  /** Ends a pause at once when the watch stops. */
+  private readonly stopping = new AbortController();
+  /** Locks fallen in a row, errors in a row: how long the next pause is. */
+  private falls = 0;
+  private errors = 0;
   /** Locks seen to fall, while their waits may linger in the process list. */
   private readonly gone = new Set<string>();
-  private sleepTimer: NodeJS.Timeout | undefined;
-  private wakeSleep: (() => void) | undefined;
 
   constructor(private readonly options: RingWatchOptions) {
     this.run().catch(err => {
@@ -69,22 +73,21 @@ export class RingWatch {
   /** Ends the watch (the caller destroys its connection). */
   stop(): void {
     this.stopped = true;
-    clearTimeout(this.sleepTimer);
-    this.wakeSleep?.();
+    this.stopping.abort();
   }
 
   private async run(): Promise<void> {
     for (let round = 0; !this.stopped; round++) {
       try {
         await this.step(round);
-        this.errorDelay = 100;
+        this.errors = 0;
       } catch (err) {
         // A dead connection: the doorbell reconnects. Anything else (a KILL meant for an
         // earlier statement, a server's statement time limit): look again after a back-off.
         if ((err as {fatal?: boolean}).fatal || this.stopped) throw err;
-        debug('watch: %s, again in %d ms', (err as Error).message, this.errorDelay);
-        await this.sleep(this.errorDelay);
-        this.errorDelay = Math.min(MAX_GONE_DELAY, this.errorDelay * 2);
+        const delay = backoff(++this.errors, BACKOFF);
+        debug('watch: %s, again in %d ms', (err as Error).message, delay);
+        await this.sleep(delay);
       }
     }
   }
@@ -98,7 +101,7 @@ export class RingWatch {
     const result = await this.wait(next, round < SETTLING_ROUNDS ? SETTLING_SECONDS : WAIT_SECONDS);
     if (this.stopped) return;
     if (result !== 'granted') {
-      this.goneDelay = 100;
+      this.falls = 0;
       return; // timed out or interrupted (a join or a leave): look again
     }
     await this.query(`SELECT RELEASE_LOCK('${next}')`);
@@ -115,8 +118,7 @@ export class RingWatch {
     } catch (err) {
       debug('ringing after a crash failed: %s', (err as Error).message);
     }
-    await this.sleep(this.goneDelay);
-    this.goneDelay = Math.min(MAX_GONE_DELAY, this.goneDelay * 2);
+    await this.sleep(backoff(++this.falls, BACKOFF));
   }
 
   /** The doorbell locks of the watching replicas now waiting on this database. */
@@ -172,11 +174,8 @@ export class RingWatch {
     );
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise(resolve => {
-      this.wakeSleep = resolve;
-      this.sleepTimer = setTimeout(resolve, ms);
-    });
+  private async sleep(ms: number): Promise<void> {
+    await sleep(this.options.clock, ms, this.stopping.signal);
   }
 }
 
@@ -191,6 +190,7 @@ export async function leaveRing(
   connection: WatchConnection,
   name: string,
   waiterId: number | null,
+  clock: Clock,
 ): Promise<void> {
   const run = runner(connection);
   for (let tries = 0; tries < 40; tries++) {
@@ -199,12 +199,12 @@ export async function leaveRing(
         'AND INFO IS NOT NULL',
     ).catch(() => [])) as {n: number | string}[];
     if (!Number(rows[0]?.n)) break;
-    await new Promise(resolve => setTimeout(resolve, 5));
+    await sleep(clock, 5);
   }
   for (let round = 0; round < 5; round++) {
     // One that read the ring just before our wait went starts its watch a round trip later.
     if ((await interruptWatchers(connection, name)) === 0 && round > 0) return;
-    await new Promise(resolve => setTimeout(resolve, 10));
+    await sleep(clock, 10);
   }
 }
 

@@ -6,6 +6,7 @@ import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {LockNotifier} from '../../notify/notifier';
+import {Clock} from '../../types';
 import {LockTables} from '../dialect';
 import {LockStore} from '../lock-store';
 import {RepositoryDialect} from '../repository-dialect';
@@ -56,11 +57,11 @@ export class PostgresDialect extends RepositoryDialect {
     }
   }
 
-  createNotifier(dataSource: juggler.DataSource): LockNotifier {
-    return new PostgresNotifier(dataSource);
+  createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
+    return new PostgresNotifier(dataSource, clock);
   }
 
-  createLockStore(tables: LockTables, notifier?: LockNotifier): LockStore {
-    return new PostgresLockStore(tables.locks, tables.controls, notifier, this);
+  createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore {
+    return new PostgresLockStore(tables.locks, tables.controls, notifier, this, clock);
   }
 }

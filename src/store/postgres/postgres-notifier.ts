@@ -1,11 +1,14 @@
 // PostgreSQL's transport for LockNotifier: LISTEN on a connection of its own
 // that reconnects by itself, NOTIFY through the pool, and an UPDATE that sends
 // its NOTIFY in the same statement (the others are woken as it commits).
+// Reconnections back off on the executor's clock.
 
 import {juggler, Where} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
+import {backoff, systemClock} from '../../election/clock';
 import {ChangeListener, LockNotifier} from '../../notify/notifier';
+import {Clock, TimerHandle} from '../../types';
 import {LockChange} from '../lock-store';
 import {encodePayload, NOTIFY_CHANNEL, parsePayload} from './payload';
 import {sqlBuilder, updateReturning} from './sql';
@@ -24,7 +27,8 @@ interface PgPool {
   options: object;
 }
 
-const MAX_RECONNECT_DELAY = 5000;
+/** Reconnections: 100 ms doubling to 5 s, from 100 ms again once listening. */
+const RECONNECT = {base: 100, max: 5000};
 /**
  * Bytes of lock entries per renewal NOTIFY: with one more entry (a name of
  * at most 1020 bytes) and the envelope, under PostgreSQL's 8000.
@@ -38,11 +42,14 @@ const RENEWAL_CHUNK_BYTES = 6500;
 export class PostgresNotifier implements LockNotifier {
   private readonly events = new EventEmitter().setMaxListeners(0);
   private client: PgClient | undefined;
-  private reconnectDelay = 100;
-  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnects = 0;
+  private reconnectTimer: TimerHandle | undefined;
   private closed = false;
 
-  constructor(private readonly dataSource: juggler.DataSource) {
+  constructor(
+    private readonly dataSource: juggler.DataSource,
+    private readonly clock: Clock = systemClock,
+  ) {
     void this.listen();
   }
 
@@ -142,7 +149,7 @@ export class PostgresNotifier implements LockNotifier {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.reconnectTimer);
+    if (this.reconnectTimer !== undefined) this.clock.clearTimeout(this.reconnectTimer);
     const client = this.client;
     this.client = undefined;
     if (client) {
@@ -185,7 +192,7 @@ export class PostgresNotifier implements LockNotifier {
       return;
     }
     this.client = client;
-    this.reconnectDelay = 100;
+    this.reconnects = 0;
     debug('listening on %s', NOTIFY_CHANNEL);
     // Notifications sent while we were not listening are lost: re-check everything.
     this.events.emit('change', undefined);
@@ -193,14 +200,10 @@ export class PostgresNotifier implements LockNotifier {
 
   private reconnect(err?: unknown): void {
     if (this.closed) return;
-    debug(
-      'LISTEN connection failed (%s), retrying in %d ms',
-      (err as Error)?.message,
-      this.reconnectDelay,
-    );
-    this.reconnectTimer = setTimeout(() => {
+    const delay = backoff(++this.reconnects, RECONNECT);
+    debug('LISTEN connection failed (%s), retrying in %d ms', (err as Error)?.message, delay);
+    this.reconnectTimer = this.clock.setTimeout(() => {
       void this.listen();
-    }, this.reconnectDelay);
-    this.reconnectDelay = Math.min(MAX_RECONNECT_DELAY, this.reconnectDelay * 2);
+    }, delay);
   }
 }
