@@ -53,7 +53,7 @@ export {DataSourceStoppedError} from './store/datasource-state';
 export {isDuplicate as isDuplicateKeyError} from './store/errors';
 
 // Seams: replace the store or the notifier through their binding keys
-export {ChangeListener, LockNotifier} from './notify/notifier';
+export {ChangeListener, LockNotifier} from './wake/notifier';
 export {
   Acquired,
   ControlChange,

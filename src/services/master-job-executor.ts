@@ -20,7 +20,7 @@ import {
   timingsFromEnv,
 } from '../election/timings';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
-import {LockNotifier} from '../notify/notifier';
+import {LockNotifier} from '../wake/notifier';
 import {
   PersistedQueue,
   QueueStatus,

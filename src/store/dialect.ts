@@ -11,7 +11,7 @@ import type {
   MasterLock,
   MasterTask,
 } from '../models';
-import type {LockNotifier} from '../notify/notifier';
+import type {LockNotifier} from '../wake/notifier';
 import type {LockStore} from './lock-store';
 
 export type LockRepository = DefaultCrudRepository<MasterLock, string>;

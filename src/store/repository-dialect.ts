@@ -4,7 +4,8 @@
 // override what their database does better or needs.
 
 import {juggler} from '@loopback/repository';
-import {LocalNotifier, LockNotifier} from '../notify/notifier';
+import {LocalNotifier} from '../wake/local';
+import {LockNotifier} from '../wake/notifier';
 import {Dialect, LockTables} from './dialect';
 import {LockStore} from './lock-store';
 import {RepositoryLockStore} from './repository-lock-store';

@@ -9,7 +9,7 @@ import {Entity, Filter, juggler, repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
 import {MasterJobExecutorBindings} from '../keys';
 import {ASTRAL_CHARACTER, MasterLock} from '../models';
-import {LockNotifier} from '../notify/notifier';
+import {LockNotifier} from '../wake/notifier';
 import {Batcher, halves} from './batcher';
 import {assertOpen} from './datasource-state';
 import type {ControlRepository, Dialect, LockRepository} from './dialect';

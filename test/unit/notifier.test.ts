@@ -1,7 +1,7 @@
 import {expect} from '@loopback/testlab';
 import {LockChange} from '../../src';
-import {LocalNotifier} from '../../src/notify/notifier';
-import {encodePayload, parsePayload} from '../../src/store/postgres/payload';
+import {LocalNotifier} from '../../src/wake/local';
+import {encodePayload, parsePayload} from '../../src/wake/codec';
 
 describe('notifier payload', () => {
   it('carries names, and the token and renewalId of freed locks, through a round trip', () => {

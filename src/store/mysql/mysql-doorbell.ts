@@ -19,7 +19,8 @@
 import {juggler} from '@loopback/repository';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
-import {ChangeListener, LocalNotifier, LockNotifier} from '../../notify/notifier';
+import {LocalNotifier} from '../../wake/local';
+import {ChangeListener, LockNotifier} from '../../wake/notifier';
 import {LockChange} from '../lock-store';
 import {leaveRing, RingWatch, WATCHING} from './mysql-watch';
 

@@ -5,12 +5,15 @@
 import {juggler, Where} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {ChangeListener, LockNotifier} from '../../notify/notifier';
+import {encodePayload, parsePayload} from '../../wake/codec';
+import {ChangeListener, LockNotifier} from '../../wake/notifier';
 import {LockChange} from '../lock-store';
-import {encodePayload, NOTIFY_CHANNEL, parsePayload} from './payload';
 import {sqlBuilder, updateReturning} from './sql';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
+
+/** The channel of every replica's NOTIFY and LISTEN. */
+export const NOTIFY_CHANNEL = 'master_job_executor';
 
 interface PgClient extends EventEmitter {
   connect(): Promise<void>;

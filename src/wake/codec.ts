@@ -1,9 +1,9 @@
-// The NOTIFY payload of PostgreSQL: which locks changed and how, in at most
-// the 8000 bytes PostgreSQL carries.
+// The wire format of wake-ups across processes: the payload of PostgreSQL's
+// NOTIFY (store/postgres/postgres-notifier.ts sends and hears it; its SQL
+// writes two kinds of payload itself, an enable's and a renewal's): which
+// locks changed and how, in at most the 8000 bytes PostgreSQL carries.
 
-import type {FreedLock, LockChange} from '../lock-store';
-
-export const NOTIFY_CHANNEL = 'master_job_executor';
+import type {FreedLock, LockChange} from '../store/lock-store';
 
 /** PostgreSQL's limit on a NOTIFY payload is 8000 bytes. */
 const MAX_PAYLOAD = 7900;

@@ -1,21 +1,10 @@
-// How replicas wake each other when a lock is released, disabled or enabled,
-// so that handoff, disable and enable do not wait for a polling tick: the
-// contract, and the in-process transport. Polling stays the fallback: a lost
-// notification only costs latency. The transport across processes belongs to
-// a database dialect (PostgreSQL: store/postgres/postgres-notifier.ts).
+// The in-process transport of wake-ups: delivers to the executors of this
+// process that share a datasource. All a connector without notifications of
+// its own can do (memory); the MySQL doorbell uses it within the process.
 
 import {EventEmitter} from 'events';
 import type {LockChange} from '../store/lock-store';
-
-/** Called with the lock that changed, or undefined when any may have (after a reconnect). */
-export type ChangeListener = (change: LockChange | undefined) => void;
-
-export interface LockNotifier {
-  /** Tell every replica that these locks changed; never throws. */
-  publish(changes: LockChange[]): void;
-  subscribe(listener: ChangeListener): () => void;
-  close(): Promise<void>;
-}
+import type {ChangeListener, LockNotifier} from './notifier';
 
 const localChannels = new WeakMap<object, EventEmitter>();
 
