@@ -53,6 +53,7 @@ export {DataSourceStoppedError} from './store/datasource-state';
 export {isDuplicate as isDuplicateKeyError} from './store/errors';
 
 // Seams: replace the store or the notifier through their binding keys
+export {WakeUp} from './wake/messages';
 export {ChangeListener, LockNotifier} from './wake/notifier';
 export {
   Acquired,
@@ -60,7 +61,6 @@ export {
   ControlWrite,
   ControlWritten,
   FreedLock,
-  LockChange,
   LockObservation,
   LockRecord,
   LockStore,

@@ -3,7 +3,7 @@
 // its own can do (memory); the MySQL doorbell uses it within the process.
 
 import {EventEmitter} from 'events';
-import type {LockChange} from '../store/lock-store';
+import type {WakeUp} from './messages';
 import type {ChangeListener, LockNotifier} from './notifier';
 
 const localChannels = new WeakMap<object, EventEmitter>();
@@ -24,9 +24,9 @@ export class LocalNotifier implements LockNotifier {
     this.channel = channel;
   }
 
-  publish(changes: LockChange[]): void {
+  publish(messages: WakeUp[]): void {
     // After the caller's turn, like a notification from the database would.
-    setImmediate(() => changes.forEach(change => this.channel.emit('change', change)));
+    setImmediate(() => messages.forEach(message => this.channel.emit('change', message)));
   }
 
   subscribe(listener: ChangeListener): () => void {

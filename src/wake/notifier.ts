@@ -6,14 +6,14 @@
 // postgres-notifier.ts; MySQL/MariaDB: store/mysql/mysql-doorbell.ts).
 // Interfaces only.
 
-import type {LockChange} from '../store/lock-store';
+import type {WakeUp} from './messages';
 
-/** Called with the lock that changed, or undefined when any may have (after a reconnect). */
-export type ChangeListener = (change: LockChange | undefined) => void;
+/** Called with each wake-up heard; `{kind: 'anything'}` when any lock may have changed (after a reconnect). */
+export type ChangeListener = (message: WakeUp) => void;
 
 export interface LockNotifier {
-  /** Tell every replica that these locks changed; never throws. */
-  publish(changes: LockChange[]): void;
+  /** Tell every replica these wake-ups; never throws. */
+  publish(messages: WakeUp[]): void;
   subscribe(listener: ChangeListener): () => void;
   close(): Promise<void>;
 }

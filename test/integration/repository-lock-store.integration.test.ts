@@ -6,13 +6,13 @@ import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {
-  LockChange,
   LockNotifier,
   LockRecord,
   MasterControl,
   MasterControlRepository,
   MasterLock,
   MasterLockRepository,
+  WakeUp,
 } from '../../src';
 import {waitFor} from '../../cluster-kit';
 import {createLockStore, createNotifier} from '../../src/store/dialects';
@@ -34,7 +34,7 @@ for (const backend of SQL_BACKENDS) {
     let store: RepositoryLockStore;
     let notifier: LockNotifier;
     let listener: LockNotifier;
-    let heard: LockChange[];
+    let heard: WakeUp[];
     let statements: string[] = [];
     const prefix = `S${randomBytes(3).toString('hex')}-`;
     const names = ['A', 'B', 'C'].map(n => prefix + n);
@@ -49,7 +49,7 @@ for (const backend of SQL_BACKENDS) {
       notifier = createNotifier(ds);
       // Another replica's ear: its own connection on PostgreSQL.
       listener = createNotifier(backend === 'postgresql' ? db.createDataSource() : ds);
-      listener.subscribe(change => change && heard.push(change));
+      listener.subscribe(m => m.kind !== 'anything' && heard.push(m));
       if (listener instanceof PostgresNotifier) {
         const l = listener;
         await waitFor('LISTEN', () => l.listening, 5000);
@@ -93,10 +93,11 @@ for (const backend of SQL_BACKENDS) {
     });
 
     /** The freed-lock entries every replica should hear: what the rows were left with. */
-    async function freedRows(): Promise<LockChange[]> {
+    async function freedRows(): Promise<WakeUp[]> {
       const rows = await locks.find({where: {lockName: {inq: names}}, order: ['lockName ASC']});
       expect(rows.map(r => r.instanceId)).to.deepEqual(['', '', '']);
       return rows.map(r => ({
+        kind: 'released',
         lockName: r.lockName,
         freed: {fencingToken: Number(r.fencingToken), renewalId: r.renewalId},
       }));

@@ -20,8 +20,8 @@ import {juggler} from '@loopback/repository';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {LocalNotifier} from '../../wake/local';
+import {ANYTHING, WakeUp} from '../../wake/messages';
 import {ChangeListener, LockNotifier} from '../../wake/notifier';
-import {LockChange} from '../lock-store';
 import {leaveRing, RingWatch, WATCHING} from './mysql-watch';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
@@ -77,7 +77,7 @@ interface Bell {
 const doorbells = new WeakMap<juggler.DataSource, SharedDoorbell>();
 
 /**
- * The LockNotifier of a MySQL datasource: the changes with their payloads
+ * The LockNotifier of a MySQL datasource: the wake-ups with their payloads
  * within the process, and the datasource's one doorbell across processes
  * (shared by the notifiers of one datasource: each would take two of its
  * pool's connections).
@@ -99,10 +99,10 @@ export class MysqlDoorbell implements LockNotifier {
     this.shared = shared;
   }
 
-  publish(changes: LockChange[]): void {
-    this.local.publish(changes);
+  publish(messages: WakeUp[]): void {
+    this.local.publish(messages);
     // A ring wakes every lock of every replica to read: a submit or a checkpoint waits for the next look.
-    if (!changes.every(c => c.submitted || c.checkpoint)) this.shared.ring();
+    if (!messages.every(m => m.kind === 'submitted' || m.kind === 'checkpoint')) this.shared.ring();
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -321,7 +321,7 @@ class SharedDoorbell {
     const tell = () => {
       this.wakeTimer = undefined;
       this.lastWake = performance.now();
-      this.listeners.forEach(listener => listener(undefined));
+      this.listeners.forEach(listener => listener(ANYTHING));
     };
     if (wait <= 0) return tell();
     this.wakeTimer = setTimeout(tell, wait);

@@ -9,7 +9,8 @@
 
 import {MasterControl, MasterLock} from '../../models';
 import {retryDeadlock} from '../errors';
-import {ControlWrite, ControlWritten, LockChange, LockRecord} from '../lock-store';
+import {WakeUp} from '../../wake/messages';
+import {ControlWrite, ControlWritten, LockRecord} from '../lock-store';
 import {
   anyOf,
   Condition,
@@ -98,7 +99,7 @@ export class PostgresLockStore extends RepositoryLockStore {
   protected async releaseAndPublish(
     conditions: Condition[],
     data: LockData,
-    freed: LockChange[],
+    freed: WakeUp[],
   ): Promise<boolean[]> {
     const notifier = this.notifier;
     if (!(notifier instanceof PostgresNotifier)) {
@@ -154,7 +155,11 @@ export class PostgresLockStore extends RepositoryLockStore {
   protected async flipControl(lockName: string, write: ControlWrite): Promise<ControlWritten> {
     const notifier = this.notifier;
     if (!(notifier instanceof PostgresNotifier)) return super.flipControl(lockName, write);
-    const announced: LockChange = {lockName, control: write.enabled ? 'enabled' : 'disabled'};
+    const announced: WakeUp = {
+      kind: 'control',
+      lockName,
+      control: write.enabled ? 'enabled' : 'disabled',
+    };
     const {rows, published} = await notifier.updateAndPublish<MasterControl>(
       this.controlRepo.modelClass.modelName,
       {lockName, enabled: !write.enabled},

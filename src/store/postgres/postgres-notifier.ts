@@ -6,8 +6,8 @@ import {juggler, Where} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {encodePayload, parsePayload} from '../../wake/codec';
+import {ANYTHING, WakeUp} from '../../wake/messages';
 import {ChangeListener, LockNotifier} from '../../wake/notifier';
-import {LockChange} from '../lock-store';
 import {sqlBuilder, updateReturning} from './sql';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
@@ -49,8 +49,8 @@ export class PostgresNotifier implements LockNotifier {
     void this.listen();
   }
 
-  publish(changes: LockChange[]): void {
-    const payload = encodePayload(changes);
+  publish(messages: WakeUp[]): void {
+    const payload = encodePayload(messages);
     this.dataSource
       .execute('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload])
       .catch((err: Error) => debug('NOTIFY %s failed: %s', payload, err.message));
@@ -63,10 +63,10 @@ export class PostgresNotifier implements LockNotifier {
 
   /**
    * `UPDATE model SET data WHERE where` and, in the same statement, the NOTIFY
-   * of `changes` if it updated `expected` rows: the others are woken as the
+   * of `messages` if it updated `expected` rows: the others are woken as the
    * update commits, not a round trip later. Resolves to the `returning`
-   * properties of the rows it updated, and the changes it published.
-   * With `freedOf` (the lock model), the one change, an enable, also carries
+   * properties of the rows it updated, and the wake-ups it published.
+   * With `freedOf` (the lock model), the one message, an enable, also carries
    * what the lock's row was left with if it is free, as the statement sees
    * it: the others take it over unread.
    */
@@ -76,14 +76,15 @@ export class PostgresNotifier implements LockNotifier {
     data: Partial<T>,
     returning: (keyof T & string)[],
     expected: number,
-    changes: LockChange[],
+    messages: WakeUp[],
     freedOf?: string,
-  ): Promise<{rows: Partial<T>[]; published?: LockChange[]}> {
+  ): Promise<{rows: Partial<T>[]; published?: WakeUp[]}> {
     const update = updateReturning(this.dataSource, model, where, data, returning);
     const n = update.params.length;
-    const params = [...update.params, expected, NOTIFY_CHANNEL, encodePayload(changes)];
+    const params = [...update.params, expected, NOTIFY_CHANNEL, encodePayload(messages)];
     let payload = `$${n + 3}::text`;
-    if (freedOf && changes.length === 1 && changes[0].control) {
+    const enable = messages.length === 1 ? messages[0] : undefined;
+    if (freedOf && enable?.kind === 'control') {
       const sql = sqlBuilder(this.dataSource);
       const column = (p: string) => sql.columnEscaped(freedOf, p);
       const entry =
@@ -92,7 +93,7 @@ export class PostgresNotifier implements LockNotifier {
       payload =
         `coalesce((SELECT json_build_array(${entry})::text FROM ${sql.tableEscaped(freedOf)} ` +
         `WHERE ${column('lockName')} = $${n + 5} AND ${column('instanceId')} = ''), ${payload})`;
-      params.push(changes[0].control, changes[0].lockName);
+      params.push(enable.control, enable.lockName);
     }
     const sql =
       `WITH updated AS (${update.sql}), payload AS (SELECT ${payload} AS text) ` +
@@ -172,9 +173,7 @@ export class PostgresNotifier implements LockNotifier {
     client.on('end', () => fail(new Error('connection ended')));
     client.on('notification', (msg: {channel: string; payload?: string}) => {
       if (msg.channel !== NOTIFY_CHANNEL) return;
-      const changes = parsePayload(msg.payload);
-      if (changes) changes.forEach(change => this.events.emit('change', change));
-      else this.events.emit('change', undefined);
+      parsePayload(msg.payload).forEach(message => this.events.emit('change', message));
     });
     try {
       await client.connect();
@@ -191,7 +190,7 @@ export class PostgresNotifier implements LockNotifier {
     this.reconnectDelay = 100;
     debug('listening on %s', NOTIFY_CHANNEL);
     // Notifications sent while we were not listening are lost: re-check everything.
-    this.events.emit('change', undefined);
+    this.events.emit('change', ANYTHING);
   }
 
   private reconnect(err?: unknown): void {
