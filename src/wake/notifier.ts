@@ -16,4 +16,13 @@ export interface LockNotifier {
   publish(messages: WakeUp[]): void;
   subscribe(listener: ChangeListener): () => void;
   close(): Promise<void>;
+  /**
+   * Declared by a notifier that hears PostgreSQL's NOTIFY on this channel of
+   * its datasource's database (store/postgres/postgres-notifier.ts): a store
+   * on that database then sends its wake-ups in the statement of the write
+   * they tell of (codec.ts's payload), so they are heard as it commits and
+   * only if it does, instead of calling publish() after it. Undefined for
+   * any other transport.
+   */
+  readonly notifyChannel?: string;
 }

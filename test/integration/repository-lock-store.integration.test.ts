@@ -16,7 +16,7 @@ import {
 } from '../../src';
 import {waitFor} from '../../cluster-kit';
 import {createLockStore, createNotifier} from '../../src/store/dialects';
-import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
+import {NOTIFY_CHANNEL, PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
 import {RepositoryLockStore} from '../../src/store/repository-lock-store';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
@@ -198,6 +198,33 @@ for (const backend of SQL_BACKENDS) {
         } finally {
           disabler.release();
         }
+      });
+    }
+
+    if (backend === 'postgresql') {
+      it('sends the NOTIFY in the statement when the notifier declares its channel, whatever its class', async () => {
+        const published: WakeUp[][] = [];
+        const notifierOf = (notifyChannel?: string): LockNotifier => ({
+          publish: messages => published.push(messages),
+          subscribe: () => () => {},
+          close: async () => {},
+          notifyChannel,
+        });
+        // No channel declared: the release, then publish().
+        const plain = createLockStore({locks, controls}, notifierOf());
+        expect(await plain.release(names[0], 'me', 1)).to.be.true();
+        expect(statements).to.have.length(1);
+        expect(statements[0]).to.match(/^UPDATE /);
+        expect(published.map(p => p.map(m => m.kind))).to.deepEqual([['released']]);
+        // The channel declared: the NOTIFY rides in the release; publish() is not called.
+        statements = [];
+        const declared = createLockStore({locks, controls}, notifierOf(NOTIFY_CHANNEL));
+        expect(await declared.release(names[1], 'me', 1)).to.be.true();
+        expect(statements).to.have.length(1);
+        expect(statements[0]).to.match(/^WITH updated AS \(UPDATE .* pg_notify\(/s);
+        expect(published).to.have.length(1);
+        await waitFor('the release heard', () => heard.some(m => m.kind === 'released'), 3000);
+        expect(heard.map(m => m.kind === 'released' && m.lockName)).to.deepEqual([names[1]]);
       });
     }
 

@@ -1,14 +1,15 @@
 // PostgreSQL's transport for LockNotifier: LISTEN on a connection of its own
-// that reconnects by itself, NOTIFY through the pool, and an UPDATE that sends
-// its NOTIFY in the same statement (the others are woken as it commits).
+// that reconnects by itself, and NOTIFY through the pool. It declares its
+// channel (notifyChannel), so that the store sends the NOTIFY of a release,
+// a renewal or a control flip in the write's own statement
+// (postgres-lock-store.ts): the others are woken as it commits.
 
-import {juggler, Where} from '@loopback/repository';
+import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {encodePayload, parsePayload} from '../../wake/codec';
 import {ANYTHING, WakeUp} from '../../wake/messages';
 import {ChangeListener, LockNotifier} from '../../wake/notifier';
-import {sqlBuilder, updateReturning} from './sql';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
 
@@ -28,17 +29,13 @@ interface PgPool {
 }
 
 const MAX_RECONNECT_DELAY = 5000;
-/**
- * Bytes of lock entries per renewal NOTIFY: with one more entry (a name of
- * at most 1020 bytes) and the envelope, under PostgreSQL's 8000.
- */
-const RENEWAL_CHUNK_BYTES = 6500;
 
 /**
  * LISTEN on a connection of its own (not one of the pool's, which it would
  * hold forever), made with the connector's settings.
  */
 export class PostgresNotifier implements LockNotifier {
+  readonly notifyChannel = NOTIFY_CHANNEL;
   private readonly events = new EventEmitter().setMaxListeners(0);
   private client: PgClient | undefined;
   private reconnectDelay = 100;
@@ -59,84 +56,6 @@ export class PostgresNotifier implements LockNotifier {
   subscribe(listener: ChangeListener): () => void {
     this.events.on('change', listener);
     return () => this.events.off('change', listener);
-  }
-
-  /**
-   * `UPDATE model SET data WHERE where` and, in the same statement, the NOTIFY
-   * of `messages` if it updated `expected` rows: the others are woken as the
-   * update commits, not a round trip later. Resolves to the `returning`
-   * properties of the rows it updated, and the wake-ups it published.
-   * With `freedOf` (the lock model), the one message, an enable, also carries
-   * what the lock's row was left with if it is free, as the statement sees
-   * it: the others take it over unread.
-   */
-  async updateAndPublish<T extends object>(
-    model: string,
-    where: Where<T>,
-    data: Partial<T>,
-    returning: (keyof T & string)[],
-    expected: number,
-    messages: WakeUp[],
-    freedOf?: string,
-  ): Promise<{rows: Partial<T>[]; published?: WakeUp[]}> {
-    const update = updateReturning(this.dataSource, model, where, data, returning);
-    const n = update.params.length;
-    const params = [...update.params, expected, NOTIFY_CHANNEL, encodePayload(messages)];
-    let payload = `$${n + 3}::text`;
-    const enable = messages.length === 1 ? messages[0] : undefined;
-    if (freedOf && enable?.kind === 'control') {
-      const sql = sqlBuilder(this.dataSource);
-      const column = (p: string) => sql.columnEscaped(freedOf, p);
-      const entry =
-        `json_build_array(${column('lockName')}, $${n + 4}::text, ` +
-        `${column('fencingToken')}, ${column('renewalId')})`;
-      payload =
-        `coalesce((SELECT json_build_array(${entry})::text FROM ${sql.tableEscaped(freedOf)} ` +
-        `WHERE ${column('lockName')} = $${n + 5} AND ${column('instanceId')} = ''), ${payload})`;
-      params.push(enable.control, enable.lockName);
-    }
-    const sql =
-      `WITH updated AS (${update.sql}), payload AS (SELECT ${payload} AS text) ` +
-      `SELECT coalesce(json_agg(updated), '[]') AS rows, (SELECT text FROM payload) AS payload, ` +
-      `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, (SELECT text FROM payload)) END AS notified ` +
-      `FROM updated`;
-    const result = (await this.dataSource.execute(sql, params)) as {
-      rows: Partial<T>[];
-      payload: string;
-    }[];
-    const rows = result[0]?.rows ?? [];
-    return {
-      rows,
-      published: rows.length === expected ? parsePayload(result[0].payload) : undefined,
-    };
-  }
-
-  /**
-   * `UPDATE model SET data WHERE where` (a renewal: data carries the new
-   * renewalId), announcing in the same statement every row it renewed, in
-   * as many NOTIFYs as the payload limit needs. Resolves to the rows renewed.
-   */
-  async renewAndAnnounce<T extends object>(
-    model: string,
-    where: Where<T>,
-    data: Partial<T> & {renewalId: string},
-  ): Promise<{lockName: string; fencingToken: number}[]> {
-    const returning = ['lockName', 'fencingToken', 'instanceId'] as (keyof T & string)[];
-    const update = updateReturning(this.dataSource, model, where, data, returning);
-    const n = update.params.length;
-    const sql =
-      `WITH updated AS (${update.sql}), ` +
-      // Running payload size per holder, to cut the announcement into NOTIFYs that fit.
-      `sized AS (SELECT *, sum(octet_length("lockName") + 24) OVER ` +
-      `(PARTITION BY "instanceId" ORDER BY "lockName") AS running FROM updated), ` +
-      `chunks AS (SELECT json_build_object('renewed', "instanceId", 'renewalId', $${n + 1}::text, ` +
-      `'locks', json_agg(json_build_array("lockName", "fencingToken")))::text AS payload ` +
-      `FROM sized GROUP BY "instanceId", floor(running / ${RENEWAL_CHUNK_BYTES})) ` +
-      `SELECT coalesce((SELECT json_agg(json_build_array("lockName", "fencingToken")) FROM updated), '[]') AS rows, ` +
-      `(SELECT count(pg_notify($${n + 2}, payload)) FROM chunks) AS notices`;
-    const params = [...update.params, data.renewalId, NOTIFY_CHANNEL];
-    const result = (await this.dataSource.execute(sql, params)) as {rows: [string, number][]}[];
-    return (result[0]?.rows ?? []).map(([lockName, fencingToken]) => ({lockName, fencingToken}));
   }
 
   /** Whether notifications arrive now (false while connecting or reconnecting). */
