@@ -1,7 +1,8 @@
 // The wire format of wake-ups across processes: the payload of PostgreSQL's
-// NOTIFY (store/postgres/postgres-notifier.ts sends and hears it; its SQL
-// writes two kinds of payload itself, an enable's and a renewal's): which
-// locks changed and how, in at most the 8000 bytes PostgreSQL carries.
+// NOTIFY (store/postgres/postgres-notifier.ts sends and hears it; the SQL of
+// store/postgres/postgres-lock-store.ts writes two kinds of payload itself, an
+// enable's and a renewal's): which locks changed and how, in at most the 8000
+// bytes PostgreSQL carries.
 // The wire format is unchanged since 0.1.0 (where the messages were optional
 // flags of one object), byte for byte: replicas of both versions in one
 // cluster understand each other.
@@ -47,8 +48,8 @@ function toEntry(message: WakeUp): unknown {
     case 'joined':
       return message.lockName;
     case 'renewed':
-      // A renewal announces itself in its own statement (postgres-notifier.ts's
-      // renewAndAnnounce); sent here, the others hear its name alone and read the row.
+      // A renewal announces itself in its own statement (postgres-lock-store.ts's
+      // renewAndNotify); sent here, the others hear its name alone and read the row.
       return message.lockName;
     case 'anything':
       return undefined;
