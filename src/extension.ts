@@ -12,7 +12,6 @@ export type {
   ControlWrite,
   ControlWritten,
   FreedLock,
-  LockChange,
   LockObservation,
   LockRecord,
   LockStore,
@@ -22,7 +21,8 @@ export {isDuplicate as isDuplicateKeyError} from './store/errors';
 export {DataSourceStoppedError} from './store/datasource-state';
 
 // Wake-ups: replace them through MasterJobExecutorBindings.NOTIFIER
-export type {ChangeListener, LockNotifier} from './notify/notifier';
+export type {ChangeListener, LockNotifier} from './wake/notifier';
+export type {WakeUp} from './wake/messages';
 
 // Time: replace it through MasterJobExecutorBindings.CLOCK
 export type {Clock, TimerHandle} from './types';

@@ -3,7 +3,7 @@
 
 import {BindingKey, Component, CoreBindings, LifeCycleObserver} from '@loopback/core';
 import {juggler} from '@loopback/repository';
-import type {LockNotifier} from './notify/notifier';
+import type {LockNotifier} from './wake/notifier';
 import type {MasterControlService} from './services/master-control.service';
 import type {MasterJobExecutor} from './services/master-job-executor';
 import type {Dialect} from './store/dialect';

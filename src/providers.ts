@@ -6,7 +6,7 @@
 import {BindingScope, config, CoreBindings, inject, injectable, Provider} from '@loopback/core';
 import {juggler, repository} from '@loopback/repository';
 import {MasterJobExecutorBindings} from './keys';
-import {LockNotifier} from './notify/notifier';
+import {LockNotifier} from './wake/notifier';
 import {TaskStore} from './queue/task-store';
 import {CheckpointStore} from './jobs/checkpoint';
 import {CronRunStore} from './jobs/cron';

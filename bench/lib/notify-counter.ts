@@ -3,7 +3,7 @@
 // servers have none). What the renewal announcements and releases cost.
 
 import {ServerAddress} from '../../cluster-kit';
-import {NOTIFY_CHANNEL} from '../../src/store/postgres/payload';
+import {NOTIFY_CHANNEL} from '../../src/store/postgres/postgres-notifier';
 
 const pg = require('pg');
 

@@ -76,12 +76,11 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {
   Acquired,
+  ControlChange,
   FreedLock,
-  LockChange,
   LockObservation,
   LockRecord,
   LockStore,
-  RenewedLock,
   RenewResult,
 } from '../store/lock-store';
 import {
@@ -102,6 +101,7 @@ import {
   TimeoutError,
   withTimeout,
 } from './clock';
+import {ANYTHING, RenewedLock, unknownKind, WakeUp} from '../wake/messages';
 import {renewalRetryDelay, safetyMargin, TICK} from './timings';
 
 // The story of each election, in order; renewals (one per heartbeat) apart.
@@ -331,33 +331,54 @@ export class LockElection extends EventEmitter implements Master {
    * the row, told with the release or an enable), a non-master tries the
    * takeover at once, without reading first.
    * A disable wakes only a master, which reads the control only; an enable
-   * only a non-master; anything else makes a master renew at once.
+   * only a non-master; anything else makes a master renew at once. A
+   * renewal's announcement moves a non-master's view of the lease. The
+   * wake-up's lockName is not looked at: the caller chose this election.
    */
-  wake(change?: Omit<LockChange, 'lockName'>): void {
+  wake(message: WakeUp = ANYTHING): void {
+    switch (message.kind) {
+      case 'renewed':
+        return this.seeRenewal(message.renewed);
+      case 'released':
+        return this.nudge(message.freed);
+      case 'control':
+        return this.nudge(message.freed, message.control);
+      case 'joined':
+      case 'anything':
+        return this.nudge();
+      // A queue's runner or a checkpoint's watch acts on those, not the election.
+      case 'submitted':
+      case 'checkpoint':
+        return;
+      default:
+        return this.wake(unknownKind(message));
+    }
+  }
+
+  /** Runs the next step now: a takeover of `freed`, a check, a renewal, or a control read. */
+  private nudge(freed?: FreedLock, control?: ControlChange): void {
     const p = this.phase;
-    if (change?.renewed) return this.seeRenewal(change.renewed);
     if (!(p instanceof Campaigning || p instanceof Mastership)) return;
     if (p instanceof Campaigning && this.clock.now() < p.quietUntil) return;
-    const freed = change?.freed;
     if (p.busy) {
       // The running step schedules the next at once: an acquisition that
       // wins renews (and reads the control) at once, in case this was a
       // disable; a release is taken over unread, as if told now.
       p.woken = true;
-      if (p instanceof Campaigning && freed && (!this.disabled || change?.control === 'enabled')) {
+      if (p instanceof Campaigning && freed && (!this.disabled || control === 'enabled')) {
         p.freed = freed;
       }
       return;
     }
     // A disable concerns the master only, an enable the others only.
-    if (change?.control === (p instanceof Mastership ? 'enabled' : 'disabled')) return;
+    if (control === (p instanceof Mastership ? 'enabled' : 'disabled')) return;
     if (p instanceof Mastership) {
       // A notified disable needs only the control read, once renewed (the
       // disable waits for the first renewal); anything else (a reconnect:
       // something may have been missed) a renewal, now.
-      if (change?.control === 'disabled' && p.renewed) this.track(this.recheckControl(p));
+      if (control === 'disabled' && p.renewed) this.track(this.recheckControl(p));
       else p.runNow(() => this.renew(p));
-    } else if (freed && (!this.disabled || change?.control === 'enabled')) {
+    } else if (freed && (!this.disabled || control === 'enabled')) {
       p.runNow(() => this.takeOverFreed(p, freed));
     } else {
       p.runNow(() => this.check(p));

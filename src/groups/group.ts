@@ -10,7 +10,7 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {sharedTimersOf, SharedTimer, withTimeout} from '../election/clock';
 import {LockElection} from '../election/election';
-import {LockChange, LockRecord, LockStore} from '../store/lock-store';
+import {LockRecord, LockStore} from '../store/lock-store';
 import {
   Clock,
   ElectionTimings,
@@ -22,6 +22,7 @@ import {
 } from '../types';
 import {balance} from './balance';
 import {Membership} from './membership';
+import {ANYTHING, unknownKind, WakeUp} from '../wake/messages';
 
 const debug = debugFactory('loopback:master-job-executor:group');
 
@@ -184,13 +185,31 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
     return [...this.elections.values()].some(e => e.status().deadlinePassed);
   }
 
-  /** A lock of the group changed somewhere: a member left or joined, a resource was freed. */
-  wake(change: LockChange | undefined): void {
-    if (change && !this.membership.concerns(change.lockName)) return;
-    this.membership.wake(change);
-    if (!change) this.elections.forEach(e => e.wake());
-    else if (change.lockName.startsWith(this.groupName + '/')) {
-      this.elections.get(change.lockName.slice(this.groupName.length + 1))?.wake(change);
+  /** A wake-up: a member left, joined or renewed, a resource was freed, or anything. */
+  wake(message: WakeUp): void {
+    switch (message.kind) {
+      case 'anything':
+        this.membership.wake(message);
+        this.elections.forEach(e => e.wake());
+        return;
+      case 'released':
+      case 'control':
+      case 'renewed':
+      case 'joined': {
+        const {lockName} = message;
+        if (!this.membership.concerns(lockName)) return;
+        this.membership.wake(message);
+        if (lockName.startsWith(this.groupName + '/')) {
+          this.elections.get(lockName.slice(this.groupName.length + 1))?.wake(message);
+        }
+        return;
+      }
+      // About a queue or a checkpoint, not a row of the group.
+      case 'submitted':
+      case 'checkpoint':
+        return;
+      default:
+        return this.wake(unknownKind(message));
     }
   }
 
@@ -247,7 +266,11 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
       } else if (!election.isMaster && owner === instanceId && !holders.get(id)) {
         const row = this.rows.get(`${this.groupName}/${id}`);
         // Free as read: take it over without reading it first.
-        election.wake(row && !row.instanceId ? {freed: row} : undefined);
+        election.wake(
+          row && !row.instanceId
+            ? {kind: 'released', lockName: row.lockName, freed: row}
+            : ANYTHING,
+        );
       }
     }
     const summary = members.map(m => m.instanceId).join(',');

@@ -10,8 +10,9 @@ import {createHash} from 'crypto';
 import debugFactory from 'debug';
 import {SharedTimer, sharedTimersOf, SharedTimers, withTimeout} from '../election/clock';
 import {LockElection} from '../election/election';
-import {LockChange, LockRecord, LockStore} from '../store/lock-store';
+import {FreedLock, LockRecord, LockStore} from '../store/lock-store';
 import {Clock, ElectionTimings} from '../types';
+import {RenewedLock, unknownKind, WakeUp} from '../wake/messages';
 
 const debug = debugFactory('loopback:master-job-executor:group');
 
@@ -110,26 +111,55 @@ export class Membership {
     return members.sort((a, b) => (a.instanceId < b.instanceId ? -1 : 1));
   }
 
-  /** A change told by another replica: a member left (freed), joined, or anything (undefined). */
-  wake(change: LockChange | undefined): void {
-    const prefix = this.options.groupName + MEMBER_SEPARATOR;
-    if (change && (!change.lockName.startsWith(prefix) || change.lockName === this.lockName))
-      return;
-    const seen = change && this.seen.get(change.lockName);
-    if (change?.renewed) {
-      // Alive as of now: no read needed (PostgreSQL announces renewals).
-      const {instanceId, renewalId} = change.renewed;
-      if (seen && seen.record.instanceId === instanceId && seen.record.renewalId !== renewalId) {
-        seen.record = {...seen.record, renewalId};
-        seen.at = this.options.clock.now();
-        this.armExpiry();
-      }
-      return;
+  /**
+   * A wake-up told by another replica: about another member's row (it
+   * renewed, left, joined), or anything.
+   */
+  wake(message: WakeUp): void {
+    switch (message.kind) {
+      case 'anything':
+        return this.readNow();
+      case 'renewed':
+        return this.seeRenewal(message.lockName, message.renewed);
+      case 'released':
+      case 'control':
+        return this.seeFreed(message.lockName, message.freed);
+      case 'joined':
+        if (this.isOthersRow(message.lockName)) this.readNow();
+        return;
+      // About a queue or a checkpoint, not a row of the group.
+      case 'submitted':
+      case 'checkpoint':
+        return;
+      default:
+        return this.wake(unknownKind(message));
     }
-    const left = change?.freed && seen;
+  }
+
+  /** Whether `lockName` is the row of another member of this group. */
+  private isOthersRow(lockName: string): boolean {
+    const prefix = this.options.groupName + MEMBER_SEPARATOR;
+    return lockName.startsWith(prefix) && lockName !== this.lockName;
+  }
+
+  /** Alive as of now: no read needed (PostgreSQL announces renewals). */
+  private seeRenewal(lockName: string, {instanceId, renewalId}: RenewedLock): void {
+    if (!this.isOthersRow(lockName)) return;
+    const seen = this.seen.get(lockName);
+    if (seen && seen.record.instanceId === instanceId && seen.record.renewalId !== renewalId) {
+      seen.record = {...seen.record, renewalId};
+      seen.at = this.options.clock.now();
+      this.armExpiry();
+    }
+  }
+
+  /** A member's row freed (it left): without `freed`, or a row not seen yet, a read. */
+  private seeFreed(lockName: string, freed: FreedLock | undefined): void {
+    if (!this.isOthersRow(lockName)) return;
+    const left = freed && this.seen.get(lockName);
     if (left) {
       // Gone for sure: no need to wait for its lease, nor for a read.
-      left.record = {...left.record, instanceId: '', renewalId: change.freed!.renewalId};
+      left.record = {...left.record, instanceId: '', renewalId: freed.renewalId};
       this.options.onChange();
     } else {
       this.readNow();

@@ -3,7 +3,7 @@
 // and its master stops with reason 'quorum' the moment fewer are.
 
 import {LockElection} from '../election/election';
-import {LockChange} from '../store/lock-store';
+import {WakeUp} from '../wake/messages';
 import {Membership, MembershipOptions} from './membership';
 
 export class Quorum {
@@ -39,8 +39,8 @@ export class Quorum {
     return this.membership.live().length;
   }
 
-  wake(change: LockChange | undefined): void {
-    this.membership.wake(change);
+  wake(message: WakeUp): void {
+    this.membership.wake(message);
   }
 
   /** Leaves first, so that the others count one member less before the lock is handed over. */

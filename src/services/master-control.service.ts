@@ -196,7 +196,7 @@ export class MasterControlService {
    */
   private async write(lockName: string, write: ControlWrite): Promise<boolean> {
     const {changed, announced} = await this.store.setControl(lockName, write);
-    announced.forEach(change => this.executor.wake(change));
+    announced.forEach(message => this.executor.wake(message));
     return changed;
   }
 

@@ -21,7 +21,8 @@ import {
   timingsFromEnv,
 } from '../election/timings';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
-import {LockNotifier} from '../notify/notifier';
+import {ANYTHING, describe, unknownKind, WakeUp} from '../wake/messages';
+import {LockNotifier} from '../wake/notifier';
 import {
   PersistedQueue,
   QueueStatus,
@@ -31,7 +32,7 @@ import {
 } from '../queue/queue';
 import {TaskStore} from '../queue/task-store';
 import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
-import {LockChange, LockStore} from '../store/lock-store';
+import {LockStore} from '../store/lock-store';
 import {
   Clock,
   CronStatus,
@@ -47,6 +48,8 @@ import {
 } from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:executor');
+// Every wake-up the executor hears or is given (renewals included: one per lock and heartbeat).
+const wakeDebug = debugFactory('loopback:master-job-executor:wake');
 
 const FORWARDED_EVENTS = [
   'master',
@@ -96,7 +99,7 @@ export class MasterJobExecutor extends EventEmitter {
     } = {},
   ) {
     super();
-    this.unsubscribe = notifier?.subscribe(change => this.wake(change));
+    this.unsubscribe = notifier?.subscribe(message => this.wake(message));
     const section = appConfig?.[APP_CONFIG_SECTION] ?? {};
     const fromEnv = timingsFromEnv(env); // a bad variable fails the start, naming it
     this.sources = [
@@ -140,7 +143,7 @@ export class MasterJobExecutor extends EventEmitter {
     }
     const masterJob = checkpoints
       ? withCheckpoint(options.masterJob, checkpoints, name =>
-          this.notifier?.publish([{lockName: name, checkpoint: true}]),
+          this.notifier?.publish([{kind: 'checkpoint', lockName: name}]),
         )
       : options.masterJob;
     const minMembers = checkMinMembers('startMaster', options.minMembers);
@@ -228,7 +231,7 @@ export class MasterJobExecutor extends EventEmitter {
       {
         store: tasks,
         startMaster: (lockName, masterJob) => this.startMaster({...timings, lockName, masterJob}),
-        announce: name => this.notifier?.publish([{lockName: name, submitted: true}]),
+        announce: name => this.notifier?.publish([{kind: 'submitted', lockName: name}]),
         timeout: this.controlTimeout,
         clock: this.clock,
       },
@@ -344,7 +347,7 @@ export class MasterJobExecutor extends EventEmitter {
       store: this.store,
       clock: this.clock,
       // Tell the others at once (PostgreSQL), so they rebalance without waiting for a read.
-      onJoined: (lockName: string) => this.notifier?.publish([{lockName}]),
+      onJoined: (lockName: string) => this.notifier?.publish([{kind: 'joined', lockName}]),
     };
   }
 
@@ -384,27 +387,40 @@ export class MasterJobExecutor extends EventEmitter {
   }
 
   /**
-   * Re-check the lock that changed at once (every lock if undefined), e.g.
-   * after a disable or enable; after a release, `freed` lets a replica try the
-   * takeover without a read first.
+   * Act at once on a wake-up (every lock, queue and checkpoint watch for
+   * `anything`, the default), e.g. re-check a lock after a disable or enable;
+   * after a release, `freed` lets a replica try the takeover without a read
+   * first.
    */
-  wake(change?: LockChange): void {
-    // A submit or a checkpoint concerns one queue or one watch, not the election.
-    if (change?.submitted) return this.queues.get(change.lockName)?.runner.wake();
-    if (change?.checkpoint) {
-      this.checkpointWatches
-        .get(change.lockName)
-        ?.look()
-        .catch(() => {});
-      return;
+  wake(message: WakeUp = ANYTHING): void {
+    if (wakeDebug.enabled) wakeDebug('%s', describe(message));
+    switch (message.kind) {
+      // A submit or a checkpoint concerns one queue or one watch, not the election.
+      case 'submitted':
+        this.queues.get(message.lockName)?.runner.wake();
+        return;
+      case 'checkpoint':
+        this.checkpointWatches
+          .get(message.lockName)
+          ?.look()
+          .catch(() => {});
+        return;
+      case 'released':
+      case 'control':
+      case 'renewed':
+      case 'joined':
+        this.masters.get(message.lockName)?.wake(message);
+        break;
+      case 'anything':
+        this.queues.forEach(q => q.runner.wake());
+        for (const watch of this.checkpointWatches.values()) watch.look().catch(() => {});
+        this.masters.forEach(m => m.wake());
+        break;
+      default:
+        return this.wake(unknownKind(message));
     }
-    if (change === undefined) {
-      this.queues.forEach(q => q.runner.wake());
-      for (const watch of this.checkpointWatches.values()) watch.look().catch(() => {});
-      this.masters.forEach(m => m.wake());
-    } else this.masters.get(change.lockName)?.wake(change);
-    this.quorums.forEach(q => q.wake(change));
-    this.groups.forEach(g => g.wake(change));
+    this.quorums.forEach(q => q.wake(message));
+    this.groups.forEach(g => g.wake(message));
   }
 
   async stopMaster(lockName: string): Promise<boolean> {

@@ -11,8 +11,8 @@ import type {
   MasterLock,
   MasterTask,
 } from '../models';
-import type {LockNotifier} from '../notify/notifier';
 import type {Clock} from '../types';
+import type {LockNotifier} from '../wake/notifier';
 import type {LockStore} from './lock-store';
 
 export type LockRepository = DefaultCrudRepository<MasterLock, string>;

@@ -2,8 +2,8 @@
 // of a connector. Anything not listed goes through repositories alone.
 
 import {juggler} from '@loopback/repository';
-import {LockNotifier} from '../notify/notifier';
 import {Clock} from '../types';
+import {LockNotifier} from '../wake/notifier';
 import {Dialect, LockTables} from './dialect';
 import {LockStore} from './lock-store';
 import {MemoryDialect} from './memory/memory-dialect';

@@ -3,6 +3,8 @@
 // its row; rows are never deleted, so the fencing token of a lock only ever
 // grows. Interfaces only.
 
+import type {WakeUp} from '../wake/messages';
+
 export interface LockRecord {
   lockName: string;
   /** The holder; '' when the lock is free (released). */
@@ -38,32 +40,7 @@ export interface Acquired {
   disabled: boolean;
 }
 
-/**
- * A lock that changed. `freed`, when a release freed it: the token and
- * renewalId the row was left with, so a replica can take it over at once,
- * without reading it first (a forged or stale one only fails the takeover).
- * `control`, when an operator disabled or enabled it: only its master has
- * anything to do on a disable, only the others on an enable.
- */
-export interface LockChange {
-  lockName: string;
-  freed?: FreedLock;
-  control?: ControlChange;
-  /**
-   * When its holder renewed it (PostgreSQL announces every renewal as it
-   * commits): the others see the lease is alive without reading it, so they
-   * judge its expiry from the last renewal, whatever their polling interval.
-   */
-  renewed?: RenewedLock;
-  /** A task was submitted to the queue of this name: only its master has anything to do. */
-  submitted?: true;
-  /** The master of this lock saved a checkpoint: the others read it. */
-  checkpoint?: true;
-}
-
-/** A renewal as announced: the holder and token it was made for, and the renewalId it wrote. */
-export type RenewedLock = Pick<LockRecord, 'instanceId' | 'fencingToken' | 'renewalId'>;
-
+/** What an operator's write does to a lock: told to the others as a wake-up of kind `control`. */
 export type ControlChange = 'disabled' | 'enabled';
 
 /** An operator's disable or enable. */
@@ -78,7 +55,7 @@ export interface ControlWritten {
   /** False when the control was already so (a repeat). */
   changed: boolean;
   /** What was announced to the other replicas: the same wakes this process's executor. */
-  announced: LockChange[];
+  announced: WakeUp[];
 }
 
 export interface RenewResult {

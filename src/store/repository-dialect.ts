@@ -4,8 +4,9 @@
 // override what their database does better or needs.
 
 import {juggler} from '@loopback/repository';
-import {LocalNotifier, LockNotifier} from '../notify/notifier';
 import {Clock} from '../types';
+import {LocalNotifier} from '../wake/local';
+import {LockNotifier} from '../wake/notifier';
 import {Dialect, LockTables} from './dialect';
 import {LockStore} from './lock-store';
 import {RepositoryLockStore} from './repository-lock-store';

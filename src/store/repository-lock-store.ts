@@ -11,8 +11,9 @@ import {randomUUID} from 'crypto';
 import {systemClock} from '../election/clock';
 import {MasterJobExecutorBindings} from '../keys';
 import {ASTRAL_CHARACTER, MasterLock} from '../models';
-import {LockNotifier} from '../notify/notifier';
 import {Clock} from '../types';
+import {WakeUp} from '../wake/messages';
+import {LockNotifier} from '../wake/notifier';
 import {Batcher, halves} from './batcher';
 import {assertOpen} from './datasource-state';
 import type {ControlRepository, Dialect, LockRepository} from './dialect';
@@ -21,7 +22,6 @@ import {
   Acquired,
   ControlWrite,
   ControlWritten,
-  LockChange,
   LockObservation,
   LockRecord,
   LockStore,
@@ -204,7 +204,7 @@ export class RepositoryLockStore implements LockStore {
       // Created meanwhile: by a concurrent disable, or since enabled again.
       return this.flipControl(lockName, change);
     }
-    return {changed: true, announced: this.publish([{lockName, control: to}])};
+    return {changed: true, announced: this.publish([{kind: 'control', lockName, control: to}])};
   }
 
   /**
@@ -216,7 +216,7 @@ export class RepositoryLockStore implements LockStore {
     const {count} = await this.controlRepo.updateAll(write, where);
     if (!count) return {changed: false, announced: []};
     const control = write.enabled ? 'enabled' : 'disabled';
-    return {changed: count === 1, announced: this.publish([{lockName, control}])};
+    return {changed: count === 1, announced: this.publish([{kind: 'control', lockName, control}])};
   }
 
   /**
@@ -306,7 +306,8 @@ export class RepositoryLockStore implements LockStore {
     const data = {instanceId: '', hostname: '', renewalId: randomUUID()};
     if (!handOver) return (await this.writeWhereHeld(conditions, data)).map(Boolean);
     // The others take over now, not at their next poll, and without a read.
-    const freed = conditions.map(c => ({
+    const freed = conditions.map((c): WakeUp => ({
+      kind: 'released',
       lockName: c.lockName,
       freed: {fencingToken: +c.fencingToken, renewalId: data.renewalId},
     }));
@@ -317,7 +318,7 @@ export class RepositoryLockStore implements LockStore {
   protected async releaseAndPublish(
     conditions: Condition[],
     data: LockData,
-    freed: LockChange[],
+    freed: WakeUp[],
   ): Promise<boolean[]> {
     const released = (await this.writeWhereHeld(conditions, data)).map(Boolean);
     if (released.some(Boolean)) this.publish(freed.filter((_, i) => released[i]));
@@ -325,9 +326,9 @@ export class RepositoryLockStore implements LockStore {
   }
 
   /** Tells the other replicas; returns what was told. */
-  protected publish(changes: LockChange[]): LockChange[] {
-    this.notifier?.publish(changes);
-    return changes;
+  protected publish(messages: WakeUp[]): WakeUp[] {
+    this.notifier?.publish(messages);
+    return messages;
   }
 
   /**

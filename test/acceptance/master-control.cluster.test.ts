@@ -12,7 +12,7 @@ import {
   MasterJobExecutorConfig,
 } from '../../src';
 import {
-  LockChange,
+  WakeUp,
   MasterControlRepository,
   MasterLock,
   MasterLockRepository,
@@ -167,14 +167,15 @@ for (const backend of SQL_BACKENDS) {
         const row = (await freeRow())!;
         // Another replica's ear.
         const listener = createNotifier(db.createDataSource());
-        const heard: LockChange[] = [];
-        listener.subscribe(change => change?.lockName === lockName && heard.push(change));
+        const heard: WakeUp[] = [];
+        listener.subscribe(m => m.kind === 'control' && m.lockName === lockName && heard.push(m));
         try {
           await waitFor('LISTEN', () => (listener as PostgresNotifier).listening, 5000);
           await other.client.post('/api/MasterControls/enable').send({lockName}).expect(200);
           await waitFor('the enable heard', () => heard.length > 0, 2000);
           expect(heard).to.deepEqual([
             {
+              kind: 'control',
               lockName,
               control: 'enabled',
               freed: {fencingToken: Number(row.fencingToken), renewalId: row.renewalId},

@@ -113,7 +113,8 @@ describe('MasterControlController (memory)', () => {
   it('tells the other replicas as soon as the control row changed, before reading it back to reply', async () => {
     const order: string[] = [];
     app.bind(MasterJobExecutorBindings.NOTIFIER).to({
-      publish: changes => order.push(`publish ${changes.map(c => c.lockName).join()}`),
+      publish: messages =>
+        order.push(`publish ${messages.map(m => ('lockName' in m ? m.lockName : '*')).join()}`),
       subscribe: () => () => {},
       close: async () => {},
     });

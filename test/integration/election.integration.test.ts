@@ -298,8 +298,8 @@ function electionSuite(backend: BackendName): void {
       const [a, b] = await cluster.addReplicas(2, {crashable: true});
       const heard = new Map<string, number>();
       const notifier = (await b.app.get(MasterJobExecutorBindings.NOTIFIER)) as PostgresNotifier;
-      notifier.subscribe(change => {
-        if (change?.renewed) heard.set(change.lockName, (heard.get(change.lockName) ?? 0) + 1);
+      notifier.subscribe(m => {
+        if (m.kind === 'renewed') heard.set(m.lockName, (heard.get(m.lockName) ?? 0) + 1);
       });
       let failures = 0;
       a.executor.on('renewalFailed', () => failures++);

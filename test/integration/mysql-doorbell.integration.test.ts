@@ -45,8 +45,8 @@ describe('MySQL doorbell (integration)', function () {
     const bell = new MysqlDoorbell(ds);
     bells.push(bell);
     const wakes: number[] = [];
-    bell.subscribe(change => {
-      if (change === undefined) wakes.push(mono());
+    bell.subscribe(message => {
+      if (message.kind === 'anything') wakes.push(mono());
     });
     await waitFor('the doorbell listening', () => bell.listening, 5000);
     await waitFor('its wait in the process list', async () => (await sleepers(ds)) > 0, 3000);
@@ -95,7 +95,7 @@ describe('MySQL doorbell (integration)', function () {
   it('wakes every other replica of the database at a ring, not the ringer', async () => {
     const [a, b, c] = [await replica(), await replica(), await replica()];
     const rungAt = mono();
-    a.bell.publish([{lockName: 'X', control: 'enabled'}]);
+    a.bell.publish([{kind: 'control', lockName: 'X', control: 'enabled'}]);
     await waitFor('b and c woken', () => b.wakes.length > 0 && c.wakes.length > 0, 2000);
     expect(b.wakes[0] - rungAt).to.be.below(500);
     await sleep(100);
@@ -111,7 +111,7 @@ describe('MySQL doorbell (integration)', function () {
       const others = rs.filter(r => r !== ringer);
       const before = others.map(r => r.wakes.length);
       const at = mono();
-      ringer.bell.publish([{lockName: 'X'}]);
+      ringer.bell.publish([{kind: 'joined', lockName: 'X'}]);
       await waitFor(
         'every other replica woken',
         () => others.every((r, j) => r.wakes.length > before[j]),
@@ -128,7 +128,7 @@ describe('MySQL doorbell (integration)', function () {
     const [a, b] = [await replica(), await replica()];
     const from = mono();
     for (let i = 0; i < 40; i++) {
-      a.bell.publish([{lockName: 'X'}]);
+      a.bell.publish([{kind: 'joined', lockName: 'X'}]);
       await sleep(2);
     }
     const to = mono();

@@ -6,17 +6,17 @@ import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {
-  LockChange,
   LockNotifier,
   LockRecord,
   MasterControl,
   MasterControlRepository,
   MasterLock,
   MasterLockRepository,
+  WakeUp,
 } from '../../src/extension';
 import {waitFor} from '../../cluster-kit';
 import {createLockStore, createNotifier} from '../../src/store/dialects';
-import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
+import {NOTIFY_CHANNEL, PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
 import {RepositoryLockStore} from '../../src/store/repository-lock-store';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
@@ -34,7 +34,7 @@ for (const backend of SQL_BACKENDS) {
     let store: RepositoryLockStore;
     let notifier: LockNotifier;
     let listener: LockNotifier;
-    let heard: LockChange[];
+    let heard: WakeUp[];
     let statements: string[] = [];
     const prefix = `S${randomBytes(3).toString('hex')}-`;
     const names = ['A', 'B', 'C'].map(n => prefix + n);
@@ -49,7 +49,7 @@ for (const backend of SQL_BACKENDS) {
       notifier = createNotifier(ds);
       // Another replica's ear: its own connection on PostgreSQL.
       listener = createNotifier(backend === 'postgresql' ? db.createDataSource() : ds);
-      listener.subscribe(change => change && heard.push(change));
+      listener.subscribe(m => m.kind !== 'anything' && heard.push(m));
       if (listener instanceof PostgresNotifier) {
         const l = listener;
         await waitFor('LISTEN', () => l.listening, 5000);
@@ -93,10 +93,11 @@ for (const backend of SQL_BACKENDS) {
     });
 
     /** The freed-lock entries every replica should hear: what the rows were left with. */
-    async function freedRows(): Promise<LockChange[]> {
+    async function freedRows(): Promise<WakeUp[]> {
       const rows = await locks.find({where: {lockName: {inq: names}}, order: ['lockName ASC']});
       expect(rows.map(r => r.instanceId)).to.deepEqual(['', '', '']);
       return rows.map(r => ({
+        kind: 'released',
         lockName: r.lockName,
         freed: {fencingToken: Number(r.fencingToken), renewalId: r.renewalId},
       }));
@@ -197,6 +198,33 @@ for (const backend of SQL_BACKENDS) {
         } finally {
           disabler.release();
         }
+      });
+    }
+
+    if (backend === 'postgresql') {
+      it('sends the NOTIFY in the statement when the notifier declares its channel, whatever its class', async () => {
+        const published: WakeUp[][] = [];
+        const notifierOf = (notifyChannel?: string): LockNotifier => ({
+          publish: messages => published.push(messages),
+          subscribe: () => () => {},
+          close: async () => {},
+          notifyChannel,
+        });
+        // No channel declared: the release, then publish().
+        const plain = createLockStore({locks, controls}, notifierOf());
+        expect(await plain.release(names[0], 'me', 1)).to.be.true();
+        expect(statements).to.have.length(1);
+        expect(statements[0]).to.match(/^UPDATE /);
+        expect(published.map(p => p.map(m => m.kind))).to.deepEqual([['released']]);
+        // The channel declared: the NOTIFY rides in the release; publish() is not called.
+        statements = [];
+        const declared = createLockStore({locks, controls}, notifierOf(NOTIFY_CHANNEL));
+        expect(await declared.release(names[1], 'me', 1)).to.be.true();
+        expect(statements).to.have.length(1);
+        expect(statements[0]).to.match(/^WITH updated AS \(UPDATE .* pg_notify\(/s);
+        expect(published).to.have.length(1);
+        await waitFor('the release heard', () => heard.some(m => m.kind === 'released'), 3000);
+        expect(heard.map(m => m.kind === 'released' && m.lockName)).to.deepEqual([names[1]]);
       });
     }
 

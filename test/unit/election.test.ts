@@ -510,7 +510,7 @@ describe('LockElection (fake clock, fake store)', () => {
       await a.election.stop();
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       b.store.calls.length = 0;
-      b.election.wake({freed: {fencingToken, renewalId}});
+      b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
       expect(b.store.calls).to.eql(['takeOver']); // at once, not on a timer's turn
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver']); // the store read the control with the win
@@ -523,7 +523,7 @@ describe('LockElection (fake clock, fake store)', () => {
       await a.election.stop();
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       b.store.calls.length = 0;
-      b.election.wake({freed: {fencingToken, renewalId}});
+      b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver']);
       await cluster.stopAll();
@@ -535,7 +535,7 @@ describe('LockElection (fake clock, fake store)', () => {
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       cluster.db.disabled.add('JOB');
       b.store.calls.length = 0;
-      b.election.wake({freed: {fencingToken, renewalId}});
+      b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
       await cluster.run(50);
       expect(b.store.calls).to.eql(['takeOver', 'release']);
       expect(cluster.events.filter(e => e.replica === 'B')).to.eql([]);
@@ -548,7 +548,11 @@ describe('LockElection (fake clock, fake store)', () => {
       const {cluster, b} = await masterAndWatcher();
       b.store.calls.length = 0;
       // A stale or forged notification: A still holds the lock.
-      b.election.wake({freed: {fencingToken: 1, renewalId: 'not-the-current-one'}});
+      b.election.wake({
+        kind: 'released',
+        lockName: 'JOB',
+        freed: {fencingToken: 1, renewalId: 'not-the-current-one'},
+      });
       await cluster.run(20);
       expect(b.store.calls).to.eql(['takeOver', 'read']);
       expect(cluster.masters()).to.eql(['A']);
@@ -604,13 +608,13 @@ describe('LockElection (fake clock, fake store)', () => {
         return release(lockName, instanceId, token);
       };
       a.store.calls.length = 0;
-      a.election.wake({control: 'disabled'}); // not really: the renewals keep their grid
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'}); // not really: the renewals keep their grid
       await cluster.run(1);
       expect(a.store.calls).to.eql(['isDisabled']);
       expect(a.election.isMaster).to.be.true();
       cluster.db.disabled.add('JOB');
       const disabledAt = cluster.clock.now();
-      a.election.wake({control: 'disabled'});
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'});
       await cluster.until(() => !a.election.isMaster, 10);
       expect(cluster.clock.now() - disabledAt).to.be.lessThanOrEqual(1);
       const stop = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop')!;
@@ -641,13 +645,13 @@ describe('LockElection (fake clock, fake store)', () => {
         const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
         await cluster.run(95 - (cluster.clock.now() % 100)); // so it wins just after a grid point
         b.store.replyDelay = 20;
-        b.election.wake({freed: {fencingToken, renewalId}});
+        b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
         // Won at once; the answer, with the control read in the win (enabled),
         // arrives 20 ms later: the disable comes before it, or after.
         await cluster.run(after);
         cluster.db.disabled.add('JOB');
         const disabledAt = cluster.clock.now();
-        b.election.wake({control: 'disabled'});
+        b.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'});
         const stopOfB = () => cluster.events.find(e => e.replica === 'B' && e.kind === 'stop');
         await cluster.until(() => stopOfB() !== undefined, 200);
         // It renews (and reads the control) as soon as it is master, not at the next grid point.
@@ -659,11 +663,11 @@ describe('LockElection (fake clock, fake store)', () => {
     it('makes a master told of a disable before its first renewal renew at once: the disable waits for that', async () => {
       const {cluster, a} = await masterAndWatcher();
       a.store.calls.length = 0;
-      a.election.wake({control: 'disabled'}); // not really, but it has not renewed yet
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'}); // not really, but it has not renewed yet
       await cluster.run(1);
       expect(a.store.calls).to.eql(['renew']);
       expect(a.election.isMaster).to.be.true();
-      a.election.wake({control: 'disabled'}); // renewed now: the control read suffices
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'}); // renewed now: the control read suffices
       await cluster.run(1);
       expect(a.store.calls).to.eql(['renew', 'isDisabled']);
       await cluster.stopAll();
@@ -681,7 +685,7 @@ describe('LockElection (fake clock, fake store)', () => {
       a.election.begin();
       // Told of a disable while it acquires: it renews at once after the win.
       await cluster.run(1);
-      a.election.wake({control: 'disabled'});
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'});
       await cluster.until(() => a.store.calls.includes('renew'), 200);
       expect(callsAtStart).to.eql(a.store.calls.slice(0, a.store.calls.indexOf('renew')));
       expect(callsAtStart).to.not.containEql('renew');
@@ -692,12 +696,12 @@ describe('LockElection (fake clock, fake store)', () => {
       const {cluster, a, b} = await renewedMasterAndWatcher();
       a.store.calls.length = 0;
       b.store.calls.length = 0;
-      a.election.wake({control: 'enabled'});
-      b.election.wake({control: 'disabled'});
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'enabled'});
+      b.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'});
       await cluster.run(1);
       expect([a.store.calls, b.store.calls]).to.eql([[], []]);
-      a.election.wake({control: 'disabled'});
-      b.election.wake({control: 'enabled'});
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'});
+      b.election.wake({kind: 'control', lockName: 'JOB', control: 'enabled'});
       await cluster.run(1);
       expect([a.store.calls, b.store.calls]).to.eql([['isDisabled'], ['read']]);
       await cluster.stopAll();
@@ -706,7 +710,7 @@ describe('LockElection (fake clock, fake store)', () => {
     it('takes over unread a lock that an enable says is free, though it saw it disabled', async () => {
       const {cluster, a, b} = await masterAndWatcher();
       cluster.db.disabled.add('JOB');
-      a.election.wake({control: 'disabled'});
+      a.election.wake({kind: 'control', lockName: 'JOB', control: 'disabled'});
       await cluster.until(() => cluster.db.locks.get('JOB')!.instanceId === '', 50);
       b.election.wake(); // it reads: disabled
       await cluster.run(5);
@@ -714,7 +718,12 @@ describe('LockElection (fake clock, fake store)', () => {
       cluster.db.disabled.delete('JOB');
       const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
       b.store.calls.length = 0;
-      b.election.wake({control: 'enabled', freed: {fencingToken, renewalId}});
+      b.election.wake({
+        kind: 'control',
+        lockName: 'JOB',
+        control: 'enabled',
+        freed: {fencingToken, renewalId},
+      });
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver']); // the store read the control with the win
       await cluster.stopAll();

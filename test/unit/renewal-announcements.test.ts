@@ -21,7 +21,11 @@ describe('LockElection told of renewals (fake clock)', () => {
       renewals.push(cluster.clock.now());
       if (announce) {
         const {instanceId, fencingToken, renewalId} = row;
-        b.election.wake({renewed: {instanceId, fencingToken, renewalId}});
+        b.election.wake({
+          kind: 'renewed',
+          lockName: 'JOB',
+          renewed: {instanceId, fencingToken, renewalId},
+        });
       }
     });
     a.election.begin();
@@ -73,10 +77,18 @@ describe('LockElection told of renewals (fake clock)', () => {
     const later = async () => {
       await cluster.run(L / 2);
       b.election.wake({
+        kind: 'renewed',
+        lockName: 'JOB',
         renewed: {instanceId: 'X', fencingToken: row.fencingToken, renewalId: 'f1'},
       });
-      b.election.wake({renewed: {instanceId: 'A', fencingToken: 99, renewalId: 'f2'}});
+      b.election.wake({
+        kind: 'renewed',
+        lockName: 'JOB',
+        renewed: {instanceId: 'A', fencingToken: 99, renewalId: 'f2'},
+      });
       a.election.wake({
+        kind: 'renewed',
+        lockName: 'JOB',
         renewed: {instanceId: 'A', fencingToken: row.fencingToken, renewalId: 'f3'},
       });
     };
@@ -105,7 +117,11 @@ describe('LockElection told of a release while a step runs (fake clock)', () => 
     const calls = b.store.calls.length;
     await a.election.stop(); // released
     const row = cluster.db.locks.get('JOB')!;
-    b.election.wake({freed: {fencingToken: row.fencingToken, renewalId: row.renewalId}});
+    b.election.wake({
+      kind: 'released',
+      lockName: 'JOB',
+      freed: {fencingToken: row.fencingToken, renewalId: row.renewalId},
+    });
     await cluster.until(() => b.election.isMaster, 1000);
     // The late read, then straight to the takeover: no second read.
     expect(b.store.calls.slice(calls)).to.eql(['takeOver']);

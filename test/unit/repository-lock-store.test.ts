@@ -4,11 +4,11 @@
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {
-  LockChange,
   LockNotifier,
   LockRecord,
   MasterControlRepository,
   MasterLockRepository,
+  WakeUp,
 } from '../../src/extension';
 import {RepositoryLockStore} from '../../src/store/repository-lock-store';
 import {FakeClock} from '../fixtures/fake-clock';
@@ -17,7 +17,7 @@ describe('RepositoryLockStore batching (memory)', () => {
   let locks: MasterLockRepository;
   let store: RepositoryLockStore;
   let calls: string[];
-  let published: LockChange[][];
+  let published: WakeUp[][];
   let updateWheres: unknown[];
 
   beforeEach(() => {
@@ -141,7 +141,11 @@ describe('RepositoryLockStore batching (memory)', () => {
     // One notification, with what the release left on each row: enough to take it over unread.
     const rows = await locks.find({order: ['lockName ASC']});
     expect(published).to.deepEqual([
-      rows.map(r => ({lockName: r.lockName, freed: {fencingToken: 1, renewalId: r.renewalId}})),
+      rows.map(r => ({
+        kind: 'released',
+        lockName: r.lockName,
+        freed: {fencingToken: 1, renewalId: r.renewalId},
+      })),
     ]);
     expect(rows.map(r => r.instanceId)).to.deepEqual(['', '', '']);
   });

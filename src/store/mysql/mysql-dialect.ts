@@ -5,8 +5,8 @@
 import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {MAX_LOCK_NAME_LENGTH} from '../../models/limits';
-import {LockNotifier} from '../../notify/notifier';
 import {Clock} from '../../types';
+import {LockNotifier} from '../../wake/notifier';
 import {RepositoryDialect} from '../repository-dialect';
 import {MysqlDoorbell} from './mysql-doorbell';
 

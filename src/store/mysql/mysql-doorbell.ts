@@ -21,9 +21,10 @@ import {juggler} from '@loopback/repository';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {backoff, sleep, systemClock} from '../../election/clock';
-import {ChangeListener, LocalNotifier, LockNotifier} from '../../notify/notifier';
 import {Clock, TimerHandle} from '../../types';
-import {LockChange} from '../lock-store';
+import {LocalNotifier} from '../../wake/local';
+import {ANYTHING, WakeUp} from '../../wake/messages';
+import {ChangeListener, LockNotifier} from '../../wake/notifier';
 import {leaveRing, RingWatch, WATCHING} from './mysql-watch';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
@@ -83,7 +84,7 @@ interface Bell {
 const doorbells = new WeakMap<juggler.DataSource, SharedDoorbell>();
 
 /**
- * The LockNotifier of a MySQL datasource: the changes with their payloads
+ * The LockNotifier of a MySQL datasource: the wake-ups with their payloads
  * within the process, and the datasource's one doorbell across processes
  * (shared by the notifiers of one datasource: each would take two of its
  * pool's connections).
@@ -105,10 +106,10 @@ export class MysqlDoorbell implements LockNotifier {
     this.shared = shared;
   }
 
-  publish(changes: LockChange[]): void {
-    this.local.publish(changes);
+  publish(messages: WakeUp[]): void {
+    this.local.publish(messages);
     // A ring wakes every lock of every replica to read: a submit or a checkpoint waits for the next look.
-    if (!changes.every(c => c.submitted || c.checkpoint)) this.shared.ring();
+    if (!messages.every(m => m.kind === 'submitted' || m.kind === 'checkpoint')) this.shared.ring();
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -334,7 +335,7 @@ class SharedDoorbell {
     const tell = () => {
       this.wakeTimer = undefined;
       this.lastWake = this.clock.now();
-      this.listeners.forEach(listener => listener(undefined));
+      this.listeners.forEach(listener => listener(ANYTHING));
     };
     if (wait <= 0) return tell();
     this.wakeTimer = this.clock.setTimeout(tell, wait);

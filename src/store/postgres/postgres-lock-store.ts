@@ -6,10 +6,16 @@
 //    with what the disabled master left on the lock's row).
 //  - A renewal announces itself in its own statement, so the others judge
 //    a lease from its last renewal, not from their last poll.
+// The NOTIFYs go when the notifier declares the channel it hears them on
+// (LockNotifier.notifyChannel: the PostgreSQL notifier does); with any other,
+// the store of any connector publishes after the write.
 
+import {juggler, Where} from '@loopback/repository';
 import {MasterControl, MasterLock} from '../../models';
 import {retryDeadlock} from '../errors';
-import {ControlWrite, ControlWritten, LockChange, LockRecord} from '../lock-store';
+import {encodePayload, parsePayload} from '../../wake/codec';
+import {WakeUp} from '../../wake/messages';
+import {ControlWrite, ControlWritten, LockRecord} from '../lock-store';
 import {
   anyOf,
   Condition,
@@ -18,8 +24,13 @@ import {
   toLockRecord,
 } from '../repository-lock-store';
 import {assertOpen} from '../datasource-state';
-import {PostgresNotifier} from './postgres-notifier';
 import {sqlBuilder, updateReturning} from './sql';
+
+/**
+ * Bytes of lock entries per renewal NOTIFY: with one more entry (a name of
+ * at most 1020 bytes) and the envelope, under PostgreSQL's 8000.
+ */
+const RENEWAL_CHUNK_BYTES = 6500;
 
 export class PostgresLockStore extends RepositoryLockStore {
   /**
@@ -98,14 +109,14 @@ export class PostgresLockStore extends RepositoryLockStore {
   protected async releaseAndPublish(
     conditions: Condition[],
     data: LockData,
-    freed: LockChange[],
+    freed: WakeUp[],
   ): Promise<boolean[]> {
-    const notifier = this.notifier;
-    if (!(notifier instanceof PostgresNotifier)) {
-      return super.releaseAndPublish(conditions, data, freed);
-    }
+    const channel = this.notifier?.notifyChannel;
+    if (channel === undefined) return super.releaseAndPublish(conditions, data, freed);
     const {rows} = await retryDeadlock(() =>
-      notifier.updateAndPublish<MasterLock>(
+      updateAndNotify<MasterLock>(
+        this.lockRepo.dataSource,
+        channel,
         this.lockRepo.modelClass.modelName,
         anyOf(conditions),
         data,
@@ -133,10 +144,12 @@ export class PostgresLockStore extends RepositoryLockStore {
    * it came back with the condition's token.
    */
   protected async renewAll(conditions: Condition[], data: LockData): Promise<boolean[]> {
-    const notifier = this.notifier;
-    if (!(notifier instanceof PostgresNotifier)) return super.renewAll(conditions, data);
+    const channel = this.notifier?.notifyChannel;
+    if (channel === undefined) return super.renewAll(conditions, data);
     const rows = await retryDeadlock(() =>
-      notifier.renewAndAnnounce<MasterLock>(
+      renewAndNotify<MasterLock>(
+        this.lockRepo.dataSource,
+        channel,
         this.lockRepo.modelClass.modelName,
         anyOf(conditions),
         data,
@@ -152,10 +165,16 @@ export class PostgresLockStore extends RepositoryLockStore {
    * without reading it first.
    */
   protected async flipControl(lockName: string, write: ControlWrite): Promise<ControlWritten> {
-    const notifier = this.notifier;
-    if (!(notifier instanceof PostgresNotifier)) return super.flipControl(lockName, write);
-    const announced: LockChange = {lockName, control: write.enabled ? 'enabled' : 'disabled'};
-    const {rows, published} = await notifier.updateAndPublish<MasterControl>(
+    const channel = this.notifier?.notifyChannel;
+    if (channel === undefined) return super.flipControl(lockName, write);
+    const announced: WakeUp = {
+      kind: 'control',
+      lockName,
+      control: write.enabled ? 'enabled' : 'disabled',
+    };
+    const {rows, published} = await updateAndNotify<MasterControl>(
+      this.controlRepo.dataSource,
+      channel,
       this.controlRepo.modelClass.modelName,
       {lockName, enabled: !write.enabled},
       write,
@@ -167,4 +186,88 @@ export class PostgresLockStore extends RepositoryLockStore {
     if (!rows.length) return {changed: false, announced: []};
     return {changed: rows.length === 1, announced: published ?? [announced]};
   }
+}
+
+/**
+ * `UPDATE model SET data WHERE where` and, in the same statement, the NOTIFY
+ * of `messages` on `channel` if it updated `expected` rows: the others are
+ * woken as the update commits, not a round trip later. Resolves to the
+ * `returning` properties of the rows it updated, and the wake-ups it
+ * published. With `freedOf` (the lock model), the one message, an enable,
+ * also carries what the lock's row was left with if it is free, as the
+ * statement sees it: the others take it over unread.
+ */
+async function updateAndNotify<T extends object>(
+  dataSource: juggler.DataSource,
+  channel: string,
+  model: string,
+  where: Where<T>,
+  data: Partial<T>,
+  returning: (keyof T & string)[],
+  expected: number,
+  messages: WakeUp[],
+  freedOf?: string,
+): Promise<{rows: Partial<T>[]; published?: WakeUp[]}> {
+  const update = updateReturning(dataSource, model, where, data, returning);
+  const n = update.params.length;
+  const params = [...update.params, expected, channel, encodePayload(messages)];
+  let payload = `$${n + 3}::text`;
+  const enable = messages.length === 1 ? messages[0] : undefined;
+  if (freedOf && enable?.kind === 'control') {
+    const sql = sqlBuilder(dataSource);
+    const column = (p: string) => sql.columnEscaped(freedOf, p);
+    // codec.ts's entry of a control with freed: [name, control, fencingToken, renewalId].
+    const entry =
+      `json_build_array(${column('lockName')}, $${n + 4}::text, ` +
+      `${column('fencingToken')}, ${column('renewalId')})`;
+    payload =
+      `coalesce((SELECT json_build_array(${entry})::text FROM ${sql.tableEscaped(freedOf)} ` +
+      `WHERE ${column('lockName')} = $${n + 5} AND ${column('instanceId')} = ''), ${payload})`;
+    params.push(enable.control, enable.lockName);
+  }
+  const sql =
+    `WITH updated AS (${update.sql}), payload AS (SELECT ${payload} AS text) ` +
+    `SELECT coalesce(json_agg(updated), '[]') AS rows, (SELECT text FROM payload) AS payload, ` +
+    `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, (SELECT text FROM payload)) END AS notified ` +
+    `FROM updated`;
+  const result = (await dataSource.execute(sql, params)) as {
+    rows: Partial<T>[];
+    payload: string;
+  }[];
+  const rows = result[0]?.rows ?? [];
+  return {
+    rows,
+    published: rows.length === expected ? parsePayload(result[0].payload) : undefined,
+  };
+}
+
+/**
+ * `UPDATE model SET data WHERE where` (a renewal: data carries the new
+ * renewalId), announcing on `channel` in the same statement every row it
+ * renewed (codec.ts's renewal payload), in as many NOTIFYs as the payload
+ * limit needs. Resolves to the rows renewed.
+ */
+async function renewAndNotify<T extends object>(
+  dataSource: juggler.DataSource,
+  channel: string,
+  model: string,
+  where: Where<T>,
+  data: Partial<T> & {renewalId: string},
+): Promise<{lockName: string; fencingToken: number}[]> {
+  const returning = ['lockName', 'fencingToken', 'instanceId'] as (keyof T & string)[];
+  const update = updateReturning(dataSource, model, where, data, returning);
+  const n = update.params.length;
+  const sql =
+    `WITH updated AS (${update.sql}), ` +
+    // Running payload size per holder, to cut the announcement into NOTIFYs that fit.
+    `sized AS (SELECT *, sum(octet_length("lockName") + 24) OVER ` +
+    `(PARTITION BY "instanceId" ORDER BY "lockName") AS running FROM updated), ` +
+    `chunks AS (SELECT json_build_object('renewed', "instanceId", 'renewalId', $${n + 1}::text, ` +
+    `'locks', json_agg(json_build_array("lockName", "fencingToken")))::text AS payload ` +
+    `FROM sized GROUP BY "instanceId", floor(running / ${RENEWAL_CHUNK_BYTES})) ` +
+    `SELECT coalesce((SELECT json_agg(json_build_array("lockName", "fencingToken")) FROM updated), '[]') AS rows, ` +
+    `(SELECT count(pg_notify($${n + 2}, payload)) FROM chunks) AS notices`;
+  const params = [...update.params, data.renewalId, channel];
+  const result = (await dataSource.execute(sql, params)) as {rows: [string, number][]}[];
+  return (result[0]?.rows ?? []).map(([lockName, fencingToken]) => ({lockName, fencingToken}));
 }

@@ -1,19 +1,23 @@
 // PostgreSQL's transport for LockNotifier: LISTEN on a connection of its own
-// that reconnects by itself, NOTIFY through the pool, and an UPDATE that sends
-// its NOTIFY in the same statement (the others are woken as it commits).
+// that reconnects by itself, and NOTIFY through the pool. It declares its
+// channel (notifyChannel), so that the store sends the NOTIFY of a release,
+// a renewal or a control flip in the write's own statement
+// (postgres-lock-store.ts): the others are woken as it commits.
 // Reconnections back off on the executor's clock.
 
-import {juggler, Where} from '@loopback/repository';
+import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {backoff, systemClock} from '../../election/clock';
-import {ChangeListener, LockNotifier} from '../../notify/notifier';
 import {Clock, TimerHandle} from '../../types';
-import {LockChange} from '../lock-store';
-import {encodePayload, NOTIFY_CHANNEL, parsePayload} from './payload';
-import {sqlBuilder, updateReturning} from './sql';
+import {encodePayload, parsePayload} from '../../wake/codec';
+import {ANYTHING, WakeUp} from '../../wake/messages';
+import {ChangeListener, LockNotifier} from '../../wake/notifier';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');
+
+/** The channel of every replica's NOTIFY and LISTEN. */
+export const NOTIFY_CHANNEL = 'master_job_executor';
 
 interface PgClient extends EventEmitter {
   connect(): Promise<void>;
@@ -29,17 +33,13 @@ interface PgPool {
 
 /** Reconnections: 100 ms doubling to 5 s, from 100 ms again once listening. */
 const RECONNECT = {base: 100, max: 5000};
-/**
- * Bytes of lock entries per renewal NOTIFY: with one more entry (a name of
- * at most 1020 bytes) and the envelope, under PostgreSQL's 8000.
- */
-const RENEWAL_CHUNK_BYTES = 6500;
 
 /**
  * LISTEN on a connection of its own (not one of the pool's, which it would
  * hold forever), made with the connector's settings.
  */
 export class PostgresNotifier implements LockNotifier {
+  readonly notifyChannel = NOTIFY_CHANNEL;
   private readonly events = new EventEmitter().setMaxListeners(0);
   private client: PgClient | undefined;
   private reconnects = 0;
@@ -53,8 +53,8 @@ export class PostgresNotifier implements LockNotifier {
     void this.listen();
   }
 
-  publish(changes: LockChange[]): void {
-    const payload = encodePayload(changes);
+  publish(messages: WakeUp[]): void {
+    const payload = encodePayload(messages);
     this.dataSource
       .execute('SELECT pg_notify($1, $2)', [NOTIFY_CHANNEL, payload])
       .catch((err: Error) => debug('NOTIFY %s failed: %s', payload, err.message));
@@ -63,83 +63,6 @@ export class PostgresNotifier implements LockNotifier {
   subscribe(listener: ChangeListener): () => void {
     this.events.on('change', listener);
     return () => this.events.off('change', listener);
-  }
-
-  /**
-   * `UPDATE model SET data WHERE where` and, in the same statement, the NOTIFY
-   * of `changes` if it updated `expected` rows: the others are woken as the
-   * update commits, not a round trip later. Resolves to the `returning`
-   * properties of the rows it updated, and the changes it published.
-   * With `freedOf` (the lock model), the one change, an enable, also carries
-   * what the lock's row was left with if it is free, as the statement sees
-   * it: the others take it over unread.
-   */
-  async updateAndPublish<T extends object>(
-    model: string,
-    where: Where<T>,
-    data: Partial<T>,
-    returning: (keyof T & string)[],
-    expected: number,
-    changes: LockChange[],
-    freedOf?: string,
-  ): Promise<{rows: Partial<T>[]; published?: LockChange[]}> {
-    const update = updateReturning(this.dataSource, model, where, data, returning);
-    const n = update.params.length;
-    const params = [...update.params, expected, NOTIFY_CHANNEL, encodePayload(changes)];
-    let payload = `$${n + 3}::text`;
-    if (freedOf && changes.length === 1 && changes[0].control) {
-      const sql = sqlBuilder(this.dataSource);
-      const column = (p: string) => sql.columnEscaped(freedOf, p);
-      const entry =
-        `json_build_array(${column('lockName')}, $${n + 4}::text, ` +
-        `${column('fencingToken')}, ${column('renewalId')})`;
-      payload =
-        `coalesce((SELECT json_build_array(${entry})::text FROM ${sql.tableEscaped(freedOf)} ` +
-        `WHERE ${column('lockName')} = $${n + 5} AND ${column('instanceId')} = ''), ${payload})`;
-      params.push(changes[0].control, changes[0].lockName);
-    }
-    const sql =
-      `WITH updated AS (${update.sql}), payload AS (SELECT ${payload} AS text) ` +
-      `SELECT coalesce(json_agg(updated), '[]') AS rows, (SELECT text FROM payload) AS payload, ` +
-      `CASE WHEN count(*) = $${n + 1} THEN pg_notify($${n + 2}, (SELECT text FROM payload)) END AS notified ` +
-      `FROM updated`;
-    const result = (await this.dataSource.execute(sql, params)) as {
-      rows: Partial<T>[];
-      payload: string;
-    }[];
-    const rows = result[0]?.rows ?? [];
-    return {
-      rows,
-      published: rows.length === expected ? parsePayload(result[0].payload) : undefined,
-    };
-  }
-
-  /**
-   * `UPDATE model SET data WHERE where` (a renewal: data carries the new
-   * renewalId), announcing in the same statement every row it renewed, in
-   * as many NOTIFYs as the payload limit needs. Resolves to the rows renewed.
-   */
-  async renewAndAnnounce<T extends object>(
-    model: string,
-    where: Where<T>,
-    data: Partial<T> & {renewalId: string},
-  ): Promise<{lockName: string; fencingToken: number}[]> {
-    const returning = ['lockName', 'fencingToken', 'instanceId'] as (keyof T & string)[];
-    const update = updateReturning(this.dataSource, model, where, data, returning);
-    const n = update.params.length;
-    const sql =
-      `WITH updated AS (${update.sql}), ` +
-      // Running payload size per holder, to cut the announcement into NOTIFYs that fit.
-      `sized AS (SELECT *, sum(octet_length("lockName") + 24) OVER ` +
-      `(PARTITION BY "instanceId" ORDER BY "lockName") AS running FROM updated), ` +
-      `chunks AS (SELECT json_build_object('renewed', "instanceId", 'renewalId', $${n + 1}::text, ` +
-      `'locks', json_agg(json_build_array("lockName", "fencingToken")))::text AS payload ` +
-      `FROM sized GROUP BY "instanceId", floor(running / ${RENEWAL_CHUNK_BYTES})) ` +
-      `SELECT coalesce((SELECT json_agg(json_build_array("lockName", "fencingToken")) FROM updated), '[]') AS rows, ` +
-      `(SELECT count(pg_notify($${n + 2}, payload)) FROM chunks) AS notices`;
-    const params = [...update.params, data.renewalId, NOTIFY_CHANNEL];
-    const result = (await this.dataSource.execute(sql, params)) as {rows: [string, number][]}[];
-    return (result[0]?.rows ?? []).map(([lockName, fencingToken]) => ({lockName, fencingToken}));
   }
 
   /** Whether notifications arrive now (false while connecting or reconnecting). */
@@ -176,9 +99,7 @@ export class PostgresNotifier implements LockNotifier {
     client.on('end', () => fail(new Error('connection ended')));
     client.on('notification', (msg: {channel: string; payload?: string}) => {
       if (msg.channel !== NOTIFY_CHANNEL) return;
-      const changes = parsePayload(msg.payload);
-      if (changes) changes.forEach(change => this.events.emit('change', change));
-      else this.events.emit('change', undefined);
+      parsePayload(msg.payload).forEach(message => this.events.emit('change', message));
     });
     try {
       await client.connect();
@@ -195,7 +116,7 @@ export class PostgresNotifier implements LockNotifier {
     this.reconnects = 0;
     debug('listening on %s', NOTIFY_CHANNEL);
     // Notifications sent while we were not listening are lost: re-check everything.
-    this.events.emit('change', undefined);
+    this.events.emit('change', ANYTHING);
   }
 
   private reconnect(err?: unknown): void {
