@@ -15,6 +15,7 @@ import {
   extensions,
   LifeCycleObserver,
 } from '@loopback/core';
+import {Class, Model, Repository} from '@loopback/repository';
 import {asSpecEnhancer} from '@loopback/rest';
 import debugFactory from 'debug';
 import {
@@ -76,8 +77,9 @@ export const MASTER_JOB_EXECUTOR_OBSERVER_GROUP = 'masterJobExecutor';
   },
 })
 export class MasterJobExecutorComponent implements Component, LifeCycleObserver {
-  models = [MasterLock, MasterControl, MasterTask, MasterCheckpoint, MasterCronRun];
-  repositories = [
+  // Typed as RepositoryMixin reads them: an inferred union's order is not stable between builds.
+  models: Class<Model>[] = [MasterLock, MasterControl, MasterTask, MasterCheckpoint, MasterCronRun];
+  repositories: Class<Repository<Model>>[] = [
     MasterLockRepository,
     MasterControlRepository,
     MasterTaskRepository,
