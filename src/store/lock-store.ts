@@ -3,7 +3,9 @@
 // its row; rows are never deleted, so the fencing token of a lock only ever
 // grows. Interfaces only.
 
-import type {WakeUp} from '../wake/messages';
+import type {ControlChange, FreedLock, WakeUp} from '../wake/messages';
+
+export type {ControlChange, FreedLock};
 
 export interface LockRecord {
   lockName: string;
@@ -19,9 +21,6 @@ export interface LockRecord {
   /** The group (or quorum) the row belongs to: a member, or a resource of a group. */
   groupName?: string;
 }
-
-/** What a release leaves on the row of a free lock: enough for a takeover's compare-and-set. */
-export type FreedLock = Pick<LockRecord, 'fencingToken' | 'renewalId'>;
 
 export interface LockObservation {
   /** Undefined when no replica has ever held the lock. */
@@ -39,9 +38,6 @@ export interface Acquired {
    */
   disabled: boolean;
 }
-
-/** What an operator's write does to a lock: told to the others as a wake-up of kind `control`. */
-export type ControlChange = 'disabled' | 'enabled';
 
 /** An operator's disable or enable. */
 export interface ControlWrite {

@@ -5,10 +5,23 @@
 // describe() for debug logs and the exhaustive check only: the wire format is
 // codec.ts, the transports notifier.ts names.
 
-import type {ControlChange, FreedLock, LockRecord} from '../store/lock-store';
+// A leaf: the fields it carries are spelled out here (they are those of the
+// lock's row, store/lock-store.ts), so that the store's contract can name
+// WakeUp without an import cycle.
+
+/** What a release leaves on the row of a free lock: enough for a takeover's compare-and-set. */
+export interface FreedLock {
+  fencingToken: number;
+  renewalId: string;
+}
 
 /** A renewal as announced: the holder and token it was made for, and the renewalId it wrote. */
-export type RenewedLock = Pick<LockRecord, 'instanceId' | 'fencingToken' | 'renewalId'>;
+export interface RenewedLock extends FreedLock {
+  instanceId: string;
+}
+
+/** What an operator's write does to a lock: told to the others as a wake-up of kind `control`. */
+export type ControlChange = 'disabled' | 'enabled';
 
 export type WakeUp =
   /**
