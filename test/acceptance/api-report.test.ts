@@ -6,7 +6,7 @@
 
 import {expect} from '@loopback/testlab';
 import {Extractor, ExtractorConfig} from '@microsoft/api-extractor';
-import {readFileSync} from 'fs';
+import {readFileSync, rmSync} from 'fs';
 import path from 'path';
 import * as api from '../../src';
 
@@ -21,7 +21,8 @@ describe('the API report', function () {
         path.join(ROOT, `api-extractor.${entry}.json`),
       );
       const errors: string[] = [];
-      const result = Extractor.invoke(config, {
+      rmSync(path.join(ROOT, `.tmp/api-report/${entry}.api.md`), {force: true});
+      Extractor.invoke(config, {
         localBuild: false,
         // Kept out of the test's output; errors are asserted below.
         messageCallback: message => {
@@ -29,10 +30,21 @@ describe('the API report', function () {
           message.handled = true;
         },
       });
+      // The report as made now (API Extractor's temp copy) against the one
+      // checked in, but for the imports of dependencies' types at its top:
+      // which module declares a type (juggler's DataSource, say) moves with
+      // the dependencies' versions (.ci/run's Node 24 pass installs the newest).
+      const surface = (file: string) =>
+        readFileSync(path.join(ROOT, file), 'utf8')
+          .split('\n')
+          .filter(line => !/^import .* from '[^']+';\r?$/.test(line))
+          .join('\n');
+      const made = surface(`.tmp/api-report/${entry}.api.md`);
+      const expected = surface(`api-report/${entry}.api.md`);
       expect({
-        changed: result.apiReportChanged,
+        changed: made !== expected,
         errors,
-        hint: result.apiReportChanged ? 'run npm run api-report and review the change' : '',
+        hint: made !== expected ? 'run npm run api-report and review the change' : '',
       }).to.eql({changed: false, errors: [], hint: ''});
     });
   }
