@@ -99,19 +99,16 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
   ) {}
 
   value(): MasterJobExecutor {
-    return new MasterJobExecutor(
-      this.store,
-      this.clock,
-      this.componentConfig,
-      this.appConfig,
-      this.notifier,
-      process.env,
-      {
-        tasks: new TaskStore(this.tasks, this.clock),
-        checkpoints: new CheckpointStore(this.checkpoints, this.clock),
-        cronRuns: new CronRunStore(this.cronRuns, this.clock),
-      },
-    );
+    return new MasterJobExecutor({
+      store: this.store,
+      clock: this.clock,
+      config: this.componentConfig,
+      appConfig: this.appConfig,
+      notifier: this.notifier,
+      tasks: new TaskStore(this.tasks, this.clock),
+      checkpoints: new CheckpointStore(this.checkpoints, this.clock),
+      cronRuns: new CronRunStore(this.cronRuns, this.clock),
+    });
   }
 }
 

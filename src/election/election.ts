@@ -126,6 +126,14 @@ export interface ElectionOptions {
    * quorum is missing) until the next poll or wake.
    */
   mayAcquire?: () => boolean;
+  /**
+   * Awaited first when stop() is called, before the mastership ends: a
+   * quorum leaves, so the others count one member less before they may take
+   * the lock over.
+   */
+  onStopping?: () => Promise<void>;
+  /** Called once stop() has finished (job stopped, lock released): the owner forgets the handle. */
+  onStopped?: () => void;
 }
 
 type ResignReason = StopReason | 'startFailed';
@@ -847,6 +855,7 @@ export class LockElection extends EventEmitter implements Master {
   // ---- shutdown ----
 
   private async shutdown(): Promise<void> {
+    await this.options.onStopping?.();
     const p = this.phase;
     // A master's run loop steps down (stop(), then release); in-flight steps
     // end without scheduling anything, and an acquisition that wins meanwhile
@@ -855,6 +864,7 @@ export class LockElection extends EventEmitter implements Master {
     else this.enter('stopped', 'stopped');
     while (this.inflight.size) await Promise.all(this.inflight);
     debug('%s: stopped', this.lockName);
+    this.options.onStopped?.();
   }
 
   // ---- helpers ----

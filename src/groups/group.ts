@@ -50,6 +50,8 @@ export interface GroupOptions {
   onElection?: (election: LockElection) => void;
   /** This replica joined: tell the others, so they rebalance now. */
   onJoined?: (lockName: string) => void;
+  /** Called once stop() has finished: the owner forgets the handle. */
+  onStopped?: () => void;
 }
 
 export class GroupRunner extends EventEmitter implements MasterGroup {
@@ -221,6 +223,7 @@ export class GroupRunner extends EventEmitter implements MasterGroup {
     for (const timer of [this.refreshTimer, this.settleTimer]) if (timer) timers.cancel(timer);
     await this.membership.stop();
     await Promise.all([...this.elections.values()].map(e => e.stop()));
+    this.options.onStopped?.();
   }
 
   /** Who holds a resource: this replica if master of it, else its row as last read ('' if free). */

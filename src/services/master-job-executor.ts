@@ -62,9 +62,39 @@ const FORWARDED_EVENTS = [
   'leaderless',
 ];
 
+/** What the executor is made of; the component makes it from its bindings. */
+export interface MasterJobExecutorOptions {
+  /** Where locks, group members and controls live. */
+  store: LockStore;
+  clock: Clock;
+  /** The component configuration (`app.configure(MasterJobExecutorBindings.COMPONENT)`). */
+  config?: MasterJobExecutorConfig;
+  /** The application config, whose `masterJobExecutor` section is read under the component's. */
+  appConfig?: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig};
+  /** Wakes the other replicas (and this one) on releases, controls, submits. */
+  notifier?: LockNotifier;
+  /** Where `MASTER_JOB_*` variables are read; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** A queue's tasks: without it, startQueue() throws. */
+  tasks?: TaskStore;
+  /** Checkpoints: without it, `startMaster({checkpoint: true})` throws. */
+  checkpoints?: CheckpointStore;
+  /** The claimed occurrences of cron schedules. */
+  cronRuns?: CronRunStore;
+}
+
+/** A master started here: its election, its job as given, and what runs beside it. */
+interface StartedMaster {
+  election: LockElection;
+  job: MasterJob;
+  quorum?: Quorum;
+  watch?: CheckpointWatch;
+}
+
 /**
  * Starts and stops masters. Re-emits the events of every handle with the
  * lockName first: `executor.on('master', (lockName, fencingToken) => ...)`.
+ * A registry: each handle it made tells it when it stopped, and leaves it.
  */
 export class MasterJobExecutor extends EventEmitter {
   readonly instanceId: string;
@@ -72,33 +102,23 @@ export class MasterJobExecutor extends EventEmitter {
   readonly controlTimeout: number;
   private readonly hostname = hostname();
   private readonly sources: TimingSource[];
-  private readonly masters = new Map<string, LockElection>();
-  private readonly quorums = new Map<string, Quorum>();
+  private readonly store: LockStore;
+  private readonly clock: Clock;
+  private readonly notifier: LockNotifier | undefined;
+  private readonly masters = new Map<string, StartedMaster>();
   private readonly groups = new Map<string, GroupRunner>();
   private readonly queues = new Map<string, PersistedQueue>();
-  private readonly checkpointWatches = new Map<string, CheckpointWatch>();
-  /** The job of each master started here, as given. */
-  private readonly jobs = new Map<string, MasterJob>();
   private stopped = false;
   private stopping: Promise<void> | undefined;
   private readonly unsubscribe: (() => void) | undefined;
 
   /** @internal Made by the component from its bindings; apps get it with `app.get(MasterJobExecutorBindings.EXECUTOR)`. */
-  constructor(
-    private readonly store: LockStore,
-    private readonly clock: Clock,
-    componentConfig: MasterJobExecutorConfig = {},
-    appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
-    private readonly notifier?: LockNotifier,
-    env: NodeJS.ProcessEnv = process.env,
-    /** The component's other tables: a queue's tasks, the checkpoints. */
-    private readonly work: {
-      tasks?: TaskStore;
-      checkpoints?: CheckpointStore;
-      cronRuns?: CronRunStore;
-    } = {},
-  ) {
+  constructor(private readonly options: MasterJobExecutorOptions) {
     super();
+    const {store, clock, notifier, config = {}, appConfig = {}, env = process.env} = options;
+    this.store = store;
+    this.clock = clock;
+    this.notifier = notifier;
     this.unsubscribe = notifier?.subscribe(message => this.wake(message));
     const section = appConfig?.[APP_CONFIG_SECTION] ?? {};
     const fromEnv = timingsFromEnv(env); // a bad variable fails the start, naming it
@@ -108,7 +128,7 @@ export class MasterJobExecutor extends EventEmitter {
         describe: name => `Environment variable ${TIMING_ENV_VARIABLES[name]}`,
       },
       {
-        values: componentConfig,
+        values: config,
         describe: name => `Component configuration ${name}`,
       },
       {
@@ -116,11 +136,11 @@ export class MasterJobExecutor extends EventEmitter {
         describe: name => `Application config ${APP_CONFIG_SECTION}.${name}`,
       },
     ];
-    this.instanceId = componentConfig.instanceId ?? section.instanceId ?? defaultInstanceId();
+    this.instanceId = config.instanceId ?? section.instanceId ?? defaultInstanceId();
     if (typeof this.instanceId !== 'string' || !this.instanceId || this.instanceId.length > 255) {
       throw new Error('instanceId must be a non-empty string of at most 255 characters');
     }
-    this.controlTimeout = resolveControlTimeout(env, componentConfig, section);
+    this.controlTimeout = resolveControlTimeout(env, config, section);
     // Fail at start on bad configuration, not at the first startMaster().
     this.timingsFor({});
   }
@@ -132,10 +152,10 @@ export class MasterJobExecutor extends EventEmitter {
   startMaster(options: StartMasterOptions): Master {
     validate(options);
     const {lockName} = options;
-    const checkpoints = options.checkpoint ? this.work.checkpoints : undefined;
+    const checkpoints = options.checkpoint ? this.options.checkpoints : undefined;
     // A schedule claims each occurrence in the database before it fires it, on this clock.
     if (options.masterJob instanceof MasterCronJob) {
-      options.masterJob.runs ??= this.work.cronRuns;
+      options.masterJob.runs ??= this.options.cronRuns;
       options.masterJob.clock ??= this.clock;
     }
     if (options.checkpoint && !checkpoints) {
@@ -160,7 +180,7 @@ export class MasterJobExecutor extends EventEmitter {
             onError: this.reporter(lockName),
           })
         : undefined;
-    const election = new LockElection({
+    const election: LockElection = new LockElection({
       lockName,
       instanceId: this.instanceId,
       hostname: this.hostname,
@@ -169,24 +189,16 @@ export class MasterJobExecutor extends EventEmitter {
       store: this.store,
       clock: this.clock,
       mayAcquire: quorum && (() => quorum.isMet()),
-    });
-    this.forward(election);
-    const stop = election.stop.bind(election);
-    // Forget the handle once stopped, so the lock may be started again.
-    Object.defineProperty(election, 'stop', {
-      value: async () => {
-        // Leave the quorum first: the others count one member less before they may take over.
-        await quorum?.stop();
-        await stop();
-        if (this.masters.get(lockName) === election) {
-          this.masters.delete(lockName);
-          this.jobs.delete(lockName);
-        }
-        if (this.quorums.get(lockName) === quorum) this.quorums.delete(lockName);
+      // Leave the quorum first: the others count one member less before they may take over.
+      onStopping: quorum && (() => quorum.stop()),
+      // Forget the handle once stopped, so the lock may be started again.
+      onStopped: () => {
+        if (this.masters.get(lockName) === started) this.masters.delete(lockName);
       },
     });
-    this.masters.set(lockName, election);
-    this.jobs.set(lockName, options.masterJob);
+    const started: StartedMaster = {election, job: options.masterJob, quorum};
+    this.forward(election);
+    this.masters.set(lockName, started);
     if (checkpoints) {
       const watch = new CheckpointWatch(
         election,
@@ -194,17 +206,12 @@ export class MasterJobExecutor extends EventEmitter {
         timings.checkMasterInterval,
         this.clock,
       );
-      this.checkpointWatches.set(lockName, watch);
+      started.watch = watch;
       election.on('statechange', (_from: string, to: string) => {
-        if (to !== 'stopped') return;
-        watch.stop();
-        if (this.checkpointWatches.get(lockName) === watch) this.checkpointWatches.delete(lockName);
+        if (to === 'stopped') watch.stop();
       });
     }
-    if (quorum) {
-      this.quorums.set(lockName, quorum);
-      quorum.begin(election, sharedTimersOf(this.clock).turnTime() + timings.initDelay);
-    }
+    quorum?.begin(election, sharedTimersOf(this.clock).turnTime() + timings.initDelay);
     election.begin();
     debug('started master %s as %s', lockName, this.instanceId);
     return election;
@@ -217,7 +224,7 @@ export class MasterJobExecutor extends EventEmitter {
    */
   startQueue(options: StartQueueOptions & Partial<ElectionTimings>): TaskQueue {
     const {queueName, handler, maxAttempts, retryDelay, pollInterval, ...timings} = options ?? {};
-    const tasks = this.work.tasks;
+    const tasks = this.options.tasks;
     if (!tasks)
       throw new Error('startQueue(): this executor has no task store (use the component)');
     const settings = queueSettings(
@@ -272,7 +279,7 @@ export class MasterJobExecutor extends EventEmitter {
       }
     }
     const timings = this.timingsFor(options);
-    const group = new GroupRunner({
+    const group: GroupRunner = new GroupRunner({
       ...this.memberOptions(groupName, timings),
       groupName,
       resources,
@@ -280,16 +287,12 @@ export class MasterJobExecutor extends EventEmitter {
       minMembers,
       checkResource,
       onElection: election => this.forward(election),
+      onStopped: () => {
+        if (this.groups.get(groupName) === group) this.groups.delete(groupName);
+      },
     });
     group.on('error', err => {
       if (this.listenerCount('error') > 0) this.emit('error', err, groupName);
-    });
-    const stop = group.stop.bind(group);
-    Object.defineProperty(group, 'stop', {
-      value: async () => {
-        await stop();
-        if (this.groups.get(groupName) === group) this.groups.delete(groupName);
-      },
     });
     this.groups.set(groupName, group);
     void group.begin();
@@ -304,7 +307,7 @@ export class MasterJobExecutor extends EventEmitter {
   /** The cron schedules started here, with their last runs as stored (latest first). */
   async cronStatus(): Promise<CronStatus[]> {
     const crons: CronStatus[] = [];
-    for (const [lockName, job] of this.jobs) {
+    for (const [lockName, {job}] of this.masters) {
       if (!(job instanceof MasterCronJob)) continue;
       const runs = (await job.runs?.recent(lockName)) ?? [];
       crons.push({
@@ -383,7 +386,7 @@ export class MasterJobExecutor extends EventEmitter {
   }
 
   getMaster(lockName: string): Master | undefined {
-    return this.masters.get(lockName);
+    return this.masters.get(lockName)?.election;
   }
 
   /**
@@ -400,38 +403,40 @@ export class MasterJobExecutor extends EventEmitter {
         this.queues.get(message.lockName)?.runner.wake();
         return;
       case 'checkpoint':
-        this.checkpointWatches
+        this.masters
           .get(message.lockName)
-          ?.look()
+          ?.watch?.look()
           .catch(() => {});
         return;
       case 'released':
       case 'control':
       case 'renewed':
       case 'joined':
-        this.masters.get(message.lockName)?.wake(message);
+        this.masters.get(message.lockName)?.election.wake(message);
         break;
       case 'anything':
         this.queues.forEach(q => q.runner.wake());
-        for (const watch of this.checkpointWatches.values()) watch.look().catch(() => {});
-        this.masters.forEach(m => m.wake());
+        for (const {election, watch} of this.masters.values()) {
+          watch?.look().catch(() => {});
+          election.wake();
+        }
         break;
       default:
         return this.wake(unknownKind(message));
     }
-    this.quorums.forEach(q => q.wake(message));
+    this.masters.forEach(m => m.quorum?.wake(message));
     this.groups.forEach(g => g.wake(message));
   }
 
   async stopMaster(lockName: string): Promise<boolean> {
     const master = this.masters.get(lockName);
     if (!master) return false;
-    await master.stop();
+    await master.election.stop();
     return true;
   }
 
   status(): MasterStatus[] {
-    return [...this.masters.values()].map(m => m.status());
+    return [...this.masters.values()].map(m => m.election.status());
   }
 
   /**
@@ -461,7 +466,7 @@ export class MasterJobExecutor extends EventEmitter {
     this.stopped = true;
     this.unsubscribe?.();
     await Promise.all([
-      ...[...this.masters.values()].map(m => m.stop()),
+      ...[...this.masters.values()].map(m => m.election.stop()),
       ...[...this.groups.values()].map(g => g.stop()),
     ]);
   }

@@ -13,14 +13,11 @@ import {FakeDatabase, FakeStore} from '../fixtures/fake-store';
 /** An executor on a database of its own, never started: for validation. */
 function lonelyExecutor(): MasterJobExecutor {
   const fake = new FakeClock();
-  return new MasterJobExecutor(
-    new FakeStore(new FakeDatabase(), fake),
-    fake,
-    {},
-    {},
-    undefined,
-    {},
-  );
+  return new MasterJobExecutor({
+    store: new FakeStore(new FakeDatabase(), fake),
+    clock: fake,
+    env: {},
+  });
 }
 
 describe('balanced groups', () => {
@@ -137,14 +134,13 @@ describe('balanced groups', () => {
       {timings = TIMINGS, notifier}: {timings?: ElectionTimings; notifier?: LockNotifier} = {},
     ) {
       const store = new FakeStore(db, fake, name);
-      const executor = new MasterJobExecutor(
+      const executor = new MasterJobExecutor({
         store,
-        fake,
-        {...timings, instanceId: name},
-        {},
+        clock: fake,
+        env: {},
+        config: {...timings, instanceId: name},
         notifier,
-        {},
-      );
+      });
       const group = executor.startGroup({
         groupName: 'G',
         resources,
@@ -288,14 +284,12 @@ describe('balanced groups', () => {
     it('re-reads a resources function every check interval; a bad id is reported, not run', async () => {
       let ids = ['x', 'y'];
       const store = new FakeStore(db, fake, 'f');
-      const executor = new MasterJobExecutor(
+      const executor = new MasterJobExecutor({
         store,
-        fake,
-        {...TIMINGS, instanceId: 'f'},
-        {},
-        undefined,
-        {},
-      );
+        clock: fake,
+        env: {},
+        config: {...TIMINGS, instanceId: 'f'},
+      });
       const errors: string[] = [];
       executor.on('error', (err: Error) => errors.push(err.message));
       const group = executor.startGroup({
@@ -364,14 +358,12 @@ describe('balanced groups', () => {
       const events: string[] = [];
       const start = (name: string) => {
         const store = new FakeStore(db, fake, name);
-        const executor = new MasterJobExecutor(
+        const executor = new MasterJobExecutor({
           store,
-          fake,
-          {...TIMINGS, instanceId: name},
-          {},
-          undefined,
-          {},
-        );
+          clock: fake,
+          env: {},
+          config: {...TIMINGS, instanceId: name},
+        });
         executor.startMaster({
           lockName: 'Q',
           minMembers: 2,

@@ -10,7 +10,7 @@ function executor(config = {}, env: NodeJS.ProcessEnv = {}, appConfig = {}) {
   const store = new FakeStore(new FakeDatabase(), clock);
   return {
     clock,
-    executor: new MasterJobExecutor(store, clock, config, appConfig, undefined, env),
+    executor: new MasterJobExecutor({store, clock, config, appConfig, env}),
   };
 }
 

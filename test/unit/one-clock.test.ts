@@ -22,18 +22,13 @@ describe('one clock (fake clock)', () => {
     const taskRows = new MasterTaskRepository(ds);
     const cronRows = new MasterCronRunRepository(ds);
     const store = new FakeStore(new FakeDatabase(), clock);
-    const executor = new MasterJobExecutor(
+    const executor = new MasterJobExecutor({
       store,
       clock,
-      {},
-      {},
-      undefined,
-      {},
-      {
-        tasks: new TaskStore(taskRows, clock),
-        cronRuns: new CronRunStore(cronRows, clock),
-      },
-    );
+      env: {},
+      tasks: new TaskStore(taskRows, clock),
+      cronRuns: new CronRunStore(cronRows, clock),
+    });
 
     const fired: {scheduledAt: number; at: number}[] = [];
     const cron = executor.startMaster({

@@ -8,14 +8,12 @@ describe('executor.runExclusive() (fake clock)', () => {
   const clock = new FakeClock();
   const db = new FakeDatabase();
   const executor = (name: string) =>
-    new MasterJobExecutor(
-      new FakeStore(db, clock, name),
+    new MasterJobExecutor({
+      store: new FakeStore(db, clock, name),
       clock,
-      {...TIMINGS, instanceId: name},
-      {},
-      undefined,
-      {},
-    );
+      env: {},
+      config: {...TIMINGS, instanceId: name},
+    });
   const a = executor('a');
   const b = executor('b');
 
