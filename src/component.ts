@@ -11,11 +11,10 @@ import {
   ContextView,
   CoreTags,
   extensionPoint,
-  LifeCycleObserverRegistry,
   extensions,
   LifeCycleObserver,
 } from '@loopback/core';
-import {Class, Model, Repository} from '@loopback/repository';
+import {Class, juggler, Model, Repository} from '@loopback/repository';
 import {asSpecEnhancer} from '@loopback/rest';
 import debugFactory from 'debug';
 import {
@@ -49,8 +48,9 @@ import {
   MasterTaskRepository,
 } from './repositories';
 import {MasterJobExecutor} from './services/master-job-executor';
-import {APP_CONFIG_SECTION, resolveAuthentication} from './settings';
+import {APP_CONFIG_SECTION, resolveAuthentication, resolveMigrationLock} from './settings';
 import {reopen} from './store/datasource-state';
+import {wrapMigrations} from './store/migration-lock';
 import {MasterJob, MasterJobExecutorConfig} from './types';
 
 const debug = debugFactory('loopback:master-job-executor:component');
@@ -108,8 +108,13 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
     this.bindings = [
       // Resolved when first used, so app.configure() may come after app.component().
       Binding.bind(MasterJobExecutorBindings.DATASOURCE).toDynamicValue(async () => {
-        const name = dataSourceNameOf(await this.settings());
-        return this.app.get(`datasources.${name}`);
+        const current = await this.settings();
+        const dataSource = await this.app.get<juggler.DataSource>(
+          `datasources.${dataSourceNameOf(current)}`,
+        );
+        // Resolved by the repositories, which app.migrateSchema() makes before it migrates.
+        wrapMigrations(dataSource, {lock: resolveMigrationLock(current)});
+        return dataSource;
       }),
       Binding.bind(MasterJobExecutorBindings.DIALECT)
         .toProvider(DialectProvider)
@@ -128,7 +133,10 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
         .toProvider(MasterControlServiceProvider)
         .inScope(BindingScope.SINGLETON),
     ];
-    dataSourceNameOf(settings); // a bad name fails app.component() at once
+    // Bad settings fail app.component() at once.
+    dataSourceNameOf(settings);
+    resolveMigrationLock(settings);
+    this.placeObserverGroupOnInit();
     if (mountController !== false) {
       const controller = defineMasterControlController({basePath: controllerPath});
       this.controller = controller;
@@ -155,12 +163,10 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
 
   /**
    * Protects the controller as configured now, whether app.configure() came
-   * before or after app.component(); and places our observer group after an
-   * ordered `datasource` group.
+   * before or after app.component().
    */
   async init(): Promise<void> {
     await this.protectController();
-    await this.placeObserverGroup();
   }
 
   /** Fails closed: protection asked for but impossible is a startup error. */
@@ -191,23 +197,20 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
     this.controller.protect(groups);
   }
 
-  /** An app that orders the `datasource` group itself gets ours right after it. */
-  private async placeObserverGroup(): Promise<void> {
-    const registry = await this.app.get<LifeCycleObserverRegistry>(
-      CoreBindings.LIFE_CYCLE_OBSERVER_REGISTRY,
-    );
-    const internals = registry as unknown as {
-      options: {orderedGroups?: string[]};
-      observersView?: {refresh(): void};
-    };
-    const ordered = internals.options.orderedGroups;
-    const groups = placeAfterDataSources(ordered ?? []);
-    if (groups === ordered) return;
-    registry.setOrderedGroups(groups);
-    // The registry sorts the view's cached bindings in place but pairs them
-    // with values cached in the old order: refresh both, or each group's
-    // event would reach another group's observer.
-    internals.observersView?.refresh();
+  /**
+   * An app that orders the `datasource` group itself gets ours right after
+   * it. Done as the app begins to initialize: the datasources are bound by
+   * then (boot), and the registry has not yet sorted its observers, which it
+   * does once, so the order is set before it matters.
+   */
+  private placeObserverGroupOnInit(): void {
+    this.app.on('stateChanged', ({to}: {to: string}) => {
+      if (to !== 'initializing') return;
+      const registry = this.app.getSync(CoreBindings.LIFE_CYCLE_OBSERVER_REGISTRY);
+      const groups = registry.getObserverGroupsByOrder().map(g => g.group);
+      const ordered = placeAfterDataSources(groups);
+      if (ordered) registry.setOrderedGroups(ordered);
+    });
   }
 
   /** Resolves the executor so that bad configuration fails app.start(). */
@@ -313,12 +316,18 @@ function dataSourceNameOf(settings: MasterJobExecutorConfig): string {
 }
 
 /**
- * Where `datasource` is an ordered group, an unordered one (ours) would start
- * before it: insert ours after it. Otherwise the alphabetical order holds.
- * Returns `groups` itself when nothing changes.
+ * Given the observer groups as LoopBack sorts them now (the groups it has no
+ * order for first, by name, then the ordered ones), the order that puts ours
+ * right after `datasource`, or undefined when it is there already. Named
+ * groups, ours among them, sort after `datasource`: ours comes before it only
+ * when the app ordered `datasource`. Every other group keeps its place, now
+ * as an ordered group.
  */
-export function placeAfterDataSources(groups: string[]): string[] {
-  const at = groups.indexOf('datasource');
-  if (at === -1 || groups.includes(MASTER_JOB_EXECUTOR_OBSERVER_GROUP)) return groups;
-  return [...groups.slice(0, at + 1), MASTER_JOB_EXECUTOR_OBSERVER_GROUP, ...groups.slice(at + 1)];
+export function placeAfterDataSources(groups: string[]): string[] | undefined {
+  const ours = groups.indexOf(MASTER_JOB_EXECUTOR_OBSERVER_GROUP);
+  const dataSources = groups.indexOf('datasource');
+  if (ours === -1 || dataSources === -1 || ours > dataSources) return undefined;
+  const others = groups.filter(g => g !== '' && g !== MASTER_JOB_EXECUTOR_OBSERVER_GROUP);
+  const at = others.indexOf('datasource') + 1;
+  return [...others.slice(0, at), MASTER_JOB_EXECUTOR_OBSERVER_GROUP, ...others.slice(at)];
 }

@@ -1,6 +1,6 @@
 // The component-level settings that are not timings: the REST controller's
-// database timeout and its authentication, parsed and validated with messages
-// that name the setting.
+// database timeout and its authentication, the migration lock, parsed and
+// validated with messages that name the setting.
 
 import {MAX_DELAY} from './election/timings';
 import {MasterJobExecutorConfig} from './types';
@@ -92,4 +92,16 @@ export function resolveAuthentication(
     if (list) groups[group] = list;
   }
   return groups;
+}
+
+/** migrationLock: true unless set to false. */
+export function resolveMigrationLock(settings: MasterJobExecutorConfig): boolean {
+  const value = settings.migrationLock;
+  if (value === undefined) return true;
+  if (typeof value !== 'boolean') {
+    throw new Error(
+      `masterJobExecutor migrationLock must be true or false, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }

@@ -149,6 +149,13 @@ export interface MasterJobExecutorConfig extends Partial<ElectionTimings> {
    * 503 DatabaseUnavailable; default 5000 (env MASTER_JOB_CONTROL_TIMEOUT).
    */
   controlTimeout?: number;
+  /**
+   * Whether the component runs every schema migration of its datasource
+   * (`app.migrateSchema()`) under a lock of the database, so replicas that
+   * migrate at once take turns; default true. Set false where another tool
+   * serialises migrations, or the lock cannot be taken.
+   */
+  migrationLock?: boolean;
 }
 
 /** Strategies per group of endpoints; a group left out is open. */

@@ -121,4 +121,13 @@ describe('MasterJobExecutorComponent in an app (memory)', () => {
     const app = makeApp();
     await expect(app.start()).to.be.rejectedWith(/MASTER_JOB_HEARTBEAT_INTERVAL/);
   });
+
+  it('fails app.component() on a migrationLock that is not a boolean, naming it', () => {
+    expect(() => makeApp({configure: {migrationLock: 'no' as unknown as boolean}})).to.throw(
+      'masterJobExecutor migrationLock must be true or false, got "no"',
+    );
+    expect(() => makeApp({section: {migrationLock: 0 as unknown as boolean}})).to.throw(
+      /migrationLock must be true or false, got 0/,
+    );
+  });
 });

@@ -135,16 +135,22 @@ describe('lifecycle order in a CLI-shaped app', () => {
 
   it('places its group after datasource only where datasource is ordered', () => {
     const group = MASTER_JOB_EXECUTOR_OBSERVER_GROUP;
-    const unordered = ['server'];
-    expect(placeAfterDataSources(unordered)).to.equal(unordered);
-    expect(placeAfterDataSources(['datasource', 'server'])).to.deepEqual([
+    // unordered, LoopBack sorts groups by name: ours comes after `datasource`
+    expect(group > 'datasource').to.be.true();
+    expect(placeAfterDataSources(['', 'datasource', group, 'server'])).to.be.undefined();
+    expect(placeAfterDataSources(['', 'webhooks', group, 'datasource', 'server'])).to.deepEqual([
+      'webhooks',
       'datasource',
       group,
       'server',
     ]);
-    const already = ['datasource', group, 'server'];
-    expect(placeAfterDataSources(already)).to.equal(already);
-    // unordered, LoopBack sorts groups by name: ours must come after `datasource`
-    expect(group > 'datasource').to.be.true();
+    // every other group keeps its place, now ordered
+    expect(placeAfterDataSources([group, 'zeta', 'datasource', 'server'])).to.deepEqual([
+      'zeta',
+      'datasource',
+      group,
+      'server',
+    ]);
+    expect(placeAfterDataSources(['datasource', 'server'])).to.be.undefined();
   });
 });

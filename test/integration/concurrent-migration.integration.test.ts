@@ -6,6 +6,8 @@ import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
 import {DataSourceStoppedError, MasterLockRepository} from '../../src/extension';
+import {MIGRATION_LOCK_NAME} from '../../src/store/mysql/mysql-dialect';
+import {MIGRATION_LOCK_KEY} from '../../src/store/postgres/postgres-dialect';
 import {TestApp} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
@@ -29,9 +31,10 @@ for (const backend of SQL_BACKENDS) {
       for (const table of tables) await admin.execute(`DROP TABLE IF EXISTS ${table}`);
     };
 
-    const replica = (poolSize = 2) => {
+    const replica = (poolSize = 2, migrationLock?: boolean) => {
       const app = new TestApp();
       app.dataSource(db.createDataSource({poolSize}));
+      app.configure(MasterJobExecutorBindings.COMPONENT).to({migrationLock});
       app.component(MasterJobExecutorComponent);
       return app;
     };
@@ -82,6 +85,36 @@ for (const backend of SQL_BACKENDS) {
       );
       const locks = await app.getRepository(MasterLockRepository);
       expect(await locks.count()).to.deepEqual({count: 0});
+    });
+
+    it('waits for the database lock, unless migrationLock is false', async () => {
+      await dropTables();
+      // Another session holds the migration lock, as a replica migrating would.
+      const holder = db.createDataSource({poolSize: 1});
+      const [take, give] =
+        backend === 'postgresql'
+          ? [
+              `SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY}::bigint)`,
+              `SELECT pg_advisory_unlock(${MIGRATION_LOCK_KEY}::bigint)`,
+            ]
+          : [
+              `SELECT GET_LOCK('${MIGRATION_LOCK_NAME}', 5)`,
+              `SELECT RELEASE_LOCK('${MIGRATION_LOCK_NAME}')`,
+            ];
+      await holder.execute(take);
+      try {
+        let waited = false;
+        const locking = replica()
+          .migrateSchema()
+          .finally(() => (waited = true));
+        // Without the lock, a migration goes ahead while another holds it.
+        await replica(2, false).migrateSchema();
+        expect(waited).to.be.false();
+        await holder.execute(give);
+        await locking;
+      } finally {
+        await holder.disconnect();
+      }
     });
 
     it('fails a lock store call at once after the datasource was disconnected', async () => {

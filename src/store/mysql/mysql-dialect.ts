@@ -13,7 +13,7 @@ import {MysqlDoorbell} from './mysql-doorbell';
 const debug = debugFactory('loopback:master-job-executor:datasource');
 
 /** Same name on every database and every version of this package. */
-const LOCK_NAME = 'loopback4-master-job-executor:migrate';
+export const MIGRATION_LOCK_NAME = 'loopback4-master-job-executor:migrate';
 /** How long a replica waits for another's migration (the connection's own timeouts would be too short). */
 const LOCK_WAIT_SECONDS = 600;
 
@@ -63,7 +63,7 @@ export class MysqlDialect extends RepositoryDialect {
     try {
       debug('waiting for the migration lock');
       const rows = (await query('SELECT GET_LOCK(?, ?) AS got', [
-        LOCK_NAME,
+        MIGRATION_LOCK_NAME,
         LOCK_WAIT_SECONDS,
       ])) as {
         got: number | null;
@@ -71,14 +71,14 @@ export class MysqlDialect extends RepositoryDialect {
       if (rows[0]?.got !== 1) {
         throw new Error(
           `another replica has been migrating the schema of datasource ${dataSource.name} ` +
-            `for ${LOCK_WAIT_SECONDS} s (lock ${LOCK_NAME} not granted)`,
+            `for ${LOCK_WAIT_SECONDS} s (lock ${MIGRATION_LOCK_NAME} not granted)`,
         );
       }
       try {
         debug('migrating under the lock');
         return await migrate();
       } finally {
-        await query('SELECT RELEASE_LOCK(?)', [LOCK_NAME]).catch(() => {});
+        await query('SELECT RELEASE_LOCK(?)', [MIGRATION_LOCK_NAME]).catch(() => {});
       }
     } finally {
       connection.release();

@@ -17,7 +17,7 @@ import {PostgresNotifier} from './postgres-notifier';
 const debug = debugFactory('loopback:master-job-executor:datasource');
 
 /** pg_advisory_lock takes a bigint: a fixed one derived from the package's name. */
-const PG_LOCK_KEY = '7450915263341048217';
+export const MIGRATION_LOCK_KEY = '7450915263341048217';
 /** How long a replica waits for another's migration (the connection's own timeouts would be too short). */
 const LOCK_WAIT_SECONDS = 600;
 
@@ -49,7 +49,7 @@ export class PostgresDialect extends RepositoryDialect {
     await client.connect();
     try {
       debug('waiting for the migration lock');
-      await client.query('SELECT pg_advisory_lock($1::bigint)', [PG_LOCK_KEY]);
+      await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
       debug('migrating under the lock');
       return await migrate();
     } finally {
