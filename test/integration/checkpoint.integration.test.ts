@@ -8,7 +8,7 @@ import {waitFor} from '../../cluster-kit';
 import {Master, MasterJobContext} from '../../src';
 import {MasterCheckpointRepository} from '../../src/extension';
 import {systemClock} from '../../src/election/clock';
-import {CheckpointStore} from '../../src/jobs/checkpoint';
+import {RepositoryCheckpointStore} from '../../src/store/checkpoint-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
@@ -100,7 +100,7 @@ function checkpointSuite(backend: BackendName): void {
   });
 
   it('refuses the save of a master whose checkpoint a later master claimed', async () => {
-    const store = new CheckpointStore(await repo(), systemClock);
+    const store = new RepositoryCheckpointStore(await repo(), systemClock);
     expect(await store.claim(LOCK, 5)).to.be.undefined();
     await store.save(LOCK, 5, 'old', {count: 1});
     expect(await store.claim(LOCK, 6)).to.deepEqual({count: 1});

@@ -8,7 +8,7 @@ import {waitFor} from '../../cluster-kit';
 import {CronContext, masterCron, MasterCronOptions} from '../../src';
 import {MasterCronRunRepository} from '../../src/extension';
 import {systemClock} from '../../src/election/clock';
-import {CronRunStore} from '../../src/jobs/cron';
+import {RepositoryCronRunStore} from '../../src/store/cron-run-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
@@ -102,7 +102,7 @@ function cronSuite(backend: BackendName): void {
   });
 
   it('lets one of concurrent claims of an occurrence win (a stale master fires nothing)', async () => {
-    const store = new CronRunStore(await repo(), systemClock);
+    const store = new RepositoryCronRunStore(await repo(), systemClock);
     const LOCK = cluster.name('CLAIMS');
     const at = new Date(Date.UTC(2026, 0, 1, 12));
     const ctx = (fencingToken: number) => ({
@@ -126,7 +126,7 @@ function cronSuite(backend: BackendName): void {
       if (cut-- > 0) throw new Error('Connection terminated unexpectedly'); // landed, reply lost
       return row;
     }) as typeof rows.create;
-    const store = new CronRunStore(rows, systemClock);
+    const store = new RepositoryCronRunStore(rows, systemClock);
     const LOCK = cluster.name('LOST-REPLY');
     const at = new Date(Date.UTC(2026, 0, 1, 13));
     const ctx = (fencingToken: number) => ({

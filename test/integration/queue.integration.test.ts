@@ -8,7 +8,7 @@ import {waitFor} from '../../cluster-kit';
 import {TaskContext, TaskQueue} from '../../src';
 import {MasterTaskRepository} from '../../src/extension';
 import {systemClock} from '../../src/election/clock';
-import {TaskStore} from '../../src/queue/task-store';
+import {RepositoryTaskStore} from '../../src/store/task-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
@@ -176,7 +176,7 @@ function queueSuite(backend: BackendName): void {
   });
 
   it('refuses the writes of a master whose task a later master claimed', async () => {
-    const store = new TaskStore(await taskRepo(), systemClock);
+    const store = new RepositoryTaskStore(await taskRepo(), systemClock);
     await store.submit(QUEUE, '{}');
     const head = (await store.head(QUEUE))!;
     const stale = (await store.claim(head, 5))!;
