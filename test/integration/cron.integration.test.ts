@@ -2,6 +2,7 @@
 // PostgreSQL and MySQL/MariaDB: each occurrence is claimed in the database
 // before it fires, so a handoff fires none twice; a new master treats the
 // occurrences nobody fired as `missed` says; the status lists the last runs.
+// The store's own contract is in work-store-contracts.integration.test.ts.
 
 import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
@@ -99,22 +100,6 @@ function cronSuite(backend: BackendName): void {
     expect(cron.runs.map(r => r.scheduledAt.getTime())).to.deepEqual(
       [...cron.runs.map(r => r.scheduledAt.getTime())].sort((x, y) => y - x),
     );
-  });
-
-  it('lets one of concurrent claims of an occurrence win (a stale master fires nothing)', async () => {
-    const store = new RepositoryCronRunStore(await repo(), systemClock);
-    const LOCK = cluster.name('CLAIMS');
-    const at = new Date(Date.UTC(2026, 0, 1, 12));
-    const ctx = (fencingToken: number) => ({
-      lockName: LOCK,
-      instanceId: `replica-${fencingToken}`,
-      fencingToken,
-      signal: new AbortController().signal,
-    });
-    const claims = await Promise.all([1, 2, 3, 4].map(t => store.claim(ctx(t), at)));
-    expect(claims.filter(c => c !== undefined)).to.have.length(1);
-    expect(await store.claim(ctx(5), at)).to.be.undefined();
-    expect((await store.latest(LOCK))?.getTime()).to.equal(at.getTime());
   });
 
   it('finds its own claim whose reply was lost (a connection cut under it), and only its own', async () => {
