@@ -7,9 +7,6 @@ import {BindingScope, config, CoreBindings, inject, injectable, Provider} from '
 import {juggler, repository} from '@loopback/repository';
 import {MasterJobExecutorBindings} from './keys';
 import {LockNotifier} from './wake/notifier';
-import {TaskStore} from './queue/task-store';
-import {CheckpointStore} from './jobs/checkpoint';
-import {CronRunStore} from './jobs/cron';
 import {
   MasterCheckpointRepository,
   MasterCronRunRepository,
@@ -21,8 +18,11 @@ import {MasterControlService} from './services/master-control.service';
 import {MasterJobExecutor} from './services/master-job-executor';
 import {APP_CONFIG_SECTION} from './settings';
 import {Dialect} from './store/dialect';
+import {RepositoryCheckpointStore} from './store/checkpoint-store';
+import {RepositoryCronRunStore} from './store/cron-run-store';
 import {dialectOf} from './store/dialects';
 import {LockStore} from './store/lock-store';
+import {RepositoryTaskStore} from './store/task-store';
 import {Clock, MasterJobExecutorConfig} from './types';
 
 @injectable({scope: BindingScope.SINGLETON})
@@ -105,9 +105,9 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       config: this.componentConfig,
       appConfig: this.appConfig,
       notifier: this.notifier,
-      tasks: new TaskStore(this.tasks, this.clock),
-      checkpoints: new CheckpointStore(this.checkpoints, this.clock),
-      cronRuns: new CronRunStore(this.cronRuns, this.clock),
+      tasks: new RepositoryTaskStore(this.tasks, this.clock),
+      checkpoints: new RepositoryCheckpointStore(this.checkpoints, this.clock),
+      cronRuns: new RepositoryCronRunStore(this.cronRuns, this.clock),
     });
   }
 }

@@ -8,70 +8,10 @@
 // Stamps and the watch's timer are the executor's clock's.
 
 import debugFactory from 'debug';
-import {MasterCheckpoint} from '../models/master-checkpoint.model';
-import type {CheckpointRepository} from '../store/dialect';
-import {isDuplicate} from '../store/errors';
+import {CheckpointStore, parse} from '../store/checkpoint-store';
 import {Clock, Master, MasterJob, MasterJobContext, TimerHandle} from '../types';
 
 const debug = debugFactory('loopback:master-job-executor:checkpoint');
-
-export class CheckpointStore {
-  constructor(
-    private readonly rows: CheckpointRepository,
-    private readonly clock: Clock,
-  ) {}
-
-  /**
-   * Makes `fencingToken` the only one that may save, and resolves to the
-   * value saved last (undefined if none). Rejects if a later master claimed
-   * the checkpoint already.
-   */
-  async claim(lockName: string, fencingToken: number): Promise<unknown> {
-    try {
-      await this.rows.create({lockName, fencingToken, value: null});
-    } catch (err) {
-      if (!isDuplicate(err)) throw err;
-    }
-    await this.rows.updateAll({fencingToken}, {lockName, fencingToken: {lt: fencingToken}});
-    const row = await this.rows.findById(lockName);
-    if (Number(row.fencingToken) !== fencingToken) {
-      throw new Error(
-        `the checkpoint of "${lockName}" belongs to a later master (token ${row.fencingToken}, this one ${fencingToken})`,
-      );
-    }
-    return parse(row);
-  }
-
-  /** Saves `value` if the row still has this token; rejects otherwise. */
-  async save(
-    lockName: string,
-    fencingToken: number,
-    instanceId: string,
-    value: unknown,
-  ): Promise<void> {
-    const text = JSON.stringify(value);
-    if (text === undefined)
-      throw new TypeError('saveCheckpoint(value): value must be a JSON value');
-    const {count} = await this.rows.updateAll(
-      {value: text, savedAt: this.clock.date(), savedBy: instanceId},
-      {lockName, fencingToken},
-    );
-    if (count !== 1) {
-      throw new Error(
-        `not master of "${lockName}" any more: checkpoint not saved (token ${fencingToken})`,
-      );
-    }
-  }
-
-  /** The row as stored, for the other replicas; undefined if none. */
-  async read(lockName: string): Promise<MasterCheckpoint | undefined> {
-    return (await this.rows.findOne({where: {lockName}})) ?? undefined;
-  }
-}
-
-export function parse(row: MasterCheckpoint | undefined): unknown {
-  return row?.value === null || row?.value === undefined ? undefined : JSON.parse(row.value);
-}
 
 /**
  * The job as the election runs it: its start waits for the claim, and both

@@ -14,7 +14,7 @@ import {MasterTask, MAX_TASK_KEY_LENGTH} from '../models/master-task.model';
 import {withinControlTimeout} from '../services/database-unavailable';
 import {dialectOf} from '../store/dialects';
 import {Clock, Master, MasterJob, MasterJobContext} from '../types';
-import {Outcome, QueueStats, TaskStore} from './task-store';
+import {Outcome, QueueStats, TaskStore} from '../store/task-store';
 
 const debug = debugFactory('loopback:master-job-executor:queue');
 

@@ -11,8 +11,8 @@ import {sharedTimersOf} from '../election/clock';
 import {LockElection} from '../election/election';
 import {GroupRunner} from '../groups/group';
 import {Quorum} from '../groups/quorum';
-import {CheckpointStore, CheckpointWatch, withCheckpoint} from '../jobs/checkpoint';
-import {CronRunStore, MasterCronJob} from '../jobs/cron';
+import {CheckpointWatch, withCheckpoint} from '../jobs/checkpoint';
+import {MasterCronJob} from '../jobs/cron';
 import {ExclusiveContext, runExclusive, RunExclusiveOptions} from '../jobs/exclusive';
 import {
   resolveTimings,
@@ -30,9 +30,11 @@ import {
   StartQueueOptions,
   TaskQueue,
 } from '../queue/queue';
-import {TaskStore} from '../queue/task-store';
 import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
+import {CheckpointStore} from '../store/checkpoint-store';
+import {CronRunStore} from '../store/cron-run-store';
 import {LockStore} from '../store/lock-store';
+import {TaskStore} from '../store/task-store';
 import {
   Clock,
   CronStatus,

@@ -1,14 +1,13 @@
 // Checkpoints through real repositories, on the memory connector, PostgreSQL
 // and MySQL/MariaDB: the next master starts from what the last one saved, a
-// master that lost the lock cannot save over the next one's progress, and
-// the other replicas hear of each save (`synchronize`).
+// master that lost the lock cannot save, and the other replicas hear of each
+// save (`synchronize`). The store's own contract is in
+// work-store-contracts.integration.test.ts.
 
 import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {Master, MasterJobContext} from '../../src';
 import {MasterCheckpointRepository} from '../../src/extension';
-import {systemClock} from '../../src/election/clock';
-import {CheckpointStore} from '../../src/jobs/checkpoint';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
@@ -97,17 +96,6 @@ function checkpointSuite(backend: BackendName): void {
     expect(from.count).to.be.above(0);
     // It started from the last value saved before the handoff (the row had no other writer since).
     expect(from.count).to.be.belowOrEqual(JSON.parse(saved.value!).count);
-  });
-
-  it('refuses the save of a master whose checkpoint a later master claimed', async () => {
-    const store = new CheckpointStore(await repo(), systemClock);
-    expect(await store.claim(LOCK, 5)).to.be.undefined();
-    await store.save(LOCK, 5, 'old', {count: 1});
-    expect(await store.claim(LOCK, 6)).to.deepEqual({count: 1});
-    await expect(store.save(LOCK, 5, 'old', {count: 99})).to.be.rejectedWith(/not master/);
-    await expect(store.claim(LOCK, 5)).to.be.rejectedWith(/later master/);
-    await store.save(LOCK, 6, 'new', {count: 2});
-    expect(await store.claim(LOCK, 7)).to.deepEqual({count: 2});
   });
 
   it('rejects a save once the mastership ended, and a bad option', async () => {

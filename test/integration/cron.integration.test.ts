@@ -2,13 +2,14 @@
 // PostgreSQL and MySQL/MariaDB: each occurrence is claimed in the database
 // before it fires, so a handoff fires none twice; a new master treats the
 // occurrences nobody fired as `missed` says; the status lists the last runs.
+// The store's own contract is in work-store-contracts.integration.test.ts.
 
 import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {CronContext, masterCron, MasterCronOptions} from '../../src';
 import {MasterCronRunRepository} from '../../src/extension';
 import {systemClock} from '../../src/election/clock';
-import {CronRunStore} from '../../src/jobs/cron';
+import {RepositoryCronRunStore} from '../../src/store/cron-run-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
@@ -101,22 +102,6 @@ function cronSuite(backend: BackendName): void {
     );
   });
 
-  it('lets one of concurrent claims of an occurrence win (a stale master fires nothing)', async () => {
-    const store = new CronRunStore(await repo(), systemClock);
-    const LOCK = cluster.name('CLAIMS');
-    const at = new Date(Date.UTC(2026, 0, 1, 12));
-    const ctx = (fencingToken: number) => ({
-      lockName: LOCK,
-      instanceId: `replica-${fencingToken}`,
-      fencingToken,
-      signal: new AbortController().signal,
-    });
-    const claims = await Promise.all([1, 2, 3, 4].map(t => store.claim(ctx(t), at)));
-    expect(claims.filter(c => c !== undefined)).to.have.length(1);
-    expect(await store.claim(ctx(5), at)).to.be.undefined();
-    expect((await store.latest(LOCK))?.getTime()).to.equal(at.getTime());
-  });
-
   it('finds its own claim whose reply was lost (a connection cut under it), and only its own', async () => {
     const rows = await repo();
     const create = rows.create.bind(rows);
@@ -126,7 +111,7 @@ function cronSuite(backend: BackendName): void {
       if (cut-- > 0) throw new Error('Connection terminated unexpectedly'); // landed, reply lost
       return row;
     }) as typeof rows.create;
-    const store = new CronRunStore(rows, systemClock);
+    const store = new RepositoryCronRunStore(rows, systemClock);
     const LOCK = cluster.name('LOST-REPLY');
     const at = new Date(Date.UTC(2026, 0, 1, 13));
     const ctx = (fencingToken: number) => ({

@@ -1,14 +1,13 @@
 // The persisted queue through real repositories, on the memory connector,
 // PostgreSQL and MySQL/MariaDB: tasks submitted on any replica run once each,
 // in submission order, on the master of the queue; retries, failures, keys,
-// a master stopped mid-task, and a stale master's writes refused.
+// a master stopped mid-task. The store's own contract is in
+// work-store-contracts.integration.test.ts.
 
 import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {TaskContext, TaskQueue} from '../../src';
 import {MasterTaskRepository} from '../../src/extension';
-import {systemClock} from '../../src/election/clock';
-import {TaskStore} from '../../src/queue/task-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';
 
@@ -173,19 +172,6 @@ function queueSuite(backend: BackendName): void {
     expect(runs[1]).to.containEql({taskId: id, attempt: 2});
     expect(runs[1].instanceId).to.not.equal(first.instanceId);
     expect(runs[1].fencingToken).to.be.above(first.fencingToken);
-  });
-
-  it('refuses the writes of a master whose task a later master claimed', async () => {
-    const store = new TaskStore(await taskRepo(), systemClock);
-    await store.submit(QUEUE, '{}');
-    const head = (await store.head(QUEUE))!;
-    const stale = (await store.claim(head, 5))!;
-    const fresh = (await store.claim(stale, 6))!;
-    expect(fresh.attempts).to.equal(2);
-    expect(await store.finish(stale, {state: 'done'})).to.be.false();
-    expect(await store.claim(head, 7)).to.be.undefined(); // changed since read
-    expect(await store.finish(fresh, {state: 'done'})).to.be.true();
-    expect(await store.stats(QUEUE)).to.deepEqual({pending: 0, running: 0, done: 1, failed: 0});
   });
 
   it('rejects bad options and payloads, naming the field', async () => {

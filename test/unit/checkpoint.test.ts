@@ -5,7 +5,8 @@
 import {expect} from '@loopback/testlab';
 import {EventEmitter} from 'events';
 import {MasterCheckpoint} from '../../src/extension';
-import {CheckpointStore, CheckpointWatch} from '../../src/jobs/checkpoint';
+import {CheckpointWatch} from '../../src/jobs/checkpoint';
+import {CheckpointStore, RepositoryCheckpointStore} from '../../src/store/checkpoint-store';
 import {Master} from '../../src/types';
 import {FakeClock} from '../fixtures/fake-clock';
 
@@ -24,7 +25,7 @@ describe('checkpoints (fake clock)', () => {
         return {count: 1};
       },
     };
-    const store = new CheckpointStore(rows as never, clock);
+    const store = new RepositoryCheckpointStore(rows as never, clock);
     await clock.tick(1500);
     await store.save('L', 3, 'me', {n: 1});
     expect(writes).to.deepEqual([

@@ -6,7 +6,7 @@
 import {expect} from '@loopback/testlab';
 import {CronContext, masterCron} from '../../src';
 import {MasterCronRun} from '../../src/extension';
-import {CronRunStore} from '../../src/jobs/cron';
+import {CronRunStore, RepositoryCronRunStore} from '../../src/store/cron-run-store';
 import {MasterJobContext} from '../../src/types';
 import {FakeClock} from '../fixtures/fake-clock';
 
@@ -129,7 +129,7 @@ describe('cron occurrences (fake clock)', () => {
         throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
       },
     };
-    const store = new CronRunStore(rows as never, clock);
+    const store = new RepositoryCronRunStore(rows as never, clock);
     const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
     const outcome = store.claim(ctx, new Date(T0 + 1000)).then(
       () => 'claimed',
@@ -172,7 +172,7 @@ describe('cron occurrences (fake clock)', () => {
       },
     };
     let row: MasterCronRun | undefined;
-    const store = new CronRunStore(rows as never, clock);
+    const store = new RepositoryCronRunStore(rows as never, clock);
     const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
     const claiming = store.claim(ctx, new Date(T0 + 1000));
     await clock.tick(10000);
@@ -191,7 +191,7 @@ describe('cron occurrences (fake clock)', () => {
         throw Object.assign(new Error('cut'), {code: 'ECONNRESET'});
       },
     };
-    const store = new CronRunStore(rows as never, clock);
+    const store = new RepositoryCronRunStore(rows as never, clock);
     const ctx = {lockName: 'C', instanceId: 'me', fencingToken: 1, signal: controller.signal};
     const claiming = store.claim(ctx, new Date(T0 + 1000));
     const outcome = claiming.then(

@@ -7,8 +7,8 @@ import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
 import {masterCron, MasterJobExecutor} from '../../src';
 import {MasterCronRunRepository, MasterTaskRepository} from '../../src/extension';
-import {CronRunStore} from '../../src/jobs/cron';
-import {TaskStore} from '../../src/queue/task-store';
+import {RepositoryCronRunStore} from '../../src/store/cron-run-store';
+import {RepositoryTaskStore} from '../../src/store/task-store';
 import {FakeClock} from '../fixtures/fake-clock';
 import {FakeDatabase, FakeStore} from '../fixtures/fake-store';
 
@@ -26,8 +26,8 @@ describe('one clock (fake clock)', () => {
       store,
       clock,
       env: {},
-      tasks: new TaskStore(taskRows, clock),
-      cronRuns: new CronRunStore(cronRows, clock),
+      tasks: new RepositoryTaskStore(taskRows, clock),
+      cronRuns: new RepositoryCronRunStore(cronRows, clock),
     });
 
     const fired: {scheduledAt: number; at: number}[] = [];

@@ -6,7 +6,7 @@
 import {expect} from '@loopback/testlab';
 import {MasterTask} from '../../src/extension';
 import {QueueRunner, QueueSettings} from '../../src/queue/queue';
-import {Outcome, TaskStore} from '../../src/queue/task-store';
+import {Outcome, TaskStore} from '../../src/store/task-store';
 import {MasterJobContext} from '../../src/types';
 import {FakeClock} from '../fixtures/fake-clock';
 

@@ -1,13 +1,11 @@
-// A queue's rows, through the component's repository: every change of a task
-// after its submit is a compare-and-set on what the runner read, and a claim
-// writes the claiming master's fencing token, so a master that lost the queue
-// can no longer finish, retry or fail a task the next master has claimed.
-// Its time stamps are the clock's wall clock.
+// A queue's rows: the TaskStore contract the queue's runner and its submits
+// rely on, and its implementation on the component's repository.
 
+import type {juggler} from '@loopback/repository';
 import {Clock} from '../types';
 import {MasterTask, MAX_TASK_ERROR_LENGTH, TaskState} from '../models/master-task.model';
-import {isDuplicate} from '../store/errors';
-import type {TaskRepository} from '../store/dialect';
+import {isDuplicate} from './errors';
+import type {TaskRepository} from './dialect';
 
 export interface QueueStats {
   pending: number;
@@ -22,12 +20,38 @@ export type Outcome =
   | {state: 'failed'; error: string}
   | {state: 'pending'; error: string; notBefore: Date};
 
+/**
+ * Every change of a task after its submit is a compare-and-set on what the
+ * runner read, and a claim writes the claiming master's fencing token, so a
+ * master that lost the queue can no longer finish, retry or fail a task the
+ * next master has claimed. Its time stamps are the clock's wall clock.
+ */
+export interface TaskStore {
+  /** Where the rows are: what a submit's 503 or 422 answer describes. */
+  readonly dataSource: juggler.DataSource;
+  /** Persists a task; with a key, resolves to the id of the task submitted with it before, if any. */
+  submit(queueName: string, payload: string, key?: string): Promise<number>;
+  /** The first unfinished task in submission order: the one the master runs next. */
+  head(queueName: string): Promise<MasterTask | null>;
+  /**
+   * Starts an attempt of `task` as read, for the master of token
+   * `fencingToken`. Resolves to the task as claimed, or undefined if it
+   * changed since it was read.
+   */
+  claim(task: MasterTask, fencingToken: number): Promise<MasterTask | undefined>;
+  /** Ends the attempt `claimed`; false if a later master has claimed the task since. */
+  finish(claimed: MasterTask, outcome: Outcome): Promise<boolean>;
+  /** The queue's tasks counted by state. */
+  stats(queueName: string): Promise<QueueStats>;
+}
+
 const UNFINISHED: TaskState[] = ['pending', 'running'];
 
 /** Per datasource, shared by the executors of this process that use it. */
 const inFlight = new WeakMap<object, Map<string, Promise<number>>>();
 
-export class TaskStore {
+/** The TaskStore on the component's MasterTask repository, for any connector. */
+export class RepositoryTaskStore implements TaskStore {
   /** Submits of one key in this process, one at a time: the memory connector has no unique index. */
   private readonly submitting: Map<string, Promise<number>>;
 
@@ -41,7 +65,6 @@ export class TaskStore {
     this.submitting = submitting;
   }
 
-  /** Persists a task; with a key, resolves to the id of the task submitted with it before, if any. */
   async submit(queueName: string, payload: string, key?: string): Promise<number> {
     if (key === undefined) return (await this.insert(queueName, payload)).id;
     const id = queueKeyOf(queueName, key);
@@ -67,7 +90,6 @@ export class TaskStore {
     }
   }
 
-  /** The first unfinished task in submission order: the one the master runs next. */
   head(queueName: string): Promise<MasterTask | null> {
     return this.tasks.findOne({
       where: {queueName, state: {inq: UNFINISHED}},
@@ -75,11 +97,6 @@ export class TaskStore {
     });
   }
 
-  /**
-   * Starts an attempt of `task` as read, for the master of token
-   * `fencingToken`. Resolves to the task as claimed, or undefined if it
-   * changed since it was read.
-   */
   async claim(task: MasterTask, fencingToken: number): Promise<MasterTask | undefined> {
     const claimed = {
       state: 'running' as const,
@@ -96,7 +113,6 @@ export class TaskStore {
     return count === 1 ? new MasterTask({...task, ...claimed}) : undefined;
   }
 
-  /** Ends the attempt `claimed`; false if a later master has claimed the task since. */
   async finish(claimed: MasterTask, outcome: Outcome): Promise<boolean> {
     const now = this.clock.date();
     const data: Partial<MasterTask> =
