@@ -9,9 +9,12 @@
 export type {
   Acquired,
   ControlChange,
+  ControlStore,
   ControlWrite,
   ControlWritten,
+  ElectionStore,
   FreedLock,
+  GroupStore,
   LockObservation,
   LockRecord,
   LockStore,

@@ -80,7 +80,7 @@ import {
   FreedLock,
   LockObservation,
   LockRecord,
-  LockStore,
+  ElectionStore,
   RenewResult,
 } from '../store/lock-store';
 import {
@@ -114,7 +114,7 @@ export interface ElectionOptions {
   hostname: string;
   masterJob: MasterJob;
   timings: ElectionTimings;
-  store: LockStore;
+  store: ElectionStore;
   clock: Clock;
   /** Written on the row the election creates: the group it belongs to. */
   groupName?: string;
@@ -257,7 +257,7 @@ export class LockElection extends EventEmitter implements Master {
   readonly lockName: string;
   private readonly instanceId: string;
   private readonly timings: ElectionTimings;
-  private readonly store: LockStore;
+  private readonly store: ElectionStore;
   private readonly clock: Clock;
   private readonly timers: SharedTimers;
 

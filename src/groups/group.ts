@@ -10,7 +10,7 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {sharedTimersOf, SharedTimer, withTimeout} from '../election/clock';
 import {LockElection} from '../election/election';
-import {LockRecord, LockStore} from '../store/lock-store';
+import {ElectionStore, GroupStore, LockRecord} from '../store/lock-store';
 import {
   Clock,
   ElectionTimings,
@@ -42,7 +42,7 @@ export interface GroupOptions {
   timings: ElectionTimings;
   instanceId: string;
   hostname: string;
-  store: LockStore;
+  store: ElectionStore & GroupStore;
   clock: Clock;
   /** Checks a resource id; returns the problem, or undefined. */
   checkResource: (resourceId: string) => string | undefined;

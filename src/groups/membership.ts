@@ -10,7 +10,7 @@ import {createHash} from 'crypto';
 import debugFactory from 'debug';
 import {SharedTimer, sharedTimersOf, SharedTimers, withTimeout} from '../election/clock';
 import {LockElection} from '../election/election';
-import {FreedLock, LockRecord, LockStore} from '../store/lock-store';
+import {ElectionStore, FreedLock, GroupStore, LockRecord} from '../store/lock-store';
 import {Clock, ElectionTimings} from '../types';
 import {RenewedLock, unknownKind, WakeUp} from '../wake/messages';
 
@@ -40,7 +40,7 @@ export interface MembershipOptions {
   instanceId: string;
   hostname: string;
   timings: ElectionTimings;
-  store: LockStore;
+  store: ElectionStore & GroupStore;
   clock: Clock;
   /** Every read of the group's rows, received at `at`. */
   onRead?: (rows: LockRecord[], at: number) => void;

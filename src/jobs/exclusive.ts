@@ -2,7 +2,7 @@
 // back when it settles; the same election as any master, so an app's master
 // and a run of the same lock name exclude each other, and a disable blocks both.
 
-import {LockStore} from '../store/lock-store';
+import {ElectionStore} from '../store/lock-store';
 import {ElectionTimings, Master, MasterJobContext, StartMasterOptions, StopReason} from '../types';
 
 /** The lock is held by another replica, or disabled, and the call was not to wait. */
@@ -34,7 +34,7 @@ export interface ExclusiveContext extends MasterJobContext {
 
 export async function runExclusive<T>(
   startMaster: (options: StartMasterOptions) => Master,
-  store: LockStore,
+  store: ElectionStore,
   lockName: string,
   fn: (ctx: ExclusiveContext) => T | Promise<T>,
   options: RunExclusiveOptions = {},

@@ -14,7 +14,7 @@ import {
   textProblem,
 } from '../models';
 import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
-import {ControlWrite, LockRecord, LockStore} from '../store/lock-store';
+import {ControlStore, ControlWrite, LockRecord} from '../store/lock-store';
 import {backoff, sleep} from '../election/clock';
 import {isMemberRow} from '../groups/membership';
 import {QueueStatus} from '../queue/queue';
@@ -85,7 +85,7 @@ export class MasterControlService {
     private readonly controls: ControlRepository,
     private readonly locks: LockRepository,
     private readonly executor: MasterJobExecutor,
-    private readonly store: LockStore,
+    private readonly store: ControlStore,
     private readonly dialect: Dialect,
     private readonly clock: Clock,
   ) {}

@@ -1,7 +1,8 @@
-// The LockStore contract: the storage the election needs, and the operators'
-// writes to a lock's control. Every write to a lock is a compare-and-set on
-// its row; rows are never deleted, so the fencing token of a lock only ever
-// grows. Interfaces only.
+// The LockStore contract, by concern: what an election needs, what a group
+// adds, and the operators' writes to a lock's control. Every write to a lock
+// is a compare-and-set on its row; a lock's row is never deleted (only the
+// rows of members long gone are), so its fencing token only ever grows.
+// Interfaces only.
 
 import type {ControlChange, FreedLock, WakeUp} from '../wake/messages';
 
@@ -60,20 +61,13 @@ export interface RenewResult {
   disabled: boolean;
 }
 
-export interface LockStore {
+/**
+ * What one election needs: a lock's row, won, renewed and freed, each write a
+ * compare-and-set on what was read.
+ */
+export interface ElectionStore {
   read(lockName: string): Promise<LockObservation>;
   isDisabled(lockName: string): Promise<boolean>;
-  /**
-   * Every row of a group (its members and its resources): one statement per
-   * group, whatever its size.
-   */
-  readGroup(groupName: string): Promise<LockRecord[]>;
-  /**
-   * Deletes a row that is still exactly `lock` (same holder, token and
-   * renewalId): for the member rows of a group whose members are long gone,
-   * never for a lock (its token must only grow). Resolves whether it did.
-   */
-  forget(lock: LockRecord): Promise<boolean>;
   /**
    * Inserts the first row of a lock. Resolves to the record as written, or
    * undefined if a row exists already.
@@ -100,15 +94,41 @@ export interface LockStore {
     fencingToken: number,
     handOver?: boolean,
   ): Promise<boolean>;
+}
+
+/**
+ * What a group (or a quorum) adds: its members' and resources' rows, read at
+ * once, and the rows of members long gone, deleted. Members campaign for
+ * their rows through the ElectionStore.
+ */
+export interface GroupStore {
+  /**
+   * Every row of a group (its members and its resources): one statement per
+   * group, whatever its size.
+   */
+  readGroup(groupName: string): Promise<LockRecord[]>;
+  /**
+   * Deletes a row that is still exactly `lock` (same holder, token and
+   * renewalId): for the member rows of a group whose members are long gone,
+   * never for a lock (its token must only grow). Resolves whether it did.
+   */
+  forget(lock: LockRecord): Promise<boolean>;
+}
+
+/** What the operators' disable and enable need. */
+export interface ControlStore {
+  /**
+   * Sets the control of a lock (one row per lock, made by the first disable)
+   * unless it is so already, and tells the replicas concerned.
+   */
+  setControl(lockName: string, write: ControlWrite): Promise<ControlWritten>;
   /**
    * The lock's row once every write under way on it has committed: what a
    * disable reads after it committed, to find a holder that won just before
    * it (PostgreSQL: a locking read, which waits for a takeover in flight).
    */
   readSettled(lockName: string): Promise<LockRecord | undefined>;
-  /**
-   * Sets the control of a lock (one row per lock, made by the first disable)
-   * unless it is so already, and tells the replicas concerned.
-   */
-  setControl(lockName: string, write: ControlWrite): Promise<ControlWritten>;
 }
+
+/** The three concerns over one table of locks and one of controls: what a store implements. */
+export interface LockStore extends ElectionStore, GroupStore, ControlStore {}
