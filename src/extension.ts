@@ -9,6 +9,7 @@
 export type {
   Acquired,
   ControlChange,
+  ControlRecord,
   ControlStore,
   ControlWrite,
   ControlWritten,

@@ -41,4 +41,4 @@ export type {
 // Operating: disable, enable and status from code; the error a REST call answers 503 with
 export {MasterControlService} from './services/master-control.service';
 export type {ControlResult, LockStatus} from './services/master-control.service';
-export {DatabaseUnavailableError} from './services/database-unavailable';
+export {DatabaseUnavailableError} from './store/database-unavailable';

@@ -115,14 +115,12 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
 @injectable({scope: BindingScope.SINGLETON})
 export class MasterControlServiceProvider implements Provider<MasterControlService> {
   constructor(
-    @repository(MasterControlRepository)
-    private readonly controls: MasterControlRepository,
-    @repository(MasterLockRepository)
-    private readonly locks: MasterLockRepository,
     @inject(MasterJobExecutorBindings.EXECUTOR)
     private readonly executor: MasterJobExecutor,
     @inject(MasterJobExecutorBindings.LOCK_STORE)
     private readonly store: LockStore,
+    @inject(MasterJobExecutorBindings.DATASOURCE)
+    private readonly dataSource: juggler.DataSource,
     @inject(MasterJobExecutorBindings.DIALECT)
     private readonly dialect: Dialect,
     @inject(MasterJobExecutorBindings.CLOCK)
@@ -130,13 +128,7 @@ export class MasterControlServiceProvider implements Provider<MasterControlServi
   ) {}
 
   value(): MasterControlService {
-    return new MasterControlService(
-      this.controls,
-      this.locks,
-      this.executor,
-      this.store,
-      this.dialect,
-      this.clock,
-    );
+    const {executor, store, dataSource, dialect, clock} = this;
+    return new MasterControlService({executor, store, dataSource, dialect, clock});
   }
 }

@@ -12,7 +12,8 @@ import {
 } from '@loopback/rest';
 import {MasterJobExecutorBindings} from '../keys';
 import {MasterControl, MAX_LOCK_NAME_LENGTH, MAX_REASON_LENGTH, TEXT_PATTERN} from '../models';
-import {DatabaseUnavailableError} from '../services/database-unavailable';
+import {DatabaseUnavailableError} from '../store/database-unavailable';
+import type {ControlRecord} from '../store/lock-store';
 import {ControlResult, MasterControlService} from '../services/master-control.service';
 import {EndpointGroup} from '../settings';
 import {errorResponses, MASTER_CONTROLS_TAG} from './openapi';
@@ -296,7 +297,7 @@ export function defineMasterControlController(
       summary: 'The controls: which jobs are disabled, why and by whom',
       ...ok('Every control row', {type: 'array', items: getModelSchemaRef(MasterControl)}, [503]),
     })
-    list(): Promise<MasterControl[]> {
+    list(): Promise<ControlRecord[]> {
       return this.service.list();
     }
 

@@ -11,7 +11,7 @@ import {EventEmitter} from 'events';
 import {backoff, sleep} from '../election/clock';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
 import {MasterTask, MAX_TASK_KEY_LENGTH} from '../models/master-task.model';
-import {withinControlTimeout} from '../services/database-unavailable';
+import {withinControlTimeout} from '../store/database-unavailable';
 import {dialectOf} from '../store/dialects';
 import {Clock, Master, MasterJob, MasterJobContext} from '../types';
 import {Outcome, QueueStats, TaskStore} from '../store/task-store';

@@ -2,24 +2,29 @@
 // and this replica know of them: the service behind the REST controller. Its
 // waits and time stamps are the executor's clock's.
 
+import {juggler} from '@loopback/repository';
 import {HttpErrors} from '@loopback/rest';
-import type {MasterLock} from '../models';
 import {
   ASTRAL_CHARACTER,
   FORBIDDEN_CHARACTERS,
-  MasterControl,
   MAX_LOCK_NAME_LENGTH,
   MAX_REASON_LENGTH,
   MAX_UPDATED_BY_LENGTH,
   textProblem,
 } from '../models';
-import {ControlRepository, Dialect, LockRepository} from '../store/dialect';
-import {ControlStore, ControlWrite, LockRecord} from '../store/lock-store';
+import {Dialect} from '../store/dialect';
+import {
+  ControlRecord,
+  ControlStore,
+  ControlWrite,
+  ElectionStore,
+  LockRecord,
+} from '../store/lock-store';
 import {backoff, sleep} from '../election/clock';
 import {isMemberRow} from '../groups/membership';
 import {QueueStatus} from '../queue/queue';
 import {Clock, CronStatus, GroupStatus, MasterStatus} from '../types';
-import {Attempt, withinControlTimeout} from './database-unavailable';
+import {Attempt, withinControlTimeout} from '../store/database-unavailable';
 import {MasterJobExecutor} from './master-job-executor';
 
 /** The share of controlTimeout a disable waits for a fresh winner to renew; the rest is for the reply. */
@@ -73,6 +78,17 @@ export interface LockStatus {
   acquiredAt: Date | null;
 }
 
+/** What the control service is made of; the component makes it from its bindings. */
+export interface MasterControlServiceOptions {
+  /** The controls, and the locks it reads (`read` to tell a known lock from a typo). */
+  store: ControlStore & Pick<ElectionStore, 'read'>;
+  executor: MasterJobExecutor;
+  /** The component's datasource: named in 503 answers, asked what it can store. */
+  dataSource: juggler.DataSource;
+  dialect: Dialect;
+  clock: Clock;
+}
+
 /**
  * Disable and enable locks for the whole cluster. Every replica reads the
  * control before it starts a job and with every renewal, so this only writes.
@@ -80,15 +96,20 @@ export interface LockStatus {
  * the database does not.
  */
 export class MasterControlService {
+  private readonly store: MasterControlServiceOptions['store'];
+  private readonly executor: MasterJobExecutor;
+  private readonly dataSource: juggler.DataSource;
+  private readonly dialect: Dialect;
+  private readonly clock: Clock;
+
   /** @internal Made by the component; apps get it with `app.get(MasterJobExecutorBindings.CONTROL_SERVICE)`. */
-  constructor(
-    private readonly controls: ControlRepository,
-    private readonly locks: LockRepository,
-    private readonly executor: MasterJobExecutor,
-    private readonly store: ControlStore,
-    private readonly dialect: Dialect,
-    private readonly clock: Clock,
-  ) {}
+  constructor(options: MasterControlServiceOptions) {
+    this.store = options.store;
+    this.executor = options.executor;
+    this.dataSource = options.dataSource;
+    this.dialect = options.dialect;
+    this.clock = options.clock;
+  }
 
   async disable(lockName: string, reason: string, updatedBy?: string): Promise<ControlResult> {
     checkText('lockName', lockName, MAX_LOCK_NAME_LENGTH);
@@ -103,7 +124,7 @@ export class MasterControlService {
         updatedBy: who(updatedBy),
       });
       const [row, known, unconfirmed] = await Promise.all([
-        this.controls.findById(lockName),
+        this.store.readControl(lockName),
         this.isKnown(lockName),
         this.awaitWinnerRenewal(lockName, confirmBy),
       ]);
@@ -115,7 +136,7 @@ export class MasterControlService {
           `. Warning: replica ${unconfirmed} won the lock just before and has not answered since; ` +
           'if it is alive but slow it may still start the job, and then stops it within one heartbeat interval';
       }
-      return result(row, changed, known, message);
+      return result(row ?? {lockName, enabled: false, reason}, changed, known, message);
     });
   }
 
@@ -130,7 +151,7 @@ export class MasterControlService {
         updatedBy: who(updatedBy),
       });
       const [row, known] = await Promise.all([
-        this.controls.findOne({where: {lockName}}),
+        this.store.readControl(lockName),
         this.isKnown(lockName),
       ]);
       if (!row) {
@@ -168,7 +189,7 @@ export class MasterControlService {
   private async checkStorable(values: Record<string, string>): Promise<void> {
     const astral = Object.keys(values).filter(field => ASTRAL_CHARACTER.test(values[field]));
     if (!astral.length) return;
-    const ds = this.controls.dataSource;
+    const ds = this.dataSource;
     if (await this.dialect.carriesAstralCharacters(ds)) return;
     throw new HttpErrors.UnprocessableEntity(this.dialect.astralAdvice(ds, astral[0]));
   }
@@ -176,13 +197,13 @@ export class MasterControlService {
   /** Whether a replica ever campaigned for the lock (its row exists), or this one does. */
   private async isKnown(lockName: string): Promise<boolean> {
     if (this.executor.getMaster(lockName)) return true;
-    return (await this.locks.findOne({where: {lockName}, fields: {lockName: true}})) !== null;
+    return (await this.store.read(lockName)).lock !== undefined;
   }
 
   private guarded<T>(attempt: Attempt, work: () => Promise<T>): Promise<T> {
     return withinControlTimeout(
       this.clock,
-      this.controls.dataSource,
+      this.dataSource,
       this.dialect,
       attempt,
       this.executor.controlTimeout,
@@ -204,9 +225,9 @@ export class MasterControlService {
     return this.executor.health();
   }
 
-  list(): Promise<MasterControl[]> {
+  list(): Promise<ControlRecord[]> {
     return this.guarded({what: 'reading the controls', writes: false}, () =>
-      this.controls.find({order: ['lockName ASC']}),
+      this.store.listControls(),
     );
   }
 
@@ -224,8 +245,8 @@ export class MasterControlService {
       {what: 'reading the status', writes: false},
       () =>
         Promise.all([
-          this.locks.find(),
-          this.controls.find(),
+          this.store.listLocks(),
+          this.store.listControls(),
           this.executor.queueStatus(),
           this.executor.cronStatus(),
         ]),
@@ -245,10 +266,9 @@ export class MasterControlService {
         enabled: true,
         holder: held ? lock.instanceId : null,
         hostname: held ? lock.hostname : null,
-        fencingToken: Number(lock.fencingToken),
-        heartbeatAgeMs:
-          held && lock.heartbeatAt ? now - new Date(lock.heartbeatAt).getTime() : null,
-        acquiredAt: held && lock.acquiredAt ? new Date(lock.acquiredAt) : null,
+        fencingToken: lock.fencingToken,
+        heartbeatAgeMs: held ? now - lock.heartbeatAt.getTime() : null,
+        acquiredAt: held ? lock.acquiredAt : null,
       });
     }
     for (const control of controls) {
@@ -282,7 +302,7 @@ export class MasterControlService {
  * `alive`: the live members of the groups this replica runs, as it judges them.
  */
 function storedGroups(
-  locks: MasterLock[],
+  locks: LockRecord[],
   now: number,
   alive: ReadonlyMap<string, ReadonlySet<string>>,
 ): StoredGroupStatus[] {
@@ -303,7 +323,7 @@ function storedGroups(
         instanceId: lock.instanceId,
         hostname: lock.hostname,
         owned: 0,
-        heartbeatAgeMs: lock.heartbeatAt ? now - new Date(lock.heartbeatAt).getTime() : null,
+        heartbeatAgeMs: now - lock.heartbeatAt.getTime(),
       });
     } else {
       g.resources++;
@@ -320,7 +340,7 @@ function storedGroups(
 }
 
 function result(
-  row: MasterControl,
+  row: ControlRecord,
   changed: boolean,
   known: boolean,
   message: string,

@@ -115,7 +115,16 @@ export interface GroupStore {
   forget(lock: LockRecord): Promise<boolean>;
 }
 
-/** What the operators' disable and enable need. */
+/** A lock's control as stored: one row per lock, made by its first disable. */
+export interface ControlRecord {
+  lockName: string;
+  enabled: boolean;
+  reason?: string;
+  updatedAt?: Date;
+  updatedBy?: string;
+}
+
+/** What the operators' disable and enable need, and what the status reads. */
 export interface ControlStore {
   /**
    * Sets the control of a lock (one row per lock, made by the first disable)
@@ -128,6 +137,12 @@ export interface ControlStore {
    * it (PostgreSQL: a locking read, which waits for a takeover in flight).
    */
   readSettled(lockName: string): Promise<LockRecord | undefined>;
+  /** The control of a lock; undefined if it was never disabled. */
+  readControl(lockName: string): Promise<ControlRecord | undefined>;
+  /** Every control, by lockName. */
+  listControls(): Promise<ControlRecord[]>;
+  /** Every row of the lock table: locks, group resources and group members. */
+  listLocks(): Promise<LockRecord[]>;
 }
 
 /** The three concerns over one table of locks and one of controls: what a store implements. */

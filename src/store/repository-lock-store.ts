@@ -10,7 +10,7 @@ import {Entity, Filter, juggler, repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
 import {systemClock} from '../election/clock';
 import {MasterJobExecutorBindings} from '../keys';
-import {ASTRAL_CHARACTER, MasterLock} from '../models';
+import {ASTRAL_CHARACTER, MasterControl, MasterLock} from '../models';
 import {Clock} from '../types';
 import {WakeUp} from '../wake/messages';
 import {LockNotifier} from '../wake/notifier';
@@ -20,6 +20,7 @@ import type {ControlRepository, Dialect, LockRepository} from './dialect';
 import {isDuplicate, retryDeadlock} from './errors';
 import {
   Acquired,
+  ControlRecord,
   ControlWrite,
   ControlWritten,
   LockObservation,
@@ -187,6 +188,22 @@ export class RepositoryLockStore implements LockStore {
   async readSettled(lockName: string): Promise<LockRecord | undefined> {
     assertOpen(this.lockRepo.dataSource);
     return (await this.locks.loadUnbatched([lockName]))[0];
+  }
+
+  async readControl(lockName: string): Promise<ControlRecord | undefined> {
+    assertOpen(this.controlRepo.dataSource);
+    const row = await this.controlRepo.findOne({where: {lockName}});
+    return row ? toControlRecord(row) : undefined;
+  }
+
+  async listControls(): Promise<ControlRecord[]> {
+    assertOpen(this.controlRepo.dataSource);
+    return (await this.controlRepo.find({order: ['lockName ASC']})).map(toControlRecord);
+  }
+
+  async listLocks(): Promise<LockRecord[]> {
+    assertOpen(this.lockRepo.dataSource);
+    return (await findPlain(this.lockRepo, {})).map(toLockRecord);
   }
 
   async setControl(lockName: string, write: ControlWrite): Promise<ControlWritten> {
@@ -453,6 +470,15 @@ export async function findPlain<T extends Entity>(
       err ? reject(err) : resolve((rows ?? []) as T[]),
     ),
   );
+}
+
+/** A control row without the connector's nulls. */
+export function toControlRecord(row: MasterControl): ControlRecord {
+  const record: ControlRecord = {lockName: row.lockName, enabled: Boolean(row.enabled)};
+  if (row.reason != null) record.reason = row.reason;
+  if (row.updatedAt != null) record.updatedAt = new Date(row.updatedAt);
+  if (row.updatedBy != null) record.updatedBy = row.updatedBy;
+  return record;
 }
 
 export function toLockRecord(row: MasterLock): LockRecord {

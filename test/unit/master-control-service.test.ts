@@ -1,12 +1,10 @@
-// MasterControlService on a FakeClock and stubs of its tables, store and
-// executor: a disable waits for a holder that just won to renew (polling at
+// MasterControlService on a FakeClock and stubs of its store and executor: a disable waits for a holder that just won to renew (polling at
 // 2 ms doubling to 100 ms, for 80% of controlTimeout) and warns if it does
 // not; a database that does not answer is a 503 at controlTimeout, not
 // before; the stamps and the heartbeat ages are the clock's wall clock.
 
 import {expect} from '@loopback/testlab';
 import {DatabaseUnavailableError} from '../../src';
-import {MasterControl, MasterLock} from '../../src/extension';
 import {MasterControlService} from '../../src/services/master-control.service';
 import {ControlWrite, LockRecord} from '../../src/store/lock-store';
 import {FakeClock} from '../fixtures/fake-clock';
@@ -19,7 +17,7 @@ describe('MasterControlService (fake clock)', () => {
   let writes: ControlWrite[];
   let holder: () => LockRecord | undefined;
   let setControl: () => Promise<{changed: boolean; announced: []}>;
-  let lockRows: MasterLock[];
+  let lockRows: LockRecord[];
 
   beforeEach(() => {
     clock = new FakeClock();
@@ -31,15 +29,7 @@ describe('MasterControlService (fake clock)', () => {
   });
 
   function service(): MasterControlService {
-    const controls = {
-      dataSource: {name: 'db', connector: {name: 'memory'}},
-      findById: async (lockName: string) =>
-        new MasterControl({lockName, enabled: false, reason: 'r', ...writes.at(-1)}),
-      findOne: async ({where}: {where: {lockName: string}}) =>
-        new MasterControl({lockName: where.lockName, enabled: true, ...writes.at(-1)}),
-      find: async () => [],
-    };
-    const locks = {findOne: async () => ({lockName: 'L'}), find: async () => lockRows};
+    const dataSource = {name: 'db', connector: {name: 'memory'}};
     const executor = {
       controlTimeout: CONTROL_TIMEOUT,
       instanceId: 'me',
@@ -59,15 +49,18 @@ describe('MasterControlService (fake clock)', () => {
         reads.push(clock.now());
         return holder();
       },
+      readControl: async (lockName: string) => ({lockName, enabled: false, ...writes.at(-1)}),
+      read: async () => ({lock: winner()(), disabled: false}),
+      listControls: async () => [],
+      listLocks: async () => lockRows,
     };
-    return new MasterControlService(
-      controls as never,
-      locks as never,
-      executor as never,
-      store as never,
-      {} as never,
+    return new MasterControlService({
+      executor: executor as never,
+      store: store as never,
+      dataSource: dataSource as never,
+      dialect: {} as never,
       clock,
-    );
+    });
   }
 
   /** A holder that won now and renews at `renewsAt` (never if undefined). */
@@ -129,7 +122,7 @@ describe('MasterControlService (fake clock)', () => {
     await service().enable('L', 'ops');
     expect(writes[0].updatedAt).to.eql(new Date(clock.epoch + 5000));
     lockRows = [
-      new MasterLock({
+      {
         lockName: 'L',
         instanceId: 'x',
         hostname: 'h',
@@ -137,7 +130,7 @@ describe('MasterControlService (fake clock)', () => {
         renewalId: 'r',
         heartbeatAt: new Date(clock.epoch + 3500),
         acquiredAt: new Date(clock.epoch + 1000),
-      }),
+      },
     ];
     const status = await service().status();
     expect(status.locks.map(l => l.heartbeatAgeMs)).to.deepEqual([1500]);

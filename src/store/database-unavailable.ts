@@ -5,8 +5,8 @@
 import {juggler} from '@loopback/repository';
 import {HttpErrors} from '@loopback/rest';
 import {Clock, TimerHandle} from '../types';
-import {Dialect} from '../store/dialect';
-import {isRowError} from '../store/errors';
+import {Dialect} from './dialect';
+import {isRowError} from './errors';
 
 /** The error name the REST edge answers with; `statusCode` 503. */
 export const DATABASE_UNAVAILABLE = 'DatabaseUnavailable';
