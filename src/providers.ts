@@ -94,6 +94,10 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
     private readonly checkpoints: MasterCheckpointRepository,
     @repository(MasterCronRunRepository)
     private readonly cronRuns: MasterCronRunRepository,
+    @inject(MasterJobExecutorBindings.DATASOURCE)
+    private readonly dataSource: juggler.DataSource,
+    @inject(MasterJobExecutorBindings.DIALECT)
+    private readonly dialect: Dialect,
     @inject(MasterJobExecutorBindings.NOTIFIER, {optional: true})
     private readonly notifier?: LockNotifier,
   ) {}
@@ -108,6 +112,7 @@ export class MasterJobExecutorProvider implements Provider<MasterJobExecutor> {
       tasks: new RepositoryTaskStore(this.tasks, this.clock),
       checkpoints: new RepositoryCheckpointStore(this.checkpoints, this.clock),
       cronRuns: new RepositoryCronRunStore(this.cronRuns, this.clock),
+      database: {dataSource: this.dataSource, dialect: this.dialect},
     });
   }
 }

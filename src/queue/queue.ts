@@ -11,8 +11,7 @@ import {EventEmitter} from 'events';
 import {backoff, sleep} from '../election/clock';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
 import {MasterTask, MAX_TASK_KEY_LENGTH} from '../models/master-task.model';
-import {withinControlTimeout} from '../store/database-unavailable';
-import {dialectOf} from '../store/dialects';
+import type {Guard} from '../store/database-unavailable';
 import {Clock, Master, MasterJob, MasterJobContext} from '../types';
 import {Outcome, QueueStats, TaskStore} from '../store/task-store';
 
@@ -237,8 +236,8 @@ export interface QueueHost {
   startMaster(lockName: string, job: MasterJob): Master;
   /** Tells the queue's master, wherever it runs, that a task was submitted. */
   announce(queueName: string): void;
-  /** How long a submit waits for the database before it rejects (controlTimeout). */
-  timeout: number;
+  /** Answers a submit within controlTimeout: 503 if the database does not, 422 if it refuses the value. */
+  guard: Guard;
   clock: Clock;
 }
 
@@ -279,12 +278,8 @@ export class PersistedQueue extends EventEmitter implements TaskQueue {
 
   /** The submit's write, answered within the control timeout: a 503 at a REST edge, never a hang. */
   private persist(text: string, key: string | undefined): Promise<number> {
-    const {store, timeout, clock} = this.host;
-    const dataSource = store.dataSource;
-    return withinControlTimeout(
-      clock,
-      dataSource,
-      dialectOf(dataSource),
+    const {store, guard} = this.host;
+    return guard(
       {
         what: `submit to queue "${this.queueName}"`,
         writes: true,
@@ -293,7 +288,6 @@ export class PersistedQueue extends EventEmitter implements TaskQueue {
             ? 'give the task a key to submit it again safely'
             : 'submit it again with the same key',
       },
-      timeout,
       () => store.submit(this.queueName, text, key),
     );
   }

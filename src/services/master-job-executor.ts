@@ -3,6 +3,7 @@
 // and the events of all of them, re-emitted with the lock's name. Its one
 // clock times all it starts: elections, groups, queues, schedules, watches.
 
+import {juggler} from '@loopback/repository';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
@@ -33,6 +34,8 @@ import {
 import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
 import {CheckpointStore} from '../store/checkpoint-store';
 import {CronRunStore} from '../store/cron-run-store';
+import {Guard, withinControlTimeout} from '../store/database-unavailable';
+import type {Dialect} from '../store/dialect';
 import {LockStore} from '../store/lock-store';
 import {TaskStore} from '../store/task-store';
 import {
@@ -83,6 +86,12 @@ export interface MasterJobExecutorOptions {
   checkpoints?: CheckpointStore;
   /** The claimed occurrences of cron schedules. */
   cronRuns?: CronRunStore;
+  /**
+   * The component's datasource and its dialect: a submit to a queue that the
+   * database does not answer within controlTimeout is a 503 naming them.
+   * Without it, a submit waits as long as the store does.
+   */
+  database?: {dataSource: juggler.DataSource; dialect: Dialect};
 }
 
 /** A master started here: its election, its job as given, and what runs beside it. */
@@ -241,7 +250,7 @@ export class MasterJobExecutor extends EventEmitter {
         store: tasks,
         startMaster: (lockName, masterJob) => this.startMaster({...timings, lockName, masterJob}),
         announce: name => this.notifier?.publish([{kind: 'submitted', lockName: name}]),
-        timeout: this.controlTimeout,
+        guard: this.guard(),
         clock: this.clock,
       },
       settings,
@@ -340,6 +349,15 @@ export class MasterJobExecutor extends EventEmitter {
 
   groupStatus(): GroupStatus[] {
     return [...this.groups.values()].map(g => g.status());
+  }
+
+  /** How a caller's database call answers: within controlTimeout, when the database is known. */
+  private guard(): Guard {
+    const {database} = this.options;
+    if (!database) return (_attempt, work) => work();
+    const {dataSource, dialect} = database;
+    return (attempt, work) =>
+      withinControlTimeout(this.clock, dataSource, dialect, attempt, this.controlTimeout, work);
   }
 
   /** What a membership of this replica needs. */

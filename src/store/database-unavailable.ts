@@ -36,6 +36,9 @@ export interface Attempt {
   ifUnknown?: string;
 }
 
+/** Runs a caller's database call under withinControlTimeout's answer, its other arguments fixed. */
+export type Guard = <T>(attempt: Attempt, work: () => Promise<T>) => Promise<T>;
+
 /**
  * Runs `work`, answering DatabaseUnavailableError if it fails or takes longer
  * than `timeoutMs`. A call cut short still runs on: its write may land later.

@@ -1,7 +1,6 @@
 // A queue's rows: the TaskStore contract the queue's runner and its submits
 // rely on, and its implementation on the component's repository.
 
-import type {juggler} from '@loopback/repository';
 import {Clock} from '../types';
 import {MasterTask, MAX_TASK_ERROR_LENGTH, TaskState} from '../models/master-task.model';
 import {isDuplicate} from './errors';
@@ -27,8 +26,6 @@ export type Outcome =
  * next master has claimed. Its time stamps are the clock's wall clock.
  */
 export interface TaskStore {
-  /** Where the rows are: what a submit's 503 or 422 answer describes. */
-  readonly dataSource: juggler.DataSource;
   /** Persists a task; with a key, resolves to the id of the task submitted with it before, if any. */
   submit(queueName: string, payload: string, key?: string): Promise<number>;
   /** The first unfinished task in submission order: the one the master runs next. */
