@@ -12,7 +12,7 @@ import {
   MAX_UPDATED_BY_LENGTH,
   textProblem,
 } from '../models';
-import {Dialect} from '../store/dialect';
+import {ValueDialect} from '../store/dialect';
 import {
   ControlRecord,
   ControlStore,
@@ -85,7 +85,7 @@ export interface MasterControlServiceOptions {
   executor: MasterJobExecutor;
   /** The component's datasource: named in 503 answers, asked what it can store. */
   dataSource: juggler.DataSource;
-  dialect: Dialect;
+  dialect: ValueDialect;
   clock: Clock;
 }
 
@@ -99,7 +99,7 @@ export class MasterControlService {
   private readonly store: MasterControlServiceOptions['store'];
   private readonly executor: MasterJobExecutor;
   private readonly dataSource: juggler.DataSource;
-  private readonly dialect: Dialect;
+  private readonly dialect: ValueDialect;
   private readonly clock: Clock;
 
   /** @internal Made by the component; apps get it with `app.get(MasterJobExecutorBindings.CONTROL_SERVICE)`. */

@@ -35,7 +35,7 @@ import {APP_CONFIG_SECTION, resolveControlTimeout} from '../settings';
 import {CheckpointStore} from '../store/checkpoint-store';
 import {CronRunStore} from '../store/cron-run-store';
 import {Guard, withinControlTimeout} from '../store/database-unavailable';
-import type {Dialect} from '../store/dialect';
+import type {ValueDialect} from '../store/dialect';
 import {LockStore} from '../store/lock-store';
 import {TaskStore} from '../store/task-store';
 import {
@@ -91,7 +91,7 @@ export interface MasterJobExecutorOptions {
    * database does not answer within controlTimeout is a 503 naming them.
    * Without it, a submit waits as long as the store does.
    */
-  database?: {dataSource: juggler.DataSource; dialect: Dialect};
+  database?: {dataSource: juggler.DataSource; dialect: ValueDialect};
 }
 
 /** A master started here: its election, its job as given, and what runs beside it. */

@@ -5,7 +5,7 @@
 import {juggler} from '@loopback/repository';
 import {HttpErrors} from '@loopback/rest';
 import {Clock, TimerHandle} from '../types';
-import {Dialect} from './dialect';
+import {ValueDialect} from './dialect';
 import {isRowError} from './errors';
 
 /** The error name the REST edge answers with; `statusCode` 503. */
@@ -46,7 +46,7 @@ export type Guard = <T>(attempt: Attempt, work: () => Promise<T>) => Promise<T>;
 export async function withinControlTimeout<T>(
   clock: Clock,
   dataSource: juggler.DataSource,
-  dialect: Dialect,
+  dialect: ValueDialect,
   attempt: Attempt,
   timeoutMs: number,
   work: () => Promise<T>,

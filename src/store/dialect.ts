@@ -27,12 +27,8 @@ export interface LockTables {
   controls: ControlRepository;
 }
 
-export interface Dialect {
-  /**
-   * Once per datasource, from the repositories' constructors (before any
-   * call or migration): what the connector needs to be safe to use.
-   */
-  prepare(dataSource: juggler.DataSource): void;
+/** What the component's schema migrations need of the database. */
+export interface MigrationDialect {
   /**
    * Runs a schema migration holding a lock of the database itself, so that
    * replicas migrating at once take turns instead of racing on CREATE TABLE.
@@ -40,14 +36,30 @@ export interface Dialect {
   withMigrationLock<T>(dataSource: juggler.DataSource, migrate: () => Promise<T>): Promise<T>;
   /** After a migration, under its lock: what migrateSchema cannot do itself. */
   afterMigration(dataSource: juggler.DataSource): Promise<void>;
+}
+
+/** What the database can store, and how to tell the operator when it cannot. */
+export interface ValueDialect {
   /** Whether the connections store characters of 4 bytes in UTF-8 (emoji) unchanged. */
   carriesAstralCharacters(dataSource: juggler.DataSource): Promise<boolean>;
   /** The advice when `field` holds characters the connections cannot carry. */
   astralAdvice(dataSource: juggler.DataSource, field: string): string;
   /** Added to the message when the database refused a value (a 422). */
   refusedValueHint(dataSource: juggler.DataSource): string;
+}
+
+/** What is made per datasource: its preparation, its wake-up transport and its store. */
+export interface PartsDialect {
+  /**
+   * Once per datasource, from the repositories' constructors (before any
+   * call or migration): what the connector needs to be safe to use.
+   */
+  prepare(dataSource: juggler.DataSource): void;
   /** How replicas using this datasource wake each other; `clock` times its reconnections. */
   createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier;
   /** The LockStore over the component's tables; `clock` stamps its renewals (default: the system's). */
   createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore;
 }
+
+/** Everything that differs per database, by concern. */
+export interface Dialect extends MigrationDialect, ValueDialect, PartsDialect {}
