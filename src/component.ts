@@ -24,7 +24,7 @@ import {
   optionalAuthentication,
 } from './controllers/master-control.controller';
 import {MasterControlsSpecEnhancer} from './controllers/openapi';
-import {systemClock} from './election/clock';
+import {systemClock} from './clock';
 import {
   MASTER_JOB_EXTENSION_POINT,
   MASTER_JOB_OPTIONS_TAG,

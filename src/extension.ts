@@ -30,7 +30,7 @@ export type {WakeUp} from './wake/messages';
 
 // Time: replace it through MasterJobExecutorBindings.CLOCK
 export type {Clock, TimerHandle} from './types';
-export {TimeoutError} from './election/clock';
+export {TimeoutError} from './clock';
 
 // The component's tables
 export {

@@ -93,7 +93,7 @@ import {
   MasterStatus,
   StopReason,
 } from '../types';
-import {backoff, SharedTimers, sharedTimersOf, TimeoutError, withTimeout} from './clock';
+import {backoff, SharedTimers, sharedTimersOf, TimeoutError, withTimeout} from '../clock';
 import {ANYTHING, RenewedLock, unknownKind, WakeUp} from '../wake/messages';
 import {renewalRetryDelay, safetyMargin, TICK} from './timings';
 import {Campaigning, Mastership, Next, ResignReason, Starting} from './phases';

@@ -4,7 +4,7 @@
 
 import {FreedLock, LockRecord} from '../store/lock-store';
 import {MasterState, StopReason} from '../types';
-import {SharedTimer, SharedTimers} from './clock';
+import {SharedTimer, SharedTimers} from '../clock';
 
 /** @internal Why a mastership ended: a stop reason, or a start() that failed. */
 export type ResignReason = StopReason | 'startFailed';

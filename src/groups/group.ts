@@ -8,7 +8,7 @@
 
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {sharedTimersOf, SharedTimer, withTimeout} from '../election/clock';
+import {sharedTimersOf, SharedTimer, withTimeout} from '../clock';
 import {LockElection} from '../election/election';
 import {ElectionStore, GroupStore, LockRecord} from '../store/lock-store';
 import {

@@ -8,7 +8,7 @@
 
 import {createHash} from 'crypto';
 import debugFactory from 'debug';
-import {SharedTimer, sharedTimersOf, SharedTimers, withTimeout} from '../election/clock';
+import {SharedTimer, sharedTimersOf, SharedTimers, withTimeout} from '../clock';
 import {LockElection} from '../election/election';
 import {ElectionStore, FreedLock, GroupStore, LockRecord} from '../store/lock-store';
 import {Clock, ElectionTimings} from '../types';

@@ -7,7 +7,7 @@
 // schedule reads the executor's clock's date() and waits on its timers.
 
 import debugFactory from 'debug';
-import {sleep, systemClock} from '../election/clock';
+import {sleep, systemClock} from '../clock';
 import {MasterCronRun} from '../models/master-cron-run.model';
 import {CronRunStore, whileMaster} from '../store/cron-run-store';
 import {Clock, MasterJob, MasterJobContext} from '../types';

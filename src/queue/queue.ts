@@ -8,7 +8,7 @@
 
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {backoff, sleep} from '../election/clock';
+import {backoff, sleep} from '../clock';
 import {MAX_LOCK_NAME_LENGTH, textProblem} from '../models/limits';
 import {MasterTask, MAX_TASK_KEY_LENGTH} from '../models/master-task.model';
 import type {Guard} from '../store/database-unavailable';

@@ -20,7 +20,7 @@ import {
   ElectionStore,
   LockRecord,
 } from '../store/lock-store';
-import {backoff, sleep} from '../election/clock';
+import {backoff, sleep} from '../clock';
 import {isMemberRow} from '../groups/membership';
 import {QueueStatus} from '../queue/queue';
 import {Clock, CronStatus, GroupStatus, MasterStatus} from '../types';

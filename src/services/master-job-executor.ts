@@ -8,7 +8,7 @@ import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {hostname} from 'os';
-import {sharedTimersOf} from '../election/clock';
+import {sharedTimersOf} from '../clock';
 import {LockElection} from '../election/election';
 import {GroupRunner} from '../groups/group';
 import {Quorum} from '../groups/quorum';

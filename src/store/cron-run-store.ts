@@ -3,7 +3,7 @@
 // repository, and the retry of their database calls while master.
 
 import debugFactory from 'debug';
-import {backoff, sleep} from '../election/clock';
+import {backoff, sleep} from '../clock';
 import {MasterCronRun} from '../models/master-cron-run.model';
 import {Clock, MasterJobContext} from '../types';
 import type {CronRunRepository} from './dialect';

@@ -8,7 +8,7 @@
 import {BindingScope, inject, injectable} from '@loopback/core';
 import {Entity, Filter, juggler, repository, Where} from '@loopback/repository';
 import {randomUUID} from 'crypto';
-import {systemClock} from '../election/clock';
+import {systemClock} from '../clock';
 import {MasterJobExecutorBindings} from '../keys';
 import {ASTRAL_CHARACTER, MasterControl, MasterLock} from '../models';
 import {Clock} from '../types';

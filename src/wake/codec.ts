@@ -7,7 +7,7 @@
 // flags of one object), byte for byte: replicas of both versions in one
 // cluster understand each other.
 
-import type {FreedLock} from '../store/lock-store';
+import type {FreedLock} from './messages';
 import {ANYTHING, unknownKind, WakeUp} from './messages';
 
 /** PostgreSQL's limit on a NOTIFY payload is 8000 bytes. */

@@ -8,7 +8,7 @@ import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {CronContext, masterCron, MasterCronOptions} from '../../src';
 import {MasterCronRunRepository} from '../../src/extension';
-import {systemClock} from '../../src/election/clock';
+import {systemClock} from '../../src/clock';
 import {RepositoryCronRunStore} from '../../src/store/cron-run-store';
 import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
 import {Cluster, FAST, Replica} from '../fixtures/cluster';

@@ -1,5 +1,5 @@
 import {expect} from '@loopback/testlab';
-import {backoff, SharedTimers, sleep} from '../../src/election/clock';
+import {backoff, SharedTimers, sleep} from '../../src/clock';
 import {FakeClock} from '../fixtures/fake-clock';
 
 describe('SharedTimers (fake clock)', () => {

@@ -20,7 +20,7 @@
 import {juggler} from '@loopback/repository';
 import {randomBytes} from 'crypto';
 import debugFactory from 'debug';
-import {backoff, sleep, systemClock} from '../../election/clock';
+import {backoff, sleep, systemClock} from '../../clock';
 import {Clock, TimerHandle} from '../../types';
 import {LocalNotifier} from '../../wake/local';
 import {ANYTHING, WakeUp} from '../../wake/messages';

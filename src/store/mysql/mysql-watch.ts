@@ -16,7 +16,7 @@
 // before. Its pauses are on the doorbell's clock.
 
 import debugFactory from 'debug';
-import {backoff, sleep} from '../../election/clock';
+import {backoff, sleep} from '../../clock';
 import {Clock} from '../../types';
 
 const debug = debugFactory('loopback:master-job-executor:notifier');

@@ -8,7 +8,7 @@
 import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {EventEmitter} from 'events';
-import {backoff, systemClock} from '../../election/clock';
+import {backoff, systemClock} from '../../clock';
 import {Clock, TimerHandle} from '../../types';
 import {encodePayload, parsePayload} from '../../wake/codec';
 import {ANYTHING, WakeUp} from '../../wake/messages';

@@ -5,7 +5,7 @@
 // all locks.
 
 import {performance} from 'perf_hooks';
-import {Clock, TimerHandle} from '../types';
+import {Clock, TimerHandle} from './types';
 
 export const systemClock: Clock = {
   now: () => performance.now(),
