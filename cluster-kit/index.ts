@@ -2,7 +2,8 @@
 // `npm run chaos` (not part of the package). Real replica processes and their
 // faults (cluster.ts, replica.ts), the live record they print into (log.ts),
 // the one checker of masterships (checker.ts), random faults (chaos.ts), the
-// database servers under them (database-server.ts, private-server.ts, sql.ts)
+// database servers under them (database-server.ts, private-server.ts, sql.ts),
+// PgBouncer in front of PostgreSQL (pgbouncer.ts)
 // and a proxy in front of them (tcp-proxy.ts),
 // HTTP to the replicas (http.ts), and time and waiting (time.ts).
 
@@ -13,6 +14,7 @@ export * from './cluster';
 export * from './database-server';
 export * from './http';
 export * from './log';
+export * from './pgbouncer';
 export * from './private-server';
 export * from './replica';
 export * from './snapshot';

@@ -16,7 +16,7 @@ import {PostgresNotifier} from './postgres-notifier';
 
 const debug = debugFactory('loopback:master-job-executor:datasource');
 
-/** pg_advisory_lock takes a bigint: a fixed one derived from the package's name. */
+/** pg_advisory_xact_lock takes a bigint: a fixed one derived from the package's name. */
 export const MIGRATION_LOCK_KEY = '7450915263341048217';
 /** How long a replica waits for another's migration (the connection's own timeouts would be too short). */
 const LOCK_WAIT_SECONDS = 600;
@@ -42,18 +42,26 @@ export class PostgresDialect extends RepositoryDialect {
     if (!pool?.Client) return migrate();
     // Not a pool client: the migration needs the pool, which may have one connection.
     const wait = LOCK_WAIT_SECONDS * 1000;
-    // pg's own option names: the connection's timeouts would cut the wait short
+    // A transaction's lock, not the session's: behind a pooler in transaction
+    // mode (PgBouncer) the session is not ours, and a session lock would stay
+    // on a server connection the pooler lends to others. Its timeouts are set
+    // in the transaction, not as startup parameters, which PgBouncer refuses.
     // eslint-disable-next-line @typescript-eslint/naming-convention
-    const client = new pool.Client({...pool.options, query_timeout: wait, statement_timeout: wait});
+    const client = new pool.Client({...pool.options, query_timeout: wait + 5000});
     client.on('error', (err: Error) => debug('migration lock connection: %s', err.message));
     await client.connect();
     try {
       debug('waiting for the migration lock');
-      await client.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL statement_timeout = ${wait}`);
+      await client.query(`SET LOCAL lock_timeout = ${wait}`);
+      await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
       debug('migrating under the lock');
       return await migrate();
     } finally {
-      await client.end().catch(() => {}); // ending the session frees the lock
+      // Ending the transaction frees the lock; ending the connection would too.
+      await client.query('ROLLBACK').catch(() => {});
+      await client.end().catch(() => {});
     }
   }
 
