@@ -16,7 +16,7 @@ import {
 } from './repositories';
 import {MasterControlService} from './services/master-control.service';
 import {MasterJobExecutor} from './services/master-job-executor';
-import {APP_CONFIG_SECTION} from './settings';
+import {APP_CONFIG_SECTION, resolveListenUrl} from './settings';
 import {Dialect} from './store/dialect';
 import {RepositoryCheckpointStore} from './store/checkpoint-store';
 import {RepositoryCronRunStore} from './store/cron-run-store';
@@ -46,10 +46,16 @@ export class LockNotifierProvider implements Provider<LockNotifier> {
     private readonly dialect: Dialect,
     @inject(MasterJobExecutorBindings.CLOCK)
     private readonly clock: Clock,
+    @config({fromBinding: MasterJobExecutorBindings.COMPONENT})
+    private readonly componentConfig: MasterJobExecutorConfig = {},
+    @inject(CoreBindings.APPLICATION_CONFIG, {optional: true})
+    private readonly appConfig: {[APP_CONFIG_SECTION]?: MasterJobExecutorConfig} = {},
   ) {}
 
   value(): LockNotifier {
-    return this.dialect.createNotifier(this.dataSource, this.clock);
+    const section = this.appConfig?.[APP_CONFIG_SECTION] ?? {};
+    const listenUrl = resolveListenUrl(process.env, this.componentConfig, section);
+    return this.dialect.createNotifier(this.dataSource, {clock: this.clock, listenUrl});
   }
 }
 

@@ -105,3 +105,41 @@ export function resolveMigrationLock(settings: MasterJobExecutorConfig): boolean
   }
   return value;
 }
+
+export const LISTEN_URL_ENV_VARIABLE = 'MASTER_JOB_LISTEN_URL';
+
+/**
+ * listenUrl (PostgreSQL: a direct connection for LISTEN, beside a datasource
+ * that goes through a pooler): environment > component configuration >
+ * application config; undefined when none is set.
+ */
+export function resolveListenUrl(
+  env: NodeJS.ProcessEnv,
+  component: MasterJobExecutorConfig,
+  section: MasterJobExecutorConfig,
+): string | undefined {
+  const sources: [unknown, string][] = [
+    [env[LISTEN_URL_ENV_VARIABLE] || undefined, `Environment variable ${LISTEN_URL_ENV_VARIABLE}`],
+    [component.listenUrl, 'Component configuration listenUrl'],
+    [section.listenUrl, `Application config ${APP_CONFIG_SECTION}.listenUrl`],
+  ];
+  const found = sources.find(([value]) => value !== undefined);
+  if (!found) return undefined;
+  const [value, where] = found;
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || !['postgres:', 'postgresql:'].includes(url.protocol) || !url.hostname) {
+    throw new Error(
+      `${where} must be a PostgreSQL URL (postgres://user:password@host:port/database), got ${
+        typeof value === 'string'
+          ? JSON.stringify(value.replace(/\/\/[^@/]*@/, '//***@'))
+          : String(value)
+      }`,
+    );
+  }
+  return value as string;
+}

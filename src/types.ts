@@ -156,6 +156,13 @@ export interface MasterJobExecutorConfig extends Partial<ElectionTimings> {
    * serialises migrations, or the lock cannot be taken.
    */
   migrationLock?: boolean;
+  /**
+   * PostgreSQL: a direct connection to the server (`postgres://...`) for the
+   * LISTEN of wake-ups, where the datasource goes through a pooler in
+   * transaction mode (PgBouncer); env MASTER_JOB_LISTEN_URL wins. Without
+   * it, behind such a pooler, replicas poll (said once in the log).
+   */
+  listenUrl?: string;
 }
 
 /** Strategies per group of endpoints; a group left out is open. */

@@ -27,6 +27,16 @@ export interface LockTables {
   controls: ControlRepository;
 }
 
+/** How a notifier is made. */
+export interface NotifierOptions {
+  /** Times its reconnections (default: the system's clock). */
+  clock?: Clock;
+  /** PostgreSQL: a direct connection for LISTEN, when the datasource goes through a pooler. */
+  listenUrl?: string;
+  /** Where a warning goes that wake-ups do not arrive; default process.emitWarning. */
+  warn?: (message: string) => void;
+}
+
 /** What the component's schema migrations need of the database. */
 export interface MigrationDialect {
   /**
@@ -56,7 +66,7 @@ export interface PartsDialect {
    */
   prepare(dataSource: juggler.DataSource): void;
   /** How replicas using this datasource wake each other; `clock` times its reconnections. */
-  createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier;
+  createNotifier(dataSource: juggler.DataSource, options?: NotifierOptions): LockNotifier;
   /** The LockStore over the component's tables; `clock` stamps its renewals (default: the system's). */
   createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore;
 }

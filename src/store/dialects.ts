@@ -4,7 +4,7 @@
 import {juggler} from '@loopback/repository';
 import {Clock} from '../types';
 import {LockNotifier} from '../wake/notifier';
-import {Dialect, LockTables} from './dialect';
+import {Dialect, LockTables, NotifierOptions} from './dialect';
 import {LockStore} from './lock-store';
 import {MemoryDialect} from './memory/memory-dialect';
 import {MysqlDialect} from './mysql/mysql-dialect';
@@ -26,8 +26,11 @@ export function dialectOf(dataSource: juggler.DataSource): Dialect {
 }
 
 /** The notifier for this datasource, as the component makes it. */
-export function createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
-  return dialectOf(dataSource).createNotifier(dataSource, clock);
+export function createNotifier(
+  dataSource: juggler.DataSource,
+  options?: NotifierOptions,
+): LockNotifier {
+  return dialectOf(dataSource).createNotifier(dataSource, options);
 }
 
 /** The LockStore over these tables, as the component makes it. */

@@ -7,8 +7,8 @@
 // flags of one object), byte for byte: replicas of both versions in one
 // cluster understand each other.
 
-import type {FreedLock} from './messages';
-import {ANYTHING, unknownKind, WakeUp} from './messages';
+import {randomBytes} from 'crypto';
+import {ANYTHING, FreedLock, unknownKind, WakeUp} from './messages';
 
 /** PostgreSQL's limit on a NOTIFY payload is 8000 bytes. */
 const MAX_PAYLOAD = 7900;
@@ -63,6 +63,11 @@ function toEntry(message: WakeUp): unknown {
  * cannot trust whole. A renewal's announcement is an object: `{"renewed":
  * instanceId, "renewalId": ..., "locks": [[name, fencingToken], ...]}`.
  */
+/** A NOTIFY that proves a LISTEN: unique, and no wake-up to anyone who hears it. */
+export function probePayload(): string {
+  return JSON.stringify({probe: randomBytes(8).toString('hex')});
+}
+
 export function parsePayload(payload: string | undefined): WakeUp[] {
   let entries: unknown;
   try {
@@ -70,6 +75,7 @@ export function parsePayload(payload: string | undefined): WakeUp[] {
   } catch {
     return [ANYTHING]; // ANY_LOCK, or a payload from something else on our channel
   }
+  if (isProbe(entries)) return [];
   if (isRenewal(entries)) {
     const {renewed: instanceId, renewalId} = entries;
     return entries.locks.map(([lockName, fencingToken]) => ({
@@ -81,6 +87,14 @@ export function parsePayload(payload: string | undefined): WakeUp[] {
   if (!Array.isArray(entries)) return [ANYTHING];
   const messages = entries.map(fromEntry);
   return messages.every(m => m !== undefined) ? (messages as WakeUp[]) : [ANYTHING];
+}
+
+function isProbe(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as {probe?: unknown}).probe === 'string'
+  );
 }
 
 function isRenewal(

@@ -14,6 +14,7 @@ import {
 } from '../../src/extension';
 import {createLockStore, createNotifier} from '../../src/store/dialects';
 import {MIGRATION_LOCK_KEY} from '../../src/store/postgres/postgres-dialect';
+import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
 import {PGBOUNCER, PgBouncer, PoolMode, serverAddress, waitFor, withPg} from '../../cluster-kit';
 import {existsSync} from 'fs';
 import {TestApp} from '../fixtures/cluster';
@@ -88,6 +89,43 @@ for (const mode of ['transaction', 'session'] as PoolMode[]) {
         },
       };
     });
+
+    it(
+      mode === 'transaction'
+        ? 'says once that wake-ups do not arrive, and hears them through listenUrl'
+        : 'hears wake-ups through the pooler',
+      async function () {
+        this.timeout(30000);
+        const warnings: string[] = [];
+        const warn = (message: string) => warnings.push(message);
+        const pooled = createNotifier(db.createDataSource(through()), {warn});
+        const {host, port, user} = serverAddress('postgresql');
+        const listenUrl = `postgres://${user}@${host}:${port}/${db.database}`;
+        const direct = createNotifier(db.createDataSource(through()), {warn, listenUrl});
+        const heard: string[] = [];
+        direct.subscribe(m => heard.push(m.kind));
+        try {
+          await waitFor('the direct LISTEN', () => (direct as PostgresNotifier).listening, 10000);
+          // A NOTIFY through the pooler reaches a LISTEN on the direct connection.
+          const sender = createNotifier(db.createDataSource(through()), {warn});
+          sender.publish([{kind: 'submitted', lockName: 'Q'}]);
+          await waitFor('the wake-up', () => heard.includes('submitted'), 10000);
+          await sender.close();
+          if (mode === 'transaction') {
+            await waitFor('the warning', () => warnings.length > 0, 15000);
+            expect(warnings).to.have.length(1);
+            expect(warnings[0]).to.match(/wake-ups do not arrive through datasource/);
+            expect(warnings[0]).to.match(/MASTER_JOB_LISTEN_URL/);
+            expect((pooled as PostgresNotifier).listening).to.be.false();
+          } else {
+            await waitFor('the pooled LISTEN', () => (pooled as PostgresNotifier).listening, 10000);
+            expect(warnings).to.deepEqual([]);
+          }
+        } finally {
+          await Promise.all([pooled.close(), direct.close()]);
+        }
+      },
+    );
 
     it(`${REPLICAS} replicas migrating an empty database at once all come up, and leave no advisory lock`, async () => {
       const admin = db.createDataSource();

@@ -5,8 +5,8 @@
 import {juggler} from '@loopback/repository';
 import debugFactory from 'debug';
 import {MAX_LOCK_NAME_LENGTH} from '../../models/limits';
-import {Clock} from '../../types';
 import {LockNotifier} from '../../wake/notifier';
+import type {NotifierOptions} from '../dialect';
 import {RepositoryDialect} from '../repository-dialect';
 import {MysqlDoorbell} from './mysql-doorbell';
 
@@ -138,8 +138,8 @@ export class MysqlDialect extends RepositoryDialect {
     );
   }
 
-  createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
-    return new MysqlDoorbell(dataSource, clock);
+  createNotifier(dataSource: juggler.DataSource, options?: NotifierOptions): LockNotifier {
+    return new MysqlDoorbell(dataSource, options?.clock);
   }
 
   refusedValueHint(dataSource: juggler.DataSource): string {

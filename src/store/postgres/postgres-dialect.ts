@@ -7,7 +7,7 @@ import debugFactory from 'debug';
 import {EventEmitter} from 'events';
 import {Clock} from '../../types';
 import {LockNotifier} from '../../wake/notifier';
-import {LockTables} from '../dialect';
+import {LockTables, NotifierOptions} from '../dialect';
 import {LockStore} from '../lock-store';
 import {RepositoryDialect} from '../repository-dialect';
 import {guardPoolErrors} from './pool-errors';
@@ -65,8 +65,8 @@ export class PostgresDialect extends RepositoryDialect {
     }
   }
 
-  createNotifier(dataSource: juggler.DataSource, clock?: Clock): LockNotifier {
-    return new PostgresNotifier(dataSource, clock);
+  createNotifier(dataSource: juggler.DataSource, options?: NotifierOptions): LockNotifier {
+    return new PostgresNotifier(dataSource, options);
   }
 
   createLockStore(tables: LockTables, notifier?: LockNotifier, clock?: Clock): LockStore {
