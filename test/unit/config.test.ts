@@ -1,6 +1,7 @@
 import {expect} from '@loopback/testlab';
 import {TIMING_DEFAULTS} from '../../src/extension';
 import {resolveTimings, timingsFromEnv} from '../../src/election/timings';
+import {resolveListenUrl} from '../../src/settings';
 import {TimingSource} from '../../src/election/timings';
 
 const source = (label: string, values: TimingSource['values']): TimingSource => ({
@@ -109,6 +110,34 @@ describe('configuration', () => {
       );
       expect(() => timingsFromEnv({MASTER_JOB_MAX_HEARTBEAT_RETRY_COUNT: '1.5'})).to.throw(
         /MASTER_JOB_MAX_HEARTBEAT_RETRY_COUNT must be a non-negative integer/,
+      );
+    });
+  });
+
+  describe('listenUrl', () => {
+    it('takes the environment over the component over the app section', () => {
+      const url = (n: number) => `postgres://u@db${n}:5432/app`;
+      const component = {listenUrl: url(2)};
+      const section = {listenUrl: url(3)};
+      expect(resolveListenUrl({MASTER_JOB_LISTEN_URL: url(1)}, component, section)).to.equal(
+        url(1),
+      );
+      expect(resolveListenUrl({MASTER_JOB_LISTEN_URL: ''}, component, section)).to.equal(url(2));
+      expect(resolveListenUrl({}, {}, section)).to.equal(url(3));
+      expect(resolveListenUrl({}, {}, {})).to.be.undefined();
+    });
+
+    it('rejects what is not a PostgreSQL URL, naming where it came from, without its password', () => {
+      expect(() =>
+        resolveListenUrl({MASTER_JOB_LISTEN_URL: 'mysql://u:secret@h/db'}, {}, {}),
+      ).to.throw(
+        'Environment variable MASTER_JOB_LISTEN_URL must be a PostgreSQL URL (postgres://user:password@host:port/database), got "mysql://***@h/db"',
+      );
+      expect(() => resolveListenUrl({}, {listenUrl: 'db:5432'}, {})).to.throw(
+        /^Component configuration listenUrl must be a PostgreSQL URL/,
+      );
+      expect(() => resolveListenUrl({}, {}, {listenUrl: 5 as unknown as string})).to.throw(
+        /^Application config masterJobExecutor.listenUrl must be a PostgreSQL URL .*got 5$/,
       );
     });
   });
