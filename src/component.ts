@@ -24,7 +24,7 @@ import {
   optionalAuthentication,
 } from './controllers/master-control.controller';
 import {MasterControlsSpecEnhancer} from './controllers/openapi';
-import {systemClock} from './clock';
+import {sleep, systemClock} from './clock';
 import {
   MASTER_JOB_EXTENSION_POINT,
   MASTER_JOB_OPTIONS_TAG,
@@ -217,12 +217,40 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
   async start(): Promise<void> {
     await this.checkStrategies();
     const dataSource = await this.app.get(MasterJobExecutorBindings.DATASOURCE, {optional: true});
-    if (dataSource) await reopen(dataSource);
+    if (dataSource) {
+      await reopen(dataSource);
+      await this.refuseReadOnly(dataSource);
+    }
     const executor = await this.app.get(MasterJobExecutorBindings.EXECUTOR);
     if (!this.metricsExposed) this.metricsExposed = exposeMetrics(executor);
     this.running = executor;
     this.stepDownWhenStopping();
     await this.startClassJobs(executor);
+  }
+
+  /**
+   * A server that takes no writes (a standby the address points at after a
+   * wrong failover) fails the start, saying so; one that does not answer
+   * does not: the elections wait for it.
+   */
+  private async refuseReadOnly(dataSource: juggler.DataSource): Promise<void> {
+    const dialect = await this.app.get(MasterJobExecutorBindings.DIALECT);
+    const clock = await this.app.get(MasterJobExecutorBindings.CLOCK);
+    const gaveUp = new AbortController();
+    const asked = dialect.readOnly(dataSource).catch(err => {
+      debug('could not ask whether the database takes writes: %s', err?.message ?? err);
+      return undefined;
+    });
+    const why = await Promise.race([
+      asked,
+      sleep(clock, READ_ONLY_CHECK_WAIT, gaveUp.signal).then(() => undefined),
+    ]).finally(() => gaveUp.abort());
+    if (why) {
+      throw new Error(
+        `masterJobExecutor: datasource "${dataSource.name}" takes no writes: ${why}. ` +
+          'No lock can be won or renewed there: point the datasource at the primary',
+      );
+    }
   }
 
   /**
@@ -296,6 +324,9 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
     }
   }
 }
+
+/** How long app.start() asks the database whether it takes writes before it goes on. */
+const READ_ONLY_CHECK_WAIT = 5000;
 
 /** Keys of @loopback/authentication, by name: the component does not depend on it. */
 const AUTHENTICATION_METADATA = 'authentication.operationMetadata';

@@ -6,7 +6,7 @@ import {juggler} from '@loopback/repository';
 import {HttpErrors} from '@loopback/rest';
 import {Clock, TimerHandle} from '../types';
 import {ValueDialect} from './dialect';
-import {isRowError} from './errors';
+import {isReadOnly, isRowError, READ_ONLY_ADVICE} from './errors';
 
 /** The error name the REST edge answers with; `statusCode` 503. */
 export const DATABASE_UNAVAILABLE = 'DatabaseUnavailable';
@@ -92,15 +92,18 @@ function unavailable(
 ): DatabaseUnavailableError {
   const e = (err ?? {}) as {code?: string; message?: string};
   const connector = dataSource.connector?.name ?? 'unknown connector';
-  const cause = (e.message || String(err)).replace(/\.+$/, '');
+  let cause = (e.message || String(err)).replace(/\.+$/, '');
+  if (isReadOnly(err)) cause = `${READ_ONLY_ADVICE} (${cause})`;
   let outcome = '';
   if (attempt.writes) {
-    outcome = NOT_SENT.has(String(e.code))
-      ? ' Nothing was changed.'
-      : ` The change may or may not have been applied (outcome unknown): ${
-          attempt.ifUnknown ??
-          'repeat the call once the database answers (it is idempotent), or read the status'
-        }.`;
+    // A read-only server refused the write: nothing of it was applied.
+    outcome =
+      NOT_SENT.has(String(e.code)) || isReadOnly(err)
+        ? ' Nothing was changed.'
+        : ` The change may or may not have been applied (outcome unknown): ${
+            attempt.ifUnknown ??
+            'repeat the call once the database answers (it is idempotent), or read the status'
+          }.`;
   }
   return new DatabaseUnavailableError(
     `Database unavailable: ${attempt.what} failed on datasource "${dataSource.name}" ` +

@@ -56,6 +56,8 @@ export interface ValueDialect {
   astralAdvice(dataSource: juggler.DataSource, field: string): string;
   /** Added to the message when the database refused a value (a 422). */
   refusedValueHint(dataSource: juggler.DataSource): string;
+  /** Why the server takes no writes now (a hot standby, ...), or undefined when it does. */
+  readOnly(dataSource: juggler.DataSource): Promise<string | undefined>;
 }
 
 /** What is made per datasource: its preparation, its wake-up transport and its store. */

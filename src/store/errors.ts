@@ -1,5 +1,6 @@
 // What a database error means, whatever the connector: a duplicate key, a
-// deadlock victim, a value refused for one row, a missing table.
+// deadlock victim, a value refused for one row, a missing table, a server
+// that takes no writes.
 
 interface ErrorWithCode {
   code?: string;
@@ -54,9 +55,33 @@ const MYSQL_ROW_ERRORS = new Set([
   'WARN_DATA_TRUNCATED',
 ]);
 
-/** Turns "no such table" into an error that says what to do. */
+/**
+ * The server takes no writes: PostgreSQL's read_only_sql_transaction (a hot
+ * standby, default_transaction_read_only), MySQL's --read-only and read-only
+ * transactions.
+ */
+export function isReadOnly(err: unknown): boolean {
+  const code = String((err as ErrorWithCode)?.code ?? '');
+  return (
+    code === '25006' ||
+    code === 'ER_OPTION_PREVENTS_STATEMENT' ||
+    code === 'ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION'
+  );
+}
+
+/** What a replica should do about a read-only server. */
+export const READ_ONLY_ADVICE =
+  'the database is read-only (a hot standby, or default_transaction_read_only / read_only): ' +
+  'point the datasource at the primary';
+
+/** Turns "no such table" and "read-only" into errors that say what to do. */
 export function explain(err: unknown): unknown {
   const e = (err ?? {}) as ErrorWithCode;
+  if (isReadOnly(err)) {
+    return Object.assign(new Error(`${READ_ONLY_ADVICE}. Database said: ${e.message}`), {
+      code: e.code,
+    });
+  }
   if (e.code === '42P01' || e.code === 'ER_NO_SUCH_TABLE') {
     return new Error(
       `The tables of loopback4-master-job-executor (MasterLock, MasterControl) are missing: ` +

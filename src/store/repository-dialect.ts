@@ -32,6 +32,10 @@ export class RepositoryDialect implements Dialect {
     return '';
   }
 
+  async readOnly(dataSource: juggler.DataSource): Promise<string | undefined> {
+    return undefined; // no way to ask: a refused write says so (errors.ts, isReadOnly)
+  }
+
   createNotifier(dataSource: juggler.DataSource): LockNotifier {
     return new LocalNotifier(dataSource);
   }

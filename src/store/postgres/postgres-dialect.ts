@@ -65,6 +65,15 @@ export class PostgresDialect extends RepositoryDialect {
     }
   }
 
+  async readOnly(dataSource: juggler.DataSource): Promise<string | undefined> {
+    const [row] = (await dataSource.execute(
+      "SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro",
+    )) as {standby: boolean; ro: string}[];
+    if (row?.standby) return 'the server is a hot standby (pg_is_in_recovery())';
+    if (row?.ro === 'on') return 'transaction_read_only is on (default_transaction_read_only)';
+    return undefined;
+  }
+
   createNotifier(dataSource: juggler.DataSource, options?: NotifierOptions): LockNotifier {
     return new PostgresNotifier(dataSource, options);
   }
