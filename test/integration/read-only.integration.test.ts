@@ -22,7 +22,7 @@ describe('a read-only PostgreSQL server (integration)', () => {
   afterEach(async () => {
     await readOnly(false);
     // An app whose start failed stays 'starting', which stop() refuses.
-    await Promise.all(apps.splice(0).map(app => app.stop().catch(() => {})));
+    await Promise.all(apps.splice(0).map(made => made.stop().catch(() => {})));
   });
   after(() => db?.close());
 
