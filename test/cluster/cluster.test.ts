@@ -33,6 +33,7 @@ import {
   workEnv,
   writeHistory,
 } from '../../cluster-kit';
+import {note, orSkip} from '../fixtures/real-processes';
 
 const REPLICAS = 3;
 /** Lines younger than this may still be in the pipes: the checker looks at older ones. */
@@ -40,14 +41,6 @@ const LINE_LAG = 100;
 /** The short random run at the end of each suite (`npm run chaos` runs long ones). */
 const CHAOS_SECONDS = Number(process.env.CLUSTER_CHAOS_SECONDS ?? 40);
 const CHAOS_SEED = 42;
-
-/**
- * Reports measurements under the test titles. Straight to stdout: lb-mocha
- * fails a run on console.log, meant to catch stray debug output.
- */
-function note(text: string): void {
-  process.stdout.write(text.replace(/^/gm, '      ') + '\n');
-}
 
 /**
  * PostgreSQL polls faster than the lease (C < L); MariaDB slower (C > L), as
@@ -75,13 +68,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
     before(async function () {
       this.timeout(60000);
       // A server of this suite's own: it is stopped and restarted below.
-      try {
-        own = await PrivateServer.create(backend);
-      } catch (err) {
-        if (process.env.CI === 'true') throw err;
-        note(`skipped: ${err.message}`);
-        return this.skip();
-      }
+      own = await orSkip(this, () => PrivateServer.create(backend));
       server = new DatabaseServer(backend, 'mje_cluster', own);
       await server.ensureDatabase();
       const queue = `CLUSTER-Q-${randomBytes(3).toString('hex')}`;
