@@ -8,7 +8,6 @@
 // how long the group takes to rebalance after a join, a SIGTERM and a
 // SIGKILL. Figures, not assertions.
 
-import os from 'os';
 import {
   DatabaseServer,
   mono,
@@ -16,24 +15,20 @@ import {
   recreateDatabase,
   serverAddress,
   sleep,
-  SqlBackend,
   waitFor,
 } from '../cluster-kit';
 import {StatementCounter} from './lib/server-stats';
 import {TIMINGS} from './lib/options';
+import {loadAverage, note, sideBenchArgs} from './lib/side-bench';
 import {EXAMPLE_SCRIPT} from '../cluster-kit';
 
-const argv = process.argv.slice(2);
-const quick = argv.includes('--quick');
-const backend: SqlBackend = argv.includes('--mysql') ? 'mysql' : 'postgresql';
+const {quick, backend, command} = sideBenchArgs('bench:groups');
 const REPLICAS = quick ? 5 : 10;
 const RESOURCES = quick ? 200 : 1000;
 const WINDOW_MS = quick ? 10000 : 20000;
 const DATABASE = 'mje_bench_groups';
 /** Plain locks never balance: how long to wait before saying so. */
 const BALANCE_CAP_MS = 60000;
-
-const note = (line: string) => process.stderr.write(line + '\n');
 
 interface ModeResult {
   mode: string;
@@ -50,12 +45,9 @@ interface ModeResult {
 
 async function main(): Promise<void> {
   note(
-    `npm run bench:groups${argv.length ? ' -- ' + argv.join(' ') : ''}: ${backend}, ` +
+    `${command}: ${backend}, ` +
       `${REPLICAS} replicas x ${RESOURCES} resources, timings ${JSON.stringify(TIMINGS)}, ` +
-      `load average ${os
-        .loadavg()
-        .map(v => v.toFixed(2))
-        .join(' ')}`,
+      `load average ${loadAverage()}`,
   );
   const results: ModeResult[] = [];
   for (const mode of ['plain locks', 'group'] as const) {

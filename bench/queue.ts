@@ -13,21 +13,12 @@ import {execFileSync} from 'child_process';
 import {mkdirSync, writeFileSync} from 'fs';
 import os from 'os';
 import path from 'path';
-import {
-  databaseUrl,
-  mono,
-  recreateDatabase,
-  serverAddress,
-  sleep,
-  SqlBackend,
-  waitFor,
-} from '../cluster-kit';
+import {databaseUrl, mono, recreateDatabase, serverAddress, sleep, waitFor} from '../cluster-kit';
 import {MasterJobExecutorBindings, MasterJobExecutorComponent, TaskQueue} from '../src';
 import {dataSourceConfigFromUrl} from '../src/extension';
+import {loadAverage, note, sideBenchArgs} from './lib/side-bench';
 
-const argv = process.argv.slice(2);
-const quick = argv.includes('--quick');
-const backend: SqlBackend = argv.includes('--mysql') ? 'mysql' : 'postgresql';
+const {quick, backend, command} = sideBenchArgs('bench:queue');
 const BACKLOG = quick ? 300 : 2000;
 const SAMPLES = quick ? 50 : 200;
 const DATABASE = 'mje_bench_queue';
@@ -36,8 +27,6 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const PG_BOSS = 'pg-boss@10'; // 11+ need Node 22
 /** Throughput is measured for at most this long (pg-boss one at a time is slow). */
 const THROUGHPUT_CAP_MS = 30000;
-
-const note = (line: string) => process.stderr.write(line + '\n');
 
 interface Result {
   implementation: string;
@@ -215,9 +204,9 @@ async function main(): Promise<void> {
   const address = serverAddress(backend);
   const loadStart = os.loadavg();
   note(
-    `npm run bench:queue${argv.length ? ' -- ' + argv.join(' ') : ''}: ${backend}, backlog ${BACKLOG}, ` +
+    `${command}: ${backend}, backlog ${BACKLOG}, ` +
       `${SAMPLES} latency samples, ${os.cpus().length} cores, Node ${process.version}, load average ` +
-      loadStart.map(v => v.toFixed(2)).join(' '),
+      loadAverage(loadStart),
   );
   await recreateDatabase(backend, address, DATABASE);
   const url = databaseUrl(backend, address, DATABASE);
@@ -233,10 +222,7 @@ async function main(): Promise<void> {
         `${r.implementation.padEnd(16)} ${r.throughput.toFixed(0).padStart(8)}  ` +
         `${[r.latency.p50, r.latency.p90, r.latency.p99, r.latency.max].join(' / ').padEnd(36)} ${r.settings}`,
     ),
-    `load average at start ${loadStart.map(v => v.toFixed(2)).join(' ')}, at end ${os
-      .loadavg()
-      .map(v => v.toFixed(2))
-      .join(' ')}`,
+    `load average at start ${loadAverage(loadStart)}, at end ${loadAverage()}`,
   ];
   process.stdout.write(lines.join('\n') + '\n');
   const file = path.join(

@@ -391,14 +391,26 @@ export class ProcessCluster {
   }
 
   /** Stops the database server for at least `downMs`, starts it again; always restarts it. */
-  async restartDatabase(downMs: number): Promise<{victim: Replica; fault: FaultRecord}> {
+  restartDatabase(downMs: number): Promise<{victim: Replica; fault: FaultRecord}> {
+    return this.databaseDown('db-restart', () => this.server.stop(), downMs);
+  }
+
+  /**
+   * The fault `kind`: takes the database server down (`takeDown`) for at
+   * least `downMs`, then starts it again, whatever happened; masters are due
+   * from when it answers again.
+   */
+  private async databaseDown(
+    kind: FaultKind,
+    takeDown: () => Promise<void>,
+    downMs: number,
+  ): Promise<{victim: Replica; fault: FaultRecord}> {
     const victim = await this.requireMaster();
-    const fault = this.recordFault('db-restart', victim);
+    const fault = this.recordFault(kind, victim);
     try {
-      await this.server.stop();
+      await takeDown();
       await sleep(Math.max(0, fault.at + downMs - mono()));
     } finally {
-      // Masters are due from when the server answers again.
       fault.recoverFrom = await this.server.start();
       fault.note = `down ${Math.round(fault.recoverFrom - fault.at)} ms`;
     }
@@ -496,17 +508,8 @@ export class ProcessCluster {
   }
 
   /** kill -9 of the database server, down for at least `downMs`, then started (crash recovery). */
-  async crashDatabase(downMs: number): Promise<{victim: Replica; fault: FaultRecord}> {
-    const victim = await this.requireMaster();
-    const fault = this.recordFault('db-kill', victim);
-    try {
-      await this.server.crash();
-      await sleep(Math.max(0, fault.at + downMs - mono()));
-    } finally {
-      fault.recoverFrom = await this.server.start();
-      fault.note = `down ${Math.round(fault.recoverFrom - fault.at)} ms`;
-    }
-    return {victim, fault};
+  crashDatabase(downMs: number): Promise<{victim: Replica; fault: FaultRecord}> {
+    return this.databaseDown('db-kill', () => this.server.crash(), downMs);
   }
 
   /**

@@ -80,6 +80,38 @@ export class Lane {
     return this.cluster.waitForMaster(timeoutMs, `${this.name}: a master of ${this.lockName}`);
   }
 
+  /**
+   * Sends `signal` to the master: resolves with it, when (`t`), and the next
+   * start of the job on another replica (`next`; undefined: none within
+   * L + C + 10 s).
+   */
+  async killMaster(signal: 'SIGKILL' | 'SIGTERM') {
+    const master = await this.waitMaster();
+    const t = master.kill(signal);
+    const {leaseDuration: L, checkMasterInterval: C} = this.timings;
+    const next = await this.ctx.log.nextJob(
+      x =>
+        x.event === 'start' && x.lockName === this.lockName && x.instanceId !== master.instanceId,
+      t,
+      L + C + 10000,
+    );
+    return {master, t, next};
+  }
+
+  /** What a result of this lane reports besides its samples: exits, overlaps, stray stops, repetitions redone or failed. */
+  outcome(
+    {discarded, errors}: {discarded: number; errors: number},
+    spuriousStops = 0,
+  ): Omit<LaneResult, 'samples' | 'extra'> {
+    return {
+      unexpectedExits: this.unexpectedExits,
+      overlaps: this.overlaps(),
+      spuriousStops,
+      discarded,
+      errors,
+    };
+  }
+
   /** A random replica alive other than `not`. */
   otherAlive(not: Replica | undefined): Replica {
     const candidates = this.alive().filter(r => r !== not);

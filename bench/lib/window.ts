@@ -143,3 +143,27 @@ export async function measureWindow(
     stopsInWindow: window.filter(e => e.event === 'stop').length,
   };
 }
+
+/**
+ * What a load or scale run reports of its lane at rest: how the locks are
+ * split and the rate predicted for that, the window's figures, the overlaps
+ * and the unexpected exits.
+ */
+export function restFigures(lane: Lane, locks: number, w: WindowFigures) {
+  const mastersPerReplica = lane.held();
+  return {
+    mastersPerReplica,
+    expectedPerReplica: expectedRate(lane.impl, mastersPerReplica, locks),
+    windowMs: round(w.seconds * 1000, 0),
+    replicasMeasured: w.replicasMeasured,
+    statementsPerSec: w.statementsPerSec,
+    statementsPerSecPerReplica: w.statementsPerSecPerReplica,
+    notifiesPerSecPerReplica: w.notifiesPerSecPerReplica,
+    rowsWrittenPerSec: w.rowsWrittenPerSec,
+    cpuPercentPerReplica: w.cpuPercentPerReplica,
+    startsInWindow: w.startsInWindow,
+    stopsInWindow: w.stopsInWindow,
+    overlaps: lane.overlaps(),
+    unexpectedExits: lane.unexpectedExits,
+  };
+}

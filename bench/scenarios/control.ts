@@ -41,7 +41,7 @@ export async function controlLane(
   try {
     await lane.ensure(3);
     await lane.waitMaster();
-    const {discarded, errors} = await repeat(lane, reps, async () => {
+    const repeated = await repeat(lane, reps, async () => {
       await lane.ensure(3);
       await warmUp();
       await sleep(uniform(100, 100 + H));
@@ -76,13 +76,7 @@ export async function controlLane(
     // stop() lines of a replica not running the job, of any lane, while this one ran
     // (as the benchmark has always counted them: lanes of other scenarios run alongside).
     const stray = checkMasterships(ctx.log, {until: mono()}).strayStops;
-    const common = {
-      unexpectedExits: lane.unexpectedExits,
-      overlaps: lane.overlaps(),
-      spuriousStops: stray.filter(e => e.mono >= since).length,
-      discarded,
-      errors,
-    };
+    const common = lane.outcome(repeated, stray.filter(e => e.mono >= since).length);
     return {
       disable: {samples: disable, extra: {httpResponse: disableHttp}, ...common},
       enable: {samples: enable, extra: {httpResponse: enableHttp}, ...common},

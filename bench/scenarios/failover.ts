@@ -17,7 +17,7 @@ export async function crashLane(
   timings: ClusterTimings = TIMINGS,
   tag = 'crash',
 ): Promise<LaneResult> {
-  const {checkMasterInterval: C, leaseDuration: L} = timings;
+  const C = timings.checkMasterInterval;
   const lane = new Lane(
     ctx,
     impl,
@@ -30,31 +30,16 @@ export async function crashLane(
   try {
     await lane.ensure(3);
     await lane.waitMaster();
-    const {discarded, errors} = await repeat(lane, reps, async () => {
+    const repeated = await repeat(lane, reps, async () => {
       await replacing;
       await lane.ensure(3);
       // Uniform phase against the renewal and polling grids (the range is C long).
       await sleep(uniform(200, 200 + C));
-      const master = await lane.waitMaster();
-      const t = master.kill('SIGKILL');
-      const e = await ctx.log.nextJob(
-        x =>
-          x.event === 'start' && x.lockName === lane.lockName && x.instanceId !== master.instanceId,
-        t,
-        L + C + 10000,
-      );
+      const {t, next} = await lane.killMaster('SIGKILL');
       replacing = lane.ensure(3).catch(err => note(`${lane.name}: ${err.message}`)); // boots meanwhile
-      return () => samples.push(e ? e.mono - t : Infinity);
+      return () => samples.push(next ? next.mono - t : Infinity);
     });
-    return {
-      samples,
-      extra: {},
-      unexpectedExits: lane.unexpectedExits,
-      overlaps: lane.overlaps(),
-      spuriousStops: 0,
-      discarded,
-      errors,
-    };
+    return {samples, extra: {}, ...lane.outcome(repeated)};
   } finally {
     await replacing;
     await lane.stop();

@@ -7,7 +7,7 @@
 
 import {BenchContext, Impl} from '../lib/context';
 import {Lane, LaneResult, repeat, uniform, waitIdle} from '../lib/lane';
-import {C, H, HANDOFF_REPLICAS, L} from '../lib/options';
+import {H, HANDOFF_REPLICAS} from '../lib/options';
 import {sleep} from '../../cluster-kit';
 
 export async function handoffLane(
@@ -25,7 +25,7 @@ export async function handoffLane(
   try {
     await lane.ensure(HANDOFF_REPLICAS);
     await lane.waitMaster();
-    const {discarded, errors} = await repeat(lane, reps, async () => {
+    const repeated = await repeat(lane, reps, async () => {
       if (lane.alive().length < 3) {
         // Refill between measurements, never during one: booting replicas load the CPU.
         await lane.ensure(HANDOFF_REPLICAS);
@@ -33,25 +33,18 @@ export async function handoffLane(
         settle.push(await waitIdle(ctx, lane.alive()));
       }
       await sleep(uniform(100, 100 + H));
-      const master = await lane.waitMaster();
-      const t = master.kill('SIGTERM');
-      const e = await ctx.log.nextJob(
-        x =>
-          x.event === 'start' && x.lockName === lane.lockName && x.instanceId !== master.instanceId,
-        t,
-        L + C + 10000,
-      );
+      const {master, t, next} = await lane.killMaster('SIGTERM');
       await Promise.race([master.exited, sleep(15000)]);
       const exitedAt = master.exitedAt;
       const stop = ctx.log.jobs.find(
         x => x.mono > t && x.event === 'stop' && x.instanceId === master.instanceId,
       );
       return () => {
-        samples.push(e ? e.mono - t : Infinity);
+        samples.push(next ? next.mono - t : Infinity);
         if (exitedAt) exit.push(exitedAt - t);
         if (stop) {
           stopLine.push(stop.mono - t);
-          if (e) afterStop.push(e.mono - stop.mono);
+          if (next) afterStop.push(next.mono - stop.mono);
         }
       };
     });
@@ -63,11 +56,7 @@ export async function handoffLane(
         sigtermToExit: exit,
         refillSettle: settle,
       },
-      unexpectedExits: lane.unexpectedExits,
-      overlaps: lane.overlaps(),
-      spuriousStops: 0,
-      discarded,
-      errors,
+      ...lane.outcome(repeated),
     };
   } finally {
     await lane.stop();

@@ -9,7 +9,7 @@ import {BenchContext, Impl, note} from '../lib/context';
 import {Lane, untilServerUp} from '../lib/lane';
 import {QUIET_CAP_MS, QUIET_MS, STATS_SETTLE_MS} from '../lib/options';
 import {round} from '../lib/stats';
-import {expectedRate, measureWindow, stopReasons, waitCoverage, waitQuiet} from '../lib/window';
+import {measureWindow, restFigures, stopReasons, waitCoverage, waitQuiet} from '../lib/window';
 
 export interface LoadResult {
   locks: number;
@@ -72,28 +72,15 @@ export async function loadRun(
       await waitCoverage(lane, 60000);
       await waitQuiet(lane, QUIET_MS, QUIET_CAP_MS);
     }
-    const mastersPerReplica = lane.held();
     const exactlyOne = names.filter(name => lane.running(name).length === 1).length;
     return {
       exactlyOne,
       settledMs,
       startupStops: churn,
-      mastersPerReplica,
-      expectedPerReplica: expectedRate(impl, mastersPerReplica, locks),
       locks,
       replicas,
-      windowMs: round(w.seconds * 1000, 0),
       coverageMs,
-      replicasMeasured: w.replicasMeasured,
-      statementsPerSec: w.statementsPerSec,
-      statementsPerSecPerReplica: w.statementsPerSecPerReplica,
-      notifiesPerSecPerReplica: w.notifiesPerSecPerReplica,
-      rowsWrittenPerSec: w.rowsWrittenPerSec,
-      cpuPercentPerReplica: w.cpuPercentPerReplica,
-      startsInWindow: w.startsInWindow,
-      stopsInWindow: w.stopsInWindow,
-      overlaps: lane.overlaps(),
-      unexpectedExits: lane.unexpectedExits,
+      ...restFigures(lane, locks, w),
     };
   } finally {
     await lane.stop();

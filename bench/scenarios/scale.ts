@@ -11,7 +11,7 @@ import {Lane} from '../lib/lane';
 import {QUIET_CAP_MS, QUIET_MS, STATS_SETTLE_MS} from '../lib/options';
 import {retrying} from '../lib/server-stats';
 import {round} from '../lib/stats';
-import {expectedRate, measureWindow, stopReasons, waitCoverage, waitQuiet} from '../lib/window';
+import {measureWindow, restFigures, stopReasons, waitCoverage, waitQuiet} from '../lib/window';
 import {LoadResult} from './load';
 
 export interface ScaleSample {
@@ -140,22 +140,10 @@ export async function scaleRun(ctx: BenchContext, impl: Impl): Promise<ScaleResu
     return {
       locks,
       replicas,
-      windowMs: round(w.seconds * 1000, 0),
       coverageMs,
       settledMs,
       startupStops: churn,
-      mastersPerReplica: lane.held(),
-      expectedPerReplica: expectedRate(impl, lane.held(), locks),
-      replicasMeasured: w.replicasMeasured,
-      statementsPerSec: w.statementsPerSec,
-      statementsPerSecPerReplica: w.statementsPerSecPerReplica,
-      notifiesPerSecPerReplica: w.notifiesPerSecPerReplica,
-      rowsWrittenPerSec: w.rowsWrittenPerSec,
-      cpuPercentPerReplica: w.cpuPercentPerReplica,
-      startsInWindow: w.startsInWindow,
-      stopsInWindow: w.stopsInWindow,
-      overlaps: lane.overlaps(),
-      unexpectedExits: lane.unexpectedExits,
+      ...restFigures(lane, locks, w),
       samples,
       disturbedByServerRestart: disturbed,
       allExactlyOne: samples.length > 0 && samples.every(s => s.exactlyOne === locks),

@@ -1,39 +1,15 @@
-import {
-  AuthenticationComponent,
-  AuthenticationStrategy,
-  registerAuthenticationStrategy,
-} from '@loopback/authentication';
-import {juggler, RepositoryMixin} from '@loopback/repository';
-import {Request, RestApplication} from '@loopback/rest';
-import {Client, createRestAppClient, expect, validateApiSpec} from '@loopback/testlab';
-import {securityId, UserProfile} from '@loopback/security';
-import {
-  MasterJobExecutorBindings,
-  MasterJobExecutorComponent,
-  MasterJobExecutorConfig,
-} from '../../src';
+import {Client, expect, validateApiSpec} from '@loopback/testlab';
+import {MasterJobExecutorBindings} from '../../src';
 import {MasterControlRepository, MasterLockRepository} from '../../src/extension';
 import {waitFor} from '../../cluster-kit';
-
-class App extends RepositoryMixin(RestApplication) {}
+import {RestApp, startedRestApp} from '../fixtures/rest-app';
 
 const FORM = 'application/x-www-form-urlencoded';
 
-async function givenApp(config: MasterJobExecutorConfig = {}, setup?: (app: App) => void) {
-  const app = new App({rest: {port: 0, host: '127.0.0.1'}});
-  app.dataSource(new juggler.DataSource({name: 'db', connector: 'memory'}));
-  app.configure(MasterJobExecutorBindings.COMPONENT).to({initDelay: 0, ...config});
-  setup?.(app);
-  app.component(MasterJobExecutorComponent);
-  await app.migrateSchema();
-  await app.start();
-  return {app, client: createRestAppClient(app)};
-}
-
 describe('MasterControlController (memory)', () => {
-  let app: App;
+  let app: RestApp;
   let client: Client;
-  beforeEach(async () => ({app, client} = await givenApp()));
+  beforeEach(async () => ({app, client} = await startedRestApp()));
   afterEach(() => app.stop());
 
   it('disables and enables with exactly the curl calls of the README (form-urlencoded)', async () => {
@@ -142,7 +118,7 @@ describe('MasterControlController (memory)', () => {
 
   it('waits, bounded, for a holder that has not renewed since its win, and warns if it never does', async () => {
     await app.stop();
-    ({app, client} = await givenApp({controlTimeout: 500}));
+    ({app, client} = await startedRestApp({config: {controlTimeout: 500}}));
     const locks = await app.getRepository(MasterLockRepository);
     const won = new Date();
     const holder = {instanceId: 'ghost', hostname: 'h', heartbeatAt: won, acquiredAt: won};
@@ -323,14 +299,14 @@ describe('MasterControlController (memory)', () => {
 
 describe('MasterControlController options', () => {
   it('mounts under a configured path prefix', async () => {
-    const {app, client} = await givenApp({controllerPath: '/ops/masters'});
+    const {app, client} = await startedRestApp({config: {controllerPath: '/ops/masters'}});
     await client.post('/ops/masters/enable').send({lockName: 'JOB'}).expect(200);
     await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(404);
     await app.stop();
   });
 
   it('can be left unmounted', async () => {
-    const {app, client} = await givenApp({mountController: false});
+    const {app, client} = await startedRestApp({config: {mountController: false}});
     await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(404);
     expect(
       (await app.restServer.getApiSpec()).paths['/api/MasterControls/enable'],
@@ -339,26 +315,11 @@ describe('MasterControlController options', () => {
   });
 
   describe('protected by the host app authentication', () => {
-    class TokenStrategy implements AuthenticationStrategy {
-      name = 'token';
-      async authenticate(request: Request): Promise<UserProfile | undefined> {
-        if (request.headers.authorization !== 'Bearer secret') {
-          const err = new Error('Unauthorized') as Error & {
-            statusCode: number;
-          };
-          err.statusCode = 401;
-          throw err;
-        }
-        return {[securityId]: 'ops-1', name: 'alice'};
-      }
-    }
-    const withAuth = (app: App) => {
-      app.component(AuthenticationComponent);
-      registerAuthenticationStrategy(app, TokenStrategy);
-    };
-
     it('refuses an unauthenticated disable and accepts an authenticated one (controllerAuthentication)', async () => {
-      const {app, client} = await givenApp({controllerAuthentication: ['token']}, withAuth);
+      const {app, client} = await startedRestApp({
+        config: {controllerAuthentication: ['token']},
+        auth: true,
+      });
       await client
         .post('/api/MasterControls/disable')
         .send({lockName: 'JOB', reason: 'x'})
@@ -376,11 +337,12 @@ describe('MasterControlController options', () => {
     });
 
     it('is protected by the authentication default metadata of the app too', async () => {
-      const {app, client} = await givenApp({}, a => {
-        a.configure('components.AuthenticationComponent').to({
-          defaultMetadata: [{strategy: 'token'}],
-        });
-        withAuth(a);
+      const {app, client} = await startedRestApp({
+        auth: true,
+        before: a =>
+          a.configure('components.AuthenticationComponent').to({
+            defaultMetadata: [{strategy: 'token'}],
+          }),
       });
       await client.post('/api/MasterControls/enable').send({lockName: 'JOB'}).expect(401);
       await client

@@ -1,73 +1,19 @@
 // The REST edge as docs/rest-control.md states it, on the memory connector: the
 // `known` flag, the OpenAPI document, and authentication that fails closed.
 
-import {
-  AuthenticationBindings,
-  AuthenticationComponent,
-  AuthenticationStrategy,
-  registerAuthenticationStrategy,
-} from '@loopback/authentication';
-import {juggler, RepositoryMixin} from '@loopback/repository';
-import {DefaultSequence, Request, RestApplication} from '@loopback/rest';
-import {Client, createRestAppClient, expect, validateApiSpec} from '@loopback/testlab';
-import {securityId, UserProfile} from '@loopback/security';
-import {
-  MasterJobExecutorBindings,
-  MasterJobExecutorComponent,
-  MasterJobExecutorConfig,
-} from '../../src';
-
-class App extends RepositoryMixin(RestApplication) {}
-
-class TokenStrategy implements AuthenticationStrategy {
-  name = 'token';
-  async authenticate(request: Request): Promise<UserProfile | undefined> {
-    if (request.headers.authorization !== 'Bearer secret') {
-      throw Object.assign(new Error('Unauthorized'), {statusCode: 401});
-    }
-    return {[securityId]: 'ops-1', name: 'alice'};
-  }
-}
-
-interface Setup {
-  config?: MasterJobExecutorConfig;
-  /** Configure after app.component() instead of before. */
-  configureLate?: boolean;
-  /** Mount AuthenticationComponent and the token strategy. */
-  auth?: boolean;
-  before?: (app: App) => void;
-}
-
-function givenApp(setup: Setup = {}): App {
-  const app = new App({rest: {port: 0, host: '127.0.0.1'}, shutdown: {signals: []}});
-  app.dataSource(new juggler.DataSource({name: 'db', connector: 'memory'}));
-  if (setup.auth) {
-    app.component(AuthenticationComponent);
-    registerAuthenticationStrategy(app, TokenStrategy);
-  }
-  setup.before?.(app);
-  const configure = () =>
-    app.configure(MasterJobExecutorBindings.COMPONENT).to({initDelay: 0, ...setup.config});
-  if (!setup.configureLate) configure();
-  app.component(MasterJobExecutorComponent);
-  if (setup.configureLate) configure();
-  return app;
-}
-
-async function started(setup: Setup = {}): Promise<{app: App; client: Client}> {
-  const app = givenApp(setup);
-  await app.migrateSchema();
-  await app.start();
-  return {app, client: createRestAppClient(app)};
-}
+import {AuthenticationBindings} from '@loopback/authentication';
+import {DefaultSequence} from '@loopback/rest';
+import {Client, expect, validateApiSpec} from '@loopback/testlab';
+import {MasterJobExecutorBindings} from '../../src';
+import {givenRestApp, RestApp, startedRestApp} from '../fixtures/rest-app';
 
 const TOKEN = {Authorization: 'Bearer secret'};
 
 describe('REST edge (memory)', () => {
   describe('known: whether any replica started the lock', () => {
-    let app: App;
+    let app: RestApp;
     let client: Client;
-    before(async () => ({app, client} = await started()));
+    before(async () => ({app, client} = await startedRestApp()));
     after(() => app.stop());
 
     it('warns of a possible typo when no replica has started the lock', async () => {
@@ -103,10 +49,10 @@ describe('REST edge (memory)', () => {
   });
 
   describe('OpenAPI', () => {
-    let app: App;
+    let app: RestApp;
     before(
       async () =>
-        ({app} = await started({config: {controllerAuthentication: ['token']}, auth: true})),
+        ({app} = await startedRestApp({config: {controllerAuthentication: ['token']}, auth: true})),
     );
     after(() => app.stop());
 
@@ -148,7 +94,7 @@ describe('REST edge (memory)', () => {
   });
 
   describe('authentication fails closed', () => {
-    let app: App | undefined;
+    let app: RestApp | undefined;
     afterEach(async () => {
       // An app whose start failed stays 'initializing': LoopBack refuses to stop it.
       await app?.stop().catch(() => {});
@@ -157,7 +103,7 @@ describe('REST edge (memory)', () => {
 
     it('protects the endpoints whether app.configure() comes before or after app.component()', async () => {
       for (const configureLate of [false, true]) {
-        const s = await started({
+        const s = await startedRestApp({
           config: {controllerAuthentication: ['token']},
           auth: true,
           configureLate,
@@ -171,12 +117,12 @@ describe('REST edge (memory)', () => {
     });
 
     it('is a startup error when AuthenticationComponent is not mounted', async () => {
-      app = givenApp({config: {controllerAuthentication: ['token']}});
+      app = givenRestApp({config: {controllerAuthentication: ['token']}});
       await expect(app.start()).to.be.rejectedWith(/AuthenticationComponent is not mounted/);
     });
 
     it('is a startup error when a strategy is not registered', async () => {
-      app = givenApp({config: {controllerAuthentication: {control: ['tokn']}}, auth: true});
+      app = givenRestApp({config: {controllerAuthentication: {control: ['tokn']}}, auth: true});
       await expect(app.start()).to.be.rejectedWith(/names strategy tokn.*registered: token/);
     });
 
@@ -190,17 +136,20 @@ describe('REST edge (memory)', () => {
         ],
         [{admin: ['token']}, /unknown group admin/],
       ] as const) {
-        const a = givenApp({config: {controllerAuthentication: value as never}, auth: true});
+        const a = givenRestApp({config: {controllerAuthentication: value as never}, auth: true});
         await expect(a.start()).to.be.rejectedWith(message);
       }
     });
 
     it('leaves the health endpoint open unless its group is listed', async () => {
-      const open = await started({config: {controllerAuthentication: ['token']}, auth: true});
+      const open = await startedRestApp({
+        config: {controllerAuthentication: ['token']},
+        auth: true,
+      });
       app = open.app;
       await open.client.get('/api/MasterControls/health').expect(200);
       await open.app.stop();
-      const closed = await started({
+      const closed = await startedRestApp({
         config: {controllerAuthentication: {health: ['token']}},
         auth: true,
       });
@@ -211,7 +160,7 @@ describe('REST edge (memory)', () => {
     });
 
     it('leaves the health endpoint open when the app protects everything by default metadata', async () => {
-      const s = await started({
+      const s = await startedRestApp({
         auth: true,
         before: a =>
           a
@@ -224,7 +173,7 @@ describe('REST edge (memory)', () => {
     });
 
     it('protects control and read-only endpoints separately', async () => {
-      const s = await started({
+      const s = await startedRestApp({
         config: {controllerAuthentication: {control: ['token']}},
         auth: true,
       });
@@ -245,7 +194,7 @@ describe('REST edge (memory)', () => {
 
     it('answers 401 when the sequence of the app never authenticates', async () => {
       // A hand-written sequence without the authentication step.
-      const s = await started({
+      const s = await startedRestApp({
         config: {controllerAuthentication: ['token']},
         auth: true,
         before: a => a.sequence(DefaultSequence),
@@ -261,7 +210,7 @@ describe('REST edge (memory)', () => {
     });
 
     it('refuses a controllerPath configured after app.component(), whose routes exist already', async () => {
-      app = givenApp({config: {controllerPath: '/ops'}, configureLate: true});
+      app = givenRestApp({config: {controllerPath: '/ops'}, configureLate: true});
       await expect(app.start()).to.be.rejectedWith(
         /controllerPath was configured after app.component/,
       );

@@ -21,9 +21,11 @@ import {
   FAST_TIMINGS,
   FaultRecord,
   formatSummary,
+  JobEvent,
   mono,
   PrivateServer,
   ProcessCluster,
+  Replica,
   runChaos,
   seededRandom,
   sleep,
@@ -31,6 +33,7 @@ import {
   workEnv,
   writeHistory,
 } from '../../cluster-kit';
+import {note, orSkip} from '../fixtures/real-processes';
 
 const REPLICAS = 3;
 /** Lines younger than this may still be in the pipes: the checker looks at older ones. */
@@ -38,14 +41,6 @@ const LINE_LAG = 100;
 /** The short random run at the end of each suite (`npm run chaos` runs long ones). */
 const CHAOS_SECONDS = Number(process.env.CLUSTER_CHAOS_SECONDS ?? 40);
 const CHAOS_SEED = 42;
-
-/**
- * Reports measurements under the test titles. Straight to stdout: lb-mocha
- * fails a run on console.log, meant to catch stray debug output.
- */
-function note(text: string): void {
-  process.stdout.write(text.replace(/^/gm, '      ') + '\n');
-}
 
 /**
  * PostgreSQL polls faster than the lease (C < L); MariaDB slower (C > L), as
@@ -73,13 +68,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
     before(async function () {
       this.timeout(60000);
       // A server of this suite's own: it is stopped and restarted below.
-      try {
-        own = await PrivateServer.create(backend);
-      } catch (err) {
-        if (process.env.CI === 'true') throw err;
-        note(`skipped: ${err.message}`);
-        return this.skip();
-      }
+      own = await orSkip(this, () => PrivateServer.create(backend));
       server = new DatabaseServer(backend, 'mje_cluster', own);
       await server.ensureDatabase();
       const queue = `CLUSTER-Q-${randomBytes(3).toString('hex')}`;
@@ -141,6 +130,44 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       return report;
     }
 
+    /** The victim's stop line since the fault, if any. */
+    function stopSince(victim: Replica, fault: FaultRecord): JobEvent | undefined {
+      const c = cluster!;
+      return c.log.jobs.find(
+        e =>
+          e.lockName === c.lockName &&
+          e.event === 'stop' &&
+          e.instanceId === victim.instanceId &&
+          e.mono >= fault.at,
+      );
+    }
+
+    /** The first start line of the job since the fault, waited for up to the recovery bound. */
+    function nextStart(fault: FaultRecord): Promise<JobEvent> {
+      const c = cluster!;
+      return c.waitForJobEvent(
+        'a start elsewhere',
+        e => e.lockName === c.lockName && e.event === 'start',
+        fault.at,
+        c.recoveryBound,
+      );
+    }
+
+    /** Cut off by the database beyond the lease, the victim stopped ('expired') before it was back. */
+    function expectExpiredBeforeRecovery(victim: Replica, fault: FaultRecord): void {
+      const stop = stopSince(victim, fault);
+      expect(stop?.reason).to.equal('expired');
+      expect(stop!.mono).to.be.below(fault.recoverFrom);
+    }
+
+    /** The fenced resource row holds the highest token of any accepted write. */
+    async function expectHighestTokenStored(): Promise<void> {
+      const c = cluster!;
+      const row = await server.readFencedResource(c.lockName);
+      const highest = Math.max(...c.log.writes.filter(w => w.accepted).map(w => w.fencingToken));
+      expect(row?.fencingToken).to.equal(highest);
+    }
+
     it('elects exactly one master, whose fenced writes are accepted', async () => {
       const report = await expectHealthy();
       expect(report.tenures).to.have.length(1);
@@ -151,12 +178,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
     it('SIGKILL of the master: another replica takes over with a greater token', async () => {
       const c = cluster!;
       const {victim, fault} = await c.signalMaster('SIGKILL');
-      const next = await c.waitForJobEvent(
-        'a start elsewhere',
-        e => e.lockName === c.lockName && e.event === 'start',
-        fault.at,
-        c.recoveryBound,
-      );
+      const next = await nextStart(fault);
       expect(next.instanceId).to.not.equal(victim.instanceId);
       const victimStart = c.log.jobs
         .filter(
@@ -172,20 +194,9 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
     it('SIGTERM of the master: stop() runs there, and the release hands over before the lease', async () => {
       const c = cluster!;
       const {victim, fault} = await c.signalMaster('SIGTERM');
-      const stop = c.log.jobs.find(
-        e =>
-          e.lockName === c.lockName &&
-          e.event === 'stop' &&
-          e.instanceId === victim.instanceId &&
-          e.mono >= fault.at,
-      );
+      const stop = stopSince(victim, fault);
       expect(stop?.reason).to.equal('stopped');
-      const next = await c.waitForJobEvent(
-        'a start elsewhere',
-        e => e.lockName === c.lockName && e.event === 'start',
-        fault.at,
-        c.recoveryBound,
-      );
+      const next = await nextStart(fault);
       // Released and told: the others are woken at once (NOTIFY on PostgreSQL, the doorbell
       // on MariaDB), not at their next poll (C) nor at expiry (L); tens of ms in the bench.
       note(`stop() -> start() elsewhere: ${(next.mono - stop!.mono).toFixed(1)} ms`);
@@ -245,32 +256,16 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       this.timeout(90000);
       // Down for longer than the lease: the master must give up on its own.
       const {victim, fault} = await c.restartDatabase(T.leaseDuration + 500);
-      const stop = c.log.jobs.find(
-        e =>
-          e.lockName === c.lockName &&
-          e.event === 'stop' &&
-          e.instanceId === victim.instanceId &&
-          e.mono >= fault.at,
-      );
-      expect(stop?.reason).to.equal('expired');
-      expect(stop!.mono).to.be.below(fault.recoverFrom);
+      expectExpiredBeforeRecovery(victim, fault);
       await expectHealthy(fault);
       // The resource row holds the highest token accepted.
-      const row = await server.readFencedResource(c.lockName);
-      const highest = Math.max(...c.log.writes.filter(w => w.accepted).map(w => w.fencingToken));
-      expect(row?.fencingToken).to.equal(highest);
+      await expectHighestTokenStored();
     });
 
     it('disable and enable over HTTP on a replica that is not the master', async () => {
       const c = cluster!;
       const {victim, fault} = await c.disableAndEnable(T.leaseDuration + T.checkMasterInterval);
-      const stop = c.log.jobs.find(
-        e =>
-          e.lockName === c.lockName &&
-          e.event === 'stop' &&
-          e.instanceId === victim.instanceId &&
-          e.mono >= fault.at,
-      );
+      const stop = stopSince(victim, fault);
       expect(stop?.reason).to.equal('disabled');
       await expectHealthy(fault);
     });
@@ -279,13 +274,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const c = cluster!;
       const fencedBefore = c.check().fencedOverlaps;
       const {victim, fault} = await c.partitionMaster(c.recoveryBound);
-      const stop = c.log.jobs.find(
-        e =>
-          e.lockName === c.lockName &&
-          e.event === 'stop' &&
-          e.instanceId === victim.instanceId &&
-          e.mono >= fault.at,
-      );
+      const stop = stopSince(victim, fault);
       expect(['expired', 'lost']).to.containEql(stop?.reason);
       const next = c.log.jobs.find(
         e =>
@@ -316,15 +305,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       const c = cluster!;
       this.timeout(90000);
       const {victim, fault} = await c.freezeDatabase(T.leaseDuration + 500);
-      const stop = c.log.jobs.find(
-        e =>
-          e.lockName === c.lockName &&
-          e.event === 'stop' &&
-          e.instanceId === victim.instanceId &&
-          e.mono >= fault.at,
-      );
-      expect(stop?.reason).to.equal('expired');
-      expect(stop!.mono).to.be.below(fault.recoverFrom);
+      expectExpiredBeforeRecovery(victim, fault);
       await expectHealthy(fault);
     });
 
@@ -333,9 +314,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
       this.timeout(90000);
       const {fault} = await c.crashDatabase(500);
       await expectHealthy(fault);
-      const row = await server.readFencedResource(c.lockName);
-      const highest = Math.max(...c.log.writes.filter(w => w.accepted).map(w => w.fencingToken));
-      expect(row?.fencingToken).to.equal(highest);
+      await expectHighestTokenStored();
     });
 
     it('a storm of 10 disables and enables through random replicas: nothing starts while disabled, one master after', async () => {

@@ -10,6 +10,7 @@
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {GroupWatch} from '../fixtures/group-watch';
+import {note, orSkip} from '../fixtures/real-processes';
 import {
   ClusterTimings,
   DatabaseServer,
@@ -38,10 +39,6 @@ const SCALED: ClusterTimings = {
   leaseDuration: 2400,
 };
 
-function note(text: string): void {
-  process.stdout.write(text.replace(/^/gm, '      ') + '\n');
-}
-
 interface StatusBody {
   groups: {groupName: string; members: {instanceId: string}[]}[];
 }
@@ -56,13 +53,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
 
     before(async function () {
       const candidate = new DatabaseServer(backend, 'mje_groups_newcomer');
-      try {
-        await candidate.ensureDatabase();
-      } catch (err) {
-        if (process.env.CI === 'true') throw err;
-        note(`skipped: ${err.message}`);
-        return this.skip();
-      }
+      await orSkip(this, () => candidate.ensureDatabase());
       server = candidate;
     });
 

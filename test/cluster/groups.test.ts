@@ -7,13 +7,10 @@
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {GroupWatch} from '../fixtures/group-watch';
+import {note, orSkip} from '../fixtures/real-processes';
 import {DatabaseServer, FAST_TIMINGS, mono, ProcessCluster, SqlBackend} from '../../cluster-kit';
 
 const RESOURCES = 100;
-
-function note(text: string): void {
-  process.stdout.write(text.replace(/^/gm, '      ') + '\n');
-}
 
 for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
   describe(`a group of ${RESOURCES} resources in example app processes on ${backend}`, function () {
@@ -25,13 +22,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
 
     before(async function () {
       const server = new DatabaseServer(backend, 'mje_groups_cluster');
-      try {
-        await server.ensureDatabase();
-      } catch (err) {
-        if (process.env.CI === 'true') throw err;
-        note(`skipped: ${err.message}`);
-        return this.skip();
-      }
+      await orSkip(this, () => server.ensureDatabase());
       cluster = new ProcessCluster({
         server,
         lockNames: [`${group}-LOCK`],

@@ -14,6 +14,7 @@ import path from 'path';
 import {DatabaseServer, holdsFor, mono, SqlBackend, waitFor} from '../../cluster-kit';
 import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
 import {dataSourceConfigFromUrl} from '../../src/extension';
+import {note, orSkip} from '../fixtures/real-processes';
 
 const BIN = path.resolve(__dirname, '../../src/cli/master-job-run.js');
 const ROOT = path.resolve(__dirname, '../../..');
@@ -33,10 +34,6 @@ interface Run {
   stdout: () => string;
   stderr: () => string;
   kill: (signal: NodeJS.Signals) => void;
-}
-
-function note(text: string): void {
-  process.stdout.write(text.replace(/^/gm, '      ') + '\n');
 }
 
 interface GeneratedDataSource {
@@ -103,13 +100,7 @@ for (const backend of ['postgresql', 'mysql'] as SqlBackend[]) {
     let lock: string;
 
     before(async function () {
-      try {
-        await server.ensureDatabase();
-      } catch (err) {
-        if (process.env.CI === 'true') throw err;
-        note(`skipped: ${err.message}`);
-        return this.skip();
-      }
+      await orSkip(this, () => server.ensureDatabase());
     });
     beforeEach(() => {
       lock = `CLI-${randomBytes(3).toString('hex')}`;

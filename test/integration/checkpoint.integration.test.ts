@@ -8,8 +8,8 @@ import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {Master, MasterJobContext} from '../../src';
 import {MasterCheckpointRepository} from '../../src/extension';
-import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
-import {Cluster, FAST, Replica} from '../fixtures/cluster';
+import {BACKENDS, BackendName} from '../fixtures/databases';
+import {Cluster, clusterPerSuite, FAST, Replica} from '../fixtures/cluster';
 
 for (const backend of BACKENDS) {
   describe(`checkpoints on ${backend} (integration)`, function () {
@@ -18,32 +18,13 @@ for (const backend of BACKENDS) {
 }
 
 function checkpointSuite(backend: BackendName): void {
-  let db: TestDatabase | undefined;
   let cluster: Cluster;
   let LOCK: string;
 
-  before(async function () {
-    this.timeout(20000);
-    db = await openTestDatabase(this, backend, 'mje_checkpoint');
-    cluster = new Cluster(db);
-    await cluster.migrate();
-  });
+  clusterPerSuite(backend, 'mje_checkpoint', c => (cluster = c));
 
   beforeEach(() => {
     LOCK = cluster.name(`CP${Math.random().toString(36).slice(2, 8)}`);
-  });
-
-  afterEach(async function () {
-    this.timeout(20000);
-    if (!cluster) return;
-    await cluster.stopReplicas();
-    await cluster.truncate(); // its locks' rows, queues, checkpoints and cron runs too
-  });
-
-  after(async function () {
-    this.timeout(20000);
-    await cluster?.close();
-    await db?.close();
   });
 
   async function repo(): Promise<MasterCheckpointRepository> {

@@ -10,8 +10,8 @@ import {CronContext, masterCron, MasterCronOptions} from '../../src';
 import {MasterCronRunRepository} from '../../src/extension';
 import {systemClock} from '../../src/clock';
 import {RepositoryCronRunStore} from '../../src/store/cron-run-store';
-import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
-import {Cluster, FAST, Replica} from '../fixtures/cluster';
+import {BACKENDS, BackendName} from '../fixtures/databases';
+import {Cluster, clusterPerSuite, FAST, Replica} from '../fixtures/cluster';
 
 for (const backend of BACKENDS) {
   describe(`cron occurrences on ${backend} (integration)`, function () {
@@ -28,31 +28,12 @@ interface Firing {
 }
 
 function cronSuite(backend: BackendName): void {
-  let db: TestDatabase | undefined;
   let cluster: Cluster;
   let firings: Firing[];
 
-  before(async function () {
-    this.timeout(20000);
-    db = await openTestDatabase(this, backend, 'mje_cron_runs');
-    cluster = new Cluster(db);
-    await cluster.migrate();
-  });
+  clusterPerSuite(backend, 'mje_cron_runs', c => (cluster = c));
 
   beforeEach(() => (firings = []));
-
-  afterEach(async function () {
-    this.timeout(20000);
-    if (!cluster) return;
-    await cluster.stopReplicas();
-    await cluster.truncate(); // its locks' rows, queues, checkpoints and cron runs too
-  });
-
-  after(async function () {
-    this.timeout(20000);
-    await cluster?.close();
-    await db?.close();
-  });
 
   async function repo(): Promise<MasterCronRunRepository> {
     return (await cluster.adminApp()).getRepository(MasterCronRunRepository);

@@ -4,12 +4,12 @@
 
 import {juggler} from '@loopback/repository';
 import {expect} from '@loopback/testlab';
-import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
+import {BACKENDS, BackendName} from '../fixtures/databases';
 import {holdsFor, mono, sleep, waitFor} from '../../cluster-kit';
 import {MasterJobExecutorBindings} from '../../src';
 import {MysqlDoorbell} from '../../src/store/mysql/mysql-doorbell';
 import {PostgresNotifier} from '../../src/store/postgres/postgres-notifier';
-import {Cluster, FAST, Replica} from '../fixtures/cluster';
+import {Cluster, clusterPerSuite, FAST, Replica, Timings} from '../fixtures/cluster';
 
 const L = FAST.leaseDuration;
 const H = FAST.heartbeatInterval;
@@ -79,34 +79,13 @@ function isTimeout(err: Error): boolean {
 }
 
 function electionSuite(backend: BackendName): void {
-  let db: TestDatabase | undefined;
   let cluster: Cluster;
   let LOCK: string;
   const log = () => cluster.log;
 
-  before(async function () {
-    this.timeout(20000);
-    db = await openTestDatabase(this, backend, 'mje_election');
-    cluster = new Cluster(db);
-    await cluster.migrate();
+  clusterPerSuite(backend, 'mje_election', c => {
+    cluster = c;
     LOCK = cluster.name('JOB-SCHEDULER');
-  });
-
-  afterEach(async function () {
-    this.timeout(20000);
-    if (!cluster) return;
-    if (this.currentTest?.state === 'failed' && cluster.replicas.length) {
-      console.log(`job log and errors:\n${cluster.describe()}`);
-    }
-    await cluster.stopReplicas();
-    await cluster.truncate();
-    cluster.log.clear();
-  });
-
-  after(async function () {
-    this.timeout(20000);
-    await cluster?.close();
-    await db?.close();
   });
 
   /**
@@ -118,6 +97,44 @@ function electionSuite(backend: BackendName): void {
       const errors = r.errors.slice(since[i] ?? 0).filter(e => !isTimeout(e));
       expect(errors.map(e => `${r.instanceId}: ${e.message}`)).to.deepEqual([]);
     });
+  }
+
+  /** Starts `replicas` campaigning for LOCK: resolves with the master and another that has seen it. */
+  async function masterSeenByOther(
+    replicas: Replica[],
+    timings?: Timings,
+  ): Promise<{old: Replica; other: Replica}> {
+    for (const r of replicas) r.startMaster(LOCK, timings);
+    const old = await cluster.waitForSoleMaster(LOCK, 5000);
+    const other = replicas.find(r => r !== old)!;
+    await waitFor(
+      'the other replica sees the master',
+      () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
+      3000,
+    );
+    return {old, other};
+  }
+
+  /**
+   * Crashes the master `old` (`cutConnections`: the server closes its connections too, as
+   * after a SIGKILL) and expects `other` to take over a lease after its last renewal, and
+   * no later than 100 ms past a lease after the crash.
+   */
+  async function expectTakeoverALeaseAfterCrash(
+    old: Replica,
+    other: Replica,
+    leaseDuration: number,
+    {cutConnections = false} = {},
+  ): Promise<void> {
+    old.store!.crash();
+    const crashedAt = mono();
+    if (cutConnections) await cluster.db.terminateConnectionsOf(old.dataSource);
+    await cluster.waitForSoleMaster(LOCK, 5000, [other]);
+    const [, second] = log().of(LOCK);
+    const lastRenewal = old.store!.lastRenewSentAt!;
+    expect(second.startedAt - lastRenewal).to.be.aboveOrEqual(leaseDuration);
+    expect(second.startedAt - crashedAt).to.be.below(leaseDuration + 100);
+    log().expectNoOverlap();
   }
 
   it('elects exactly one master among 4 replicas competing for one lock', async () => {
@@ -202,14 +219,7 @@ function electionSuite(backend: BackendName): void {
       // A long lease: a handover that waited for expiry would be obvious.
       const timings = {heartbeatInterval: 200, leaseDuration: 2000, checkMasterInterval: 200};
       const replicas = await cluster.addReplicas(2);
-      for (const r of replicas) r.startMaster(LOCK, timings);
-      const old = await cluster.waitForSoleMaster(LOCK, 5000);
-      const other = replicas.find(r => r !== old)!;
-      await waitFor(
-        'the other replica sees the master',
-        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
-        3000,
-      );
+      const {old, other} = await masterSeenByOther(replicas, timings);
 
       const stopCalledAt = mono();
       if (how === 'handle.stop()') await old.handles.get(LOCK)!.stop();
@@ -248,19 +258,12 @@ function electionSuite(backend: BackendName): void {
       // Poll and lease expiry far away: only the notification can explain a quick takeover.
       const timings = {heartbeatInterval: 200, leaseDuration: 20000, checkMasterInterval: 60000};
       const replicas = await cluster.addReplicas(2, {crashable: true});
-      for (const r of replicas) r.startMaster(LOCK, timings);
-      const old = await cluster.waitForSoleMaster(LOCK, 5000);
-      const other = replicas.find(r => r !== old)!;
+      const {old, other} = await masterSeenByOther(replicas, timings);
       const notifier = (await other.app.get(
         MasterJobExecutorBindings.NOTIFIER,
       )) as PostgresNotifier;
       expect(notifier).to.be.instanceOf(PostgresNotifier);
       await waitFor('the other replica listens', () => notifier.listening, 3000);
-      await waitFor(
-        'the other replica sees the master',
-        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
-        3000,
-      );
       // Its re-check of every lock once listening (notifications may have been missed) is over.
       const calls = other.store!.calls;
       await waitFor(
@@ -331,27 +334,13 @@ function electionSuite(backend: BackendName): void {
       // Polls 20 s apart: only the renewals' announcements can explain a takeover within the lease.
       const timings = {heartbeatInterval: 100, leaseDuration: 600, checkMasterInterval: 20000};
       const replicas = await cluster.addReplicas(2, {crashable: true});
-      for (const r of replicas) r.startMaster(LOCK, timings);
-      const old = await cluster.waitForSoleMaster(LOCK, 5000);
-      const other = replicas.find(r => r !== old)!;
-      await waitFor(
-        'the other replica sees the master',
-        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
-        3000,
-      );
+      const {old, other} = await masterSeenByOther(replicas, timings);
       const renewals = () => old.store!.calls.filter(c => c.op === 'renew').length;
       const first = renewals();
       await waitFor('ten more renewals', () => renewals() >= first + 10, 5000);
       // Told of each renewal, it never judged the lease expired while the master lived.
       expect(other.store!.calls.filter(c => c.op === 'takeOver')).to.have.length(0);
-      old.store!.crash();
-      const crashedAt = mono();
-      await cluster.waitForSoleMaster(LOCK, 5000, [other]);
-      const [, second] = log().of(LOCK);
-      const lastRenewal = old.store!.lastRenewSentAt!;
-      expect(second.startedAt - lastRenewal).to.be.aboveOrEqual(timings.leaseDuration);
-      expect(second.startedAt - crashedAt).to.be.below(timings.leaseDuration + 100);
-      log().expectNoOverlap();
+      await expectTakeoverALeaseAfterCrash(old, other, timings.leaseDuration);
     });
   }
 
@@ -362,14 +351,7 @@ function electionSuite(backend: BackendName): void {
       const timings = {heartbeatInterval: 100, leaseDuration: 1000, checkMasterInterval: 20000};
       // A pool of 5: the doorbell's two connections and the watch's one, and two for the work.
       const replicas = await cluster.addReplicas(2, {crashable: true, poolSize: 5});
-      for (const r of replicas) r.startMaster(LOCK, timings);
-      const old = await cluster.waitForSoleMaster(LOCK, 5000);
-      const other = replicas.find(r => r !== old)!;
-      await waitFor(
-        'the other replica sees the master',
-        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
-        3000,
-      );
+      const {old, other} = await masterSeenByOther(replicas, timings);
       // Untold, it would try a takeover a lease after each read, lose it to a
       // renewal and read again: crash the master just after such a read, and
       // more than a heartbeat after it, so that without the watch the takeover
@@ -383,32 +365,19 @@ function electionSuite(backend: BackendName): void {
       );
       await sleep(2 * timings.heartbeatInterval);
       // As a SIGKILL: nothing more is sent, and the server closes its connections.
-      old.store!.crash();
-      const crashedAt = mono();
-      await db!.terminateConnectionsOf(old.dataSource);
-      await cluster.waitForSoleMaster(LOCK, 5000, [other]);
-      const [, second] = log().of(LOCK);
-      const lastRenewal = old.store!.lastRenewSentAt!;
-      expect(second.startedAt - lastRenewal).to.be.aboveOrEqual(timings.leaseDuration);
-      expect(second.startedAt - crashedAt).to.be.below(timings.leaseDuration + 100);
-      log().expectNoOverlap();
+      await expectTakeoverALeaseAfterCrash(old, other, timings.leaseDuration, {
+        cutConnections: true,
+      });
     });
 
     it('wakes the other app on a release and on an enable through the doorbell, whatever the polling interval', async () => {
       // Poll and lease expiry far away: only the doorbell can explain a quick start.
       const timings = {heartbeatInterval: 200, leaseDuration: 20000, checkMasterInterval: 60000};
       const replicas = await cluster.addReplicas(2, {crashable: true});
-      for (const r of replicas) r.startMaster(LOCK, timings);
-      const old = await cluster.waitForSoleMaster(LOCK, 5000);
-      const other = replicas.find(r => r !== old)!;
+      const {old, other} = await masterSeenByOther(replicas, timings);
       const doorbell = (await other.app.get(MasterJobExecutorBindings.NOTIFIER)) as MysqlDoorbell;
       expect(doorbell).to.be.instanceOf(MysqlDoorbell);
       await waitFor('the other replica asleep on its doorbell', () => doorbell.listening, 3000);
-      await waitFor(
-        'the other replica sees the master',
-        () => other.handles.get(LOCK)!.status().observedHolder === old.instanceId,
-        3000,
-      );
       let at = mono();
       await old.handles.get(LOCK)!.stop();
       await cluster.waitForSoleMaster(LOCK, 3000, [other]);
@@ -638,7 +607,7 @@ function electionSuite(backend: BackendName): void {
       const replicas = await cluster.addReplicas(2);
       for (const r of replicas) r.startMaster(LOCK);
       await cluster.waitForSoleMaster(LOCK, 5000);
-      const open = () => Promise.all(replicas.map(r => db!.serverConnections(r.dataSource)));
+      const open = () => Promise.all(replicas.map(r => cluster.db.serverConnections(r.dataSource)));
       expect(await open()).to.matchEach((n: number) => n > 0);
       for (const r of replicas) await r.app.stop();
       for (const r of replicas) await r.dataSource.disconnect();

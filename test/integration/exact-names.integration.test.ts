@@ -8,6 +8,7 @@ import {Client, createRestAppClient, expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
 import {MasterJobExecutor, MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
 import {waitFor} from '../../cluster-kit';
+import {FAST} from '../fixtures/cluster';
 import {BACKENDS, openTestDatabase, TestDatabase} from '../fixtures/databases';
 
 class App extends RepositoryMixin(RestApplication) {}
@@ -29,12 +30,7 @@ for (const backend of BACKENDS) {
       db = await openTestDatabase(this, backend, 'mje_exact');
       app = new App({rest: {port: 0, host: '127.0.0.1'}, shutdown: {signals: []}});
       app.dataSource(db.createDataSource(), 'db');
-      app.configure(MasterJobExecutorBindings.COMPONENT).to({
-        initDelay: 0,
-        checkMasterInterval: 200,
-        heartbeatInterval: 100,
-        leaseDuration: 600,
-      });
+      app.configure(MasterJobExecutorBindings.COMPONENT).to(FAST);
       app.component(MasterJobExecutorComponent);
       await app.migrateSchema();
       await app.start();

@@ -5,8 +5,8 @@
 import {expect} from '@loopback/testlab';
 import {holdsFor, mono, waitFor} from '../../cluster-kit';
 import {MasterGroup, MasterJobContext} from '../../src';
-import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
-import {Cluster, FAST, Replica} from '../fixtures/cluster';
+import {BACKENDS, BackendName} from '../fixtures/databases';
+import {Cluster, clusterPerSuite, FAST, Replica} from '../fixtures/cluster';
 
 const L = FAST.leaseDuration;
 const H = FAST.heartbeatInterval;
@@ -20,34 +20,15 @@ for (const backend of BACKENDS) {
 }
 
 function groupSuite(backend: BackendName): void {
-  let db: TestDatabase | undefined;
   let cluster: Cluster;
   let GROUP: string;
   const groups = new Map<Replica, MasterGroup>();
 
-  before(async function () {
-    this.timeout(20000);
-    db = await openTestDatabase(this, backend, 'mje_groups');
-    cluster = new Cluster(db);
-    await cluster.migrate();
+  clusterPerSuite(backend, 'mje_groups', c => {
+    cluster = c;
     GROUP = cluster.name('TENANTS');
   });
-
-  afterEach(async function () {
-    this.timeout(20000);
-    if (!cluster) return;
-    if (this.currentTest?.state === 'failed') console.log(cluster.describe());
-    groups.clear();
-    await cluster.stopReplicas();
-    await cluster.truncate();
-    cluster.log.clear();
-  });
-
-  after(async function () {
-    this.timeout(20000);
-    await cluster?.close();
-    await db?.close();
-  });
+  afterEach(() => groups.clear());
 
   function startGroup(r: Replica, minMembers?: number): MasterGroup {
     const log = cluster.log;

@@ -1,7 +1,7 @@
 import {expect} from '@loopback/testlab';
 import {MasterJobExecutorBindings, MasterJobExecutorComponent} from '../../src';
 import {waitFor} from '../../cluster-kit';
-import {TestApp} from '../fixtures/cluster';
+import {FAST, TestApp} from '../fixtures/cluster';
 import {openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
 
 for (const backend of SQL_BACKENDS) {
@@ -16,12 +16,7 @@ for (const backend of SQL_BACKENDS) {
     it('reports an error that says to run app.migrateSchema(), and keeps the process alive', async () => {
       const app = new TestApp();
       app.dataSource(db.createDataSource());
-      app.configure(MasterJobExecutorBindings.COMPONENT).to({
-        initDelay: 0,
-        checkMasterInterval: 200,
-        heartbeatInterval: 100,
-        leaseDuration: 600,
-      });
+      app.configure(MasterJobExecutorBindings.COMPONENT).to(FAST);
       app.component(MasterJobExecutorComponent);
       await app.start();
       const executor = await app.get(MasterJobExecutorBindings.EXECUTOR);

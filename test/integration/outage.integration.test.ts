@@ -11,9 +11,9 @@
 import {expect} from '@loopback/testlab';
 import {spawnSync} from 'child_process';
 import path from 'path';
-import {BackendName, openTestDatabase, SQL_BACKENDS, TestDatabase} from '../fixtures/databases';
+import {BackendName, SQL_BACKENDS} from '../fixtures/databases';
 import {holdsFor, mono, serverAddress, sleep, waitFor} from '../../cluster-kit';
-import {Cluster, FAST, Replica, Tenure} from '../fixtures/cluster';
+import {Cluster, clusterPerSuite, FAST, Replica, Tenure} from '../fixtures/cluster';
 import {TcpProxy} from '../../cluster-kit';
 
 const L = FAST.leaseDuration;
@@ -29,37 +29,19 @@ for (const backend of SQL_BACKENDS) {
 }
 
 function outageSuite(backend: BackendName): void {
-  let db: TestDatabase | undefined;
   let cluster: Cluster;
   let LOCK: string;
   let proxy: TcpProxy | undefined;
   const log = () => cluster.log;
 
-  before(async function () {
-    this.timeout(20000);
-    db = await openTestDatabase(this, backend, 'mje_outage');
-    cluster = new Cluster(db);
-    await cluster.migrate();
+  clusterPerSuite(backend, 'mje_outage', c => {
+    cluster = c;
     LOCK = cluster.name('OUTAGE');
   });
-
-  afterEach(async function () {
-    this.timeout(20000);
-    if (!cluster) return;
-    if (this.currentTest?.state === 'failed' && cluster.replicas.length) {
-      console.log(`job log and errors:\n${cluster.describe()}`);
-    }
-    await cluster.stopReplicas();
+  // After the replicas stopped (clusterPerSuite's afterEach runs first).
+  afterEach(async () => {
     await proxy?.close();
     proxy = undefined;
-    await cluster.truncate();
-    cluster.log.clear();
-  });
-
-  after(async function () {
-    this.timeout(20000);
-    await cluster?.close();
-    await db?.close();
   });
 
   async function startProxy(): Promise<TcpProxy> {
@@ -143,17 +125,17 @@ function outageSuite(backend: BackendName): void {
 
   it(`survives the server killing every connection, once and then repeatedly for ${OUTAGE} ms`, async () => {
     const {replicas} = await startCluster();
-    const driverErrorsBefore = db!.driverErrors.length;
-    let killed = await db!.terminateConnections();
+    const driverErrorsBefore = cluster.db.driverErrors.length;
+    let killed = await cluster.db.terminateConnections();
     expect(killed).to.be.aboveOrEqual(replicas.length); // each pool holds a connection
     const stormStartedAt = mono();
     while (mono() - stormStartedAt < OUTAGE) {
-      killed += await db!.terminateConnections();
+      killed += await cluster.db.terminateConnections();
       await sleep(50);
     }
     const stormEndedAt = mono();
     const electionErrors = errorCount(replicas);
-    const driverErrors = db!.driverErrors.length - driverErrorsBefore;
+    const driverErrors = cluster.db.driverErrors.length - driverErrorsBefore;
     // The kills were felt: by the pools (idle connections) or the election.
     expect(electionErrors + driverErrors).to.be.above(0);
     await expectRecovery(replicas, stormEndedAt);

@@ -8,8 +8,8 @@ import {expect} from '@loopback/testlab';
 import {waitFor} from '../../cluster-kit';
 import {TaskContext, TaskQueue} from '../../src';
 import {MasterTaskRepository} from '../../src/extension';
-import {BACKENDS, BackendName, openTestDatabase, TestDatabase} from '../fixtures/databases';
-import {Cluster, FAST, Replica} from '../fixtures/cluster';
+import {BACKENDS, BackendName} from '../fixtures/databases';
+import {Cluster, clusterPerSuite, FAST, Replica} from '../fixtures/cluster';
 
 for (const backend of BACKENDS) {
   describe(`queue on ${backend} (integration)`, function () {
@@ -26,34 +26,15 @@ interface Run {
 }
 
 function queueSuite(backend: BackendName): void {
-  let db: TestDatabase | undefined;
   let cluster: Cluster;
   let QUEUE: string;
   let runs: Run[];
 
-  before(async function () {
-    this.timeout(20000);
-    db = await openTestDatabase(this, backend, 'mje_queue');
-    cluster = new Cluster(db);
-    await cluster.migrate();
-  });
+  clusterPerSuite(backend, 'mje_queue', c => (cluster = c));
 
   beforeEach(() => {
     QUEUE = cluster.name(`Q${Math.random().toString(36).slice(2, 8)}`);
     runs = [];
-  });
-
-  afterEach(async function () {
-    this.timeout(20000);
-    if (!cluster) return;
-    await cluster.stopReplicas();
-    await cluster.truncate(); // its locks' rows, queues, checkpoints and cron runs too
-  });
-
-  after(async function () {
-    this.timeout(20000);
-    await cluster?.close();
-    await db?.close();
   });
 
   async function taskRepo(): Promise<MasterTaskRepository> {

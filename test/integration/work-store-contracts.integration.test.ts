@@ -21,46 +21,35 @@ import {FakeClock} from '../fixtures/fake-clock';
 import {taskStoreContract} from '../fixtures/task-store-contract';
 
 /**
- * Two stores on one fresh table of the suite's database, as two replicas
- * (SQL: two connection pools), stamping with one fake clock.
+ * Opens two stores on one fresh table of the suite's database on `backend`,
+ * as two replicas (SQL: two connection pools), stamping with one fake clock.
  */
-async function openStores<S>(
-  context: Mocha.Context,
+function storesOn<S>(
   backend: BackendName,
   modelName: string,
   store: (ds: juggler.DataSource, clock: FakeClock) => S,
 ) {
-  const db = await openTestDatabase(context, backend, 'mje_work_contract');
-  const clock = new FakeClock();
-  const [one, two] = [db.createDataSource(), db.createDataSource()];
-  const stores: [S, S] = [store(one, clock), store(two, clock)];
-  await one.automigrate([modelName]);
-  return {stores, clock, close: () => db.close()};
+  return async (context: Mocha.Context) => {
+    const db = await openTestDatabase(context, backend, 'mje_work_contract');
+    const clock = new FakeClock();
+    const [one, two] = [db.createDataSource(), db.createDataSource()];
+    const stores: [S, S] = [store(one, clock), store(two, clock)];
+    await one.automigrate([modelName]);
+    return {stores, clock, close: () => db.close()};
+  };
 }
 
+// Each store of work on the repository of its model, stamping with `clock`.
+const taskStore = (ds: juggler.DataSource, clock: FakeClock) =>
+  new RepositoryTaskStore(new MasterTaskRepository(ds), clock);
+const checkpointStore = (ds: juggler.DataSource, clock: FakeClock) =>
+  new RepositoryCheckpointStore(new MasterCheckpointRepository(ds), clock);
+const cronRunStore = (ds: juggler.DataSource, clock: FakeClock) =>
+  new RepositoryCronRunStore(new MasterCronRunRepository(ds), clock);
+
 for (const backend of BACKENDS) {
-  taskStoreContract(`the store on ${backend}`, context =>
-    openStores(
-      context,
-      backend,
-      MasterTask.modelName,
-      (ds, clock) => new RepositoryTaskStore(new MasterTaskRepository(ds), clock),
-    ),
-  );
-  checkpointStoreContract(`the store on ${backend}`, context =>
-    openStores(
-      context,
-      backend,
-      MasterCheckpoint.modelName,
-      (ds, clock) => new RepositoryCheckpointStore(new MasterCheckpointRepository(ds), clock),
-    ),
-  );
-  cronRunStoreContract(`the store on ${backend}`, context =>
-    openStores(
-      context,
-      backend,
-      MasterCronRun.modelName,
-      (ds, clock) => new RepositoryCronRunStore(new MasterCronRunRepository(ds), clock),
-    ),
-  );
+  const title = `the store on ${backend}`;
+  taskStoreContract(title, storesOn(backend, MasterTask.modelName, taskStore));
+  checkpointStoreContract(title, storesOn(backend, MasterCheckpoint.modelName, checkpointStore));
+  cronRunStoreContract(title, storesOn(backend, MasterCronRun.modelName, cronRunStore));
 }

@@ -1,20 +1,13 @@
 import {expect} from '@loopback/testlab';
 import {renewalRetryDelay, safetyMargin} from '../../src/election/timings';
-import {FakeCluster, TIMINGS} from '../fixtures/fake-cluster';
+import {FakeCluster, masterAndFollower, TIMINGS} from '../fixtures/fake-cluster';
 
 const L = TIMINGS.leaseDuration;
 const M = safetyMargin(TIMINGS);
 
 /** A master (A) and a replica that watches it (B), polling every 200 ms. */
-async function masterAndFollower(timings = TIMINGS, settle = 400) {
-  const cluster = new FakeCluster({...timings, checkMasterInterval: 200});
-  const a = cluster.add('A');
-  const b = cluster.add('B');
-  a.election.begin();
-  await cluster.run(50);
-  b.election.begin();
-  await cluster.run(settle);
-  return {cluster, a, b};
+function masterAndPoller(timings = TIMINGS, settle = 400) {
+  return masterAndFollower({...timings, checkMasterInterval: 200}, {settle});
 }
 
 describe('LockElection (fake clock, fake store)', () => {
@@ -57,7 +50,7 @@ describe('LockElection (fake clock, fake store)', () => {
 
   for (const fault of ['fail', 'hang', 'slow'] as const) {
     it(`master stops before anyone can take over when renewals ${fault}`, async () => {
-      const {cluster, a, b} = await masterAndFollower();
+      const {cluster, a, b} = await masterAndPoller();
       expect(cluster.masters()).to.eql(['A']);
       if (fault === 'slow') a.store.latency = 10 * L;
       else a.store.fault = fault;
@@ -108,7 +101,7 @@ describe('LockElection (fake clock, fake store)', () => {
       maxHeartbeatRetryCount: 10,
     };
     expect(renewalRetryDelay(timings)).to.be.lessThan(timings.heartbeatInterval);
-    const {cluster, a, b} = await masterAndFollower(timings, 1000);
+    const {cluster, a, b} = await masterAndPoller(timings, 1000);
     expect(cluster.masters()).to.eql(['A']);
     // Later than a heartbeat, sooner than the deadline (L - M after the send).
     a.store.replyDelay = 1.6 * timings.heartbeatInterval;
@@ -128,7 +121,7 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   it('stays safe when renewals land after their timeout', async () => {
-    const {cluster, a, b} = await masterAndFollower();
+    const {cluster, a, b} = await masterAndPoller();
     a.store.replyDelay = 3 * TIMINGS.heartbeatInterval; // written at once, answered too late
     await cluster.run(6 * L);
     const stopped = cluster.events.find(e => e.replica === 'A' && e.kind === 'stop');
@@ -139,7 +132,7 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   it('stays safe when writes land long after the caller gave up', async () => {
-    const {cluster, a} = await masterAndFollower();
+    const {cluster, a} = await masterAndPoller();
     a.store.latency = 2 * L; // every call of A executes 2 leases after it was sent
     await cluster.run(8 * L);
     cluster.assertNoOverlap();
@@ -267,13 +260,7 @@ describe('LockElection (fake clock, fake store)', () => {
   });
 
   it('never calls stop() on a replica that never started', async () => {
-    const cluster = new FakeCluster();
-    const a = cluster.add('A');
-    const b = cluster.add('B');
-    a.election.begin();
-    await cluster.run(50);
-    b.election.begin();
-    await cluster.run(300);
+    const {cluster, b} = await masterAndFollower(TIMINGS);
     await b.election.stop();
     await cluster.stopAll();
     expect(cluster.events.filter(e => e.replica === 'B')).to.eql([]);
@@ -480,19 +467,9 @@ describe('LockElection (fake clock, fake store)', () => {
 
   describe('wake()', () => {
     /** A master and a watcher of it, with the poll and the lease's expiry far away. */
-    async function masterAndWatcher() {
-      const cluster = new FakeCluster({
-        ...TIMINGS,
-        checkMasterInterval: 60000,
-        leaseDuration: 50000,
-      });
-      const a = cluster.add('A');
-      const b = cluster.add('B');
-      a.election.begin();
-      await cluster.run(20);
-      b.election.begin();
-      await cluster.run(20);
-      return {cluster, a, b};
+    function masterAndWatcher() {
+      const timings = {...TIMINGS, checkMasterInterval: 60000, leaseDuration: 50000};
+      return masterAndFollower(timings, {delay: 20, settle: 20});
     }
 
     it('makes a slave check at once after a release instead of at the next poll', async () => {
@@ -508,22 +485,22 @@ describe('LockElection (fake clock, fake store)', () => {
     it('takes over a freed lock without reading it first, given what the release left', async () => {
       const {cluster, a, b} = await masterAndWatcher();
       await a.election.stop();
-      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      const released = cluster.releaseNotice();
       b.store.calls.length = 0;
-      b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
+      b.election.wake(released);
       expect(b.store.calls).to.eql(['takeOver']); // at once, not on a timer's turn
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver']); // the store read the control with the win
-      expect(b.election.fencingToken).to.equal(fencingToken + 1);
+      expect(b.election.fencingToken).to.equal(released.freed.fencingToken + 1);
       await cluster.stopAll();
     });
 
     it('starts without a read after a takeover that read the control in its statement', async () => {
       const {cluster, a, b} = await masterAndWatcher();
       await a.election.stop();
-      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      const released = cluster.releaseNotice();
       b.store.calls.length = 0;
-      b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
+      b.election.wake(released);
       await cluster.until(() => b.election.isMaster, 10);
       expect(b.store.calls).to.eql(['takeOver']);
       await cluster.stopAll();
@@ -532,10 +509,10 @@ describe('LockElection (fake clock, fake store)', () => {
     it('releases, without start(), a lock whose takeover read it disabled', async () => {
       const {cluster, a, b} = await masterAndWatcher();
       await a.election.stop();
-      const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+      const released = cluster.releaseNotice();
       cluster.db.disabled.add('JOB');
       b.store.calls.length = 0;
-      b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
+      b.election.wake(released);
       await cluster.run(50);
       expect(b.store.calls).to.eql(['takeOver', 'release']);
       expect(cluster.events.filter(e => e.replica === 'B')).to.eql([]);
@@ -642,10 +619,10 @@ describe('LockElection (fake clock, fake store)', () => {
       it(`stops at once a replica that a disable reached ${when}`, async () => {
         const {cluster, a, b} = await masterAndWatcher();
         await a.election.stop();
-        const {fencingToken, renewalId} = cluster.db.locks.get('JOB')!;
+        const released = cluster.releaseNotice();
         await cluster.run(95 - (cluster.clock.now() % 100)); // so it wins just after a grid point
         b.store.replyDelay = 20;
-        b.election.wake({kind: 'released', lockName: 'JOB', freed: {fencingToken, renewalId}});
+        b.election.wake(released);
         // Won at once; the answer, with the control read in the win (enabled),
         // arrives 20 ms later: the disable comes before it, or after.
         await cluster.run(after);

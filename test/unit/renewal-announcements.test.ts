@@ -4,7 +4,7 @@
 // polling interval; and never sooner.
 
 import {expect} from '@loopback/testlab';
-import {FakeCluster, TIMINGS} from '../fixtures/fake-cluster';
+import {FakeCluster, masterAndFollower, TIMINGS} from '../fixtures/fake-cluster';
 
 const L = TIMINGS.leaseDuration;
 const H = TIMINGS.heartbeatInterval;
@@ -63,13 +63,8 @@ describe('LockElection told of renewals (fake clock)', () => {
   });
 
   it('ignores an announcement of another holder or token, and a master ignores them all', async () => {
-    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 20 * L});
-    const a = cluster.add('A');
-    const b = cluster.add('B');
-    a.election.begin();
-    await cluster.run(50);
-    b.election.begin();
-    await cluster.run(20);
+    const timings = {...TIMINGS, checkMasterInterval: 20 * L};
+    const {cluster, a, b} = await masterAndFollower(timings, {settle: 20});
     a.store.fault = 'hang';
     const crashedAt = cluster.clock.now();
     // Forged or stale: a wrong holder, a wrong token. Neither delays the takeover.
@@ -103,25 +98,15 @@ describe('LockElection told of renewals (fake clock)', () => {
 
 describe('LockElection told of a release while a step runs (fake clock)', () => {
   it('takes the lock over unread once the step ends, not after another read', async () => {
-    const cluster = new FakeCluster({...TIMINGS, checkMasterInterval: 20 * L});
-    const a = cluster.add('A');
-    const b = cluster.add('B');
-    a.election.begin();
-    await cluster.run(50);
-    b.election.begin();
-    await cluster.run(50);
+    const timings = {...TIMINGS, checkMasterInterval: 20 * L};
+    const {cluster, a, b} = await masterAndFollower(timings, {settle: 50});
     // B's next read runs at once but answers late: it will report A as holder.
     b.store.replyDelay = 30;
     b.election.wake(); // a poll, now
     await cluster.run(5);
     const calls = b.store.calls.length;
     await a.election.stop(); // released
-    const row = cluster.db.locks.get('JOB')!;
-    b.election.wake({
-      kind: 'released',
-      lockName: 'JOB',
-      freed: {fencingToken: row.fencingToken, renewalId: row.renewalId},
-    });
+    b.election.wake(cluster.releaseNotice());
     await cluster.until(() => b.election.isMaster, 1000);
     // The late read, then straight to the takeover: no second read.
     expect(b.store.calls.slice(calls)).to.eql(['takeOver']);
