@@ -50,6 +50,7 @@ import {
 import {MasterJobExecutor} from './services/master-job-executor';
 import {APP_CONFIG_SECTION, resolveAuthentication, resolveMigrationLock} from './settings';
 import {reopen} from './store/datasource-state';
+import {guardDataSource} from './store/datasource-guard';
 import {wrapMigrations} from './store/migration-lock';
 import {MasterJob, MasterJobExecutorConfig} from './types';
 
@@ -112,7 +113,9 @@ export class MasterJobExecutorComponent implements Component, LifeCycleObserver 
         const dataSource = await this.app.get<juggler.DataSource>(
           `datasources.${dataSourceNameOf(current)}`,
         );
-        // Resolved by the repositories, which app.migrateSchema() makes before it migrates.
+        // Before any call of ours: the dialect's guards (pool errors) and the
+        // migration lock (app.migrateSchema() resolves the repositories first).
+        guardDataSource(dataSource);
         wrapMigrations(dataSource, {lock: resolveMigrationLock(current)});
         return dataSource;
       }),

@@ -1,7 +1,9 @@
-// What the component's repositories add to the datasource they use, once per
-// datasource instance, from their constructors (so before any call): what its
-// dialect needs (pool error listeners, exact keys), again after a reconnect,
-// and a fast failure once the app has stopped the datasource.
+// What the component adds to the datasource it uses, once per datasource
+// instance, before any call of its own (from its binding of the datasource,
+// and from its repositories' constructors, for a repository made without the
+// component): what the dialect needs (pool error listeners, exact keys),
+// again after a reconnect, and a fast failure once the app has stopped the
+// datasource.
 
 import {juggler} from '@loopback/repository';
 import {dialectOf} from './dialects';

@@ -75,6 +75,8 @@ export class PostgresDialect extends RepositoryDialect {
   }
 
   createNotifier(dataSource: juggler.DataSource, options?: NotifierOptions): LockNotifier {
+    // Its proof of LISTEN is a query through the pool, maybe the pool's first.
+    this.prepare(dataSource);
     return new PostgresNotifier(dataSource, options);
   }
 
