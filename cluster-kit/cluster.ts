@@ -93,6 +93,11 @@ export interface ClusterOptions {
    * that one replica can be cut off from it (a partition) or slowed down.
    */
   proxied?: boolean;
+  /**
+   * Where the replicas connect instead of the server, e.g. a PgBouncer in
+   * front of it (their proxies forward there).
+   */
+  via?: {host: string; port: number};
 }
 
 export class ProcessCluster {
@@ -179,7 +184,7 @@ export class ProcessCluster {
     const port = this.options.readiness === 'http' ? await freePort() : 0;
     let proxy: TcpProxy | undefined;
     if (this.options.proxied) {
-      proxy = new TcpProxy(this.server.address);
+      proxy = new TcpProxy(this.options.via ?? this.server.address);
       await proxy.start();
     }
     const env: NodeJS.ProcessEnv = {
@@ -191,7 +196,11 @@ export class ProcessCluster {
       ...this.options.extraEnv,
       PORT: String(port), // 0: the OS picks a free port; the replica prints its URL
       HOST: '127.0.0.1',
-      DATABASE_URL: proxy ? this.server.urlVia(proxy.port) : this.server.url,
+      DATABASE_URL: proxy
+        ? this.server.urlVia(proxy.port)
+        : this.options.via
+          ? this.server.urlVia(this.options.via.port)
+          : this.server.url,
       INSTANCE_ID: instanceId,
       DEMO_LOCKS: this.lockNames.join(','),
     };

@@ -1,8 +1,10 @@
 // npm run chaos -- [--faults <n> | --duration <s>] [--seed <n>] [--mysql] [--replicas <n>]
-//                  [--quiet] [--history <file>]
+//                  [--pgbouncer [--listen-direct]] [--quiet] [--history <file>]
 //
 // Runs a cluster of example-app processes on a PostgreSQL server of its own
-// (MariaDB with --mysql), each replica behind a proxy of its own, keeps tasks
+// (MariaDB with --mysql; with --pgbouncer behind Debian's PgBouncer in
+// transaction mode, wake-ups by polling or, with --listen-direct, from a
+// direct LISTEN), each replica behind a proxy of its own, keeps tasks
 // posted to their queue and a cron schedule firing every second, injects
 // random faults (cluster-kit/chaos.ts) for the given time or number of
 // faults, checks the record continuously and the work at the end, and prints
@@ -15,12 +17,15 @@ import {mkdirSync} from 'fs';
 import path from 'path';
 import {
   ChaosWork,
+  databaseUrl,
   DatabaseServer,
   formatSummary,
   PrivateServer,
+  PgBouncer,
   ProcessCluster,
   runChaos,
   snapshotDist,
+  withPg,
   workEnv,
   writeHistory,
 } from '../cluster-kit';
@@ -30,6 +35,8 @@ function parseArgs(argv: string[]): {
   faults?: number;
   seed: number;
   mysql: boolean;
+  pgbouncer: boolean;
+  listenDirect: boolean;
   replicas: number;
   quiet: boolean;
   history?: string;
@@ -37,6 +44,8 @@ function parseArgs(argv: string[]): {
   const args: ReturnType<typeof parseArgs> = {
     seed: 1,
     mysql: false,
+    pgbouncer: false,
+    listenDirect: false,
     replicas: 3,
     quiet: false,
   };
@@ -53,6 +62,8 @@ function parseArgs(argv: string[]): {
     else if (flag === '--seed') args.seed = positive('--seed');
     else if (flag === '--replicas') args.replicas = positive('--replicas');
     else if (flag === '--mysql') args.mysql = true;
+    else if (flag === '--pgbouncer') args.pgbouncer = true;
+    else if (flag === '--listen-direct') args.listenDirect = true;
     else if (flag === '--quiet') args.quiet = true;
     else if (flag === '--history') {
       args.history = argv[++i];
@@ -60,6 +71,9 @@ function parseArgs(argv: string[]): {
     } else throw new Error(`unknown argument ${flag}`);
   }
   if (args.faults === undefined) args.durationS ??= 60;
+  if (args.pgbouncer && args.mysql) throw new Error('--pgbouncer is for PostgreSQL, not --mysql');
+  if (args.listenDirect && !args.pgbouncer)
+    throw new Error('--listen-direct goes with --pgbouncer');
   return args;
 }
 
@@ -71,12 +85,17 @@ async function main(): Promise<number> {
   // Replicas are spawned all along: from a copy, so that a rebuild of dist/ meanwhile is harmless.
   const dist = snapshotDist('mje-chaos-');
   let cluster: ProcessCluster | undefined;
+  let bouncer: PgBouncer | undefined;
   let stopping = false;
   process.on('SIGINT', () => (stopping = true)); // finish the current fault, then clean up
   process.on('SIGTERM', () => (stopping = true));
   try {
     const server = new DatabaseServer(own.backend, 'mje_chaos', own);
     await server.ensureDatabase();
+    if (args.pgbouncer) bouncer = await PgBouncer.start(own.address, 'transaction');
+    const listen: Record<string, string> = args.listenDirect
+      ? {MASTER_JOB_LISTEN_URL: databaseUrl('postgresql', own.address, server.database)}
+      : {};
     const queue = `CHAOS-Q-${args.seed}-${Date.now()}`;
     const c = (cluster = new ProcessCluster({
       server,
@@ -86,12 +105,16 @@ async function main(): Promise<number> {
       namePrefix: 'chaos',
       fencedWriteInterval: 100,
       proxied: true,
+      via: bouncer?.address,
       readiness: 'http',
-      extraEnv: workEnv(queue),
+      extraEnv: {...workEnv(queue), ...listen},
     }));
     const work = new ChaosWork(c, queue);
     const length = args.faults ? `${args.faults} faults` : `${args.durationS} s`;
-    say(`chaos: ${args.replicas} replicas on ${server.backend} for ${length}, seed ${args.seed}`);
+    const where = bouncer
+      ? `${server.backend} behind PgBouncer (transaction), wake-ups ${args.listenDirect ? 'from a direct LISTEN' : 'by polling'}`
+      : server.backend;
+    say(`chaos: ${args.replicas} replicas on ${where} for ${length}, seed ${args.seed}`);
     const history =
       args.history ??
       path.join(
@@ -114,7 +137,7 @@ async function main(): Promise<number> {
         onProgress: args.quiet ? undefined : say,
         shouldStop: () => stopping,
       });
-      console.log(formatSummary(summary, `${args.replicas} replicas on ${server.backend}`));
+      console.log(formatSummary(summary, `${args.replicas} replicas on ${where}`));
       const done = await work.finish();
       console.log(
         [
@@ -126,8 +149,16 @@ async function main(): Promise<number> {
           ...done.violations.map(v => `    - ${v}`),
         ].join('\n'),
       );
+      // Nothing of ours may stay on the server: no advisory lock (a migration's), through a pooler too.
+      const {rows} = await withPg(own.address, client =>
+        client.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'"),
+      ).catch(() => ({rows: [{n: -1}]}));
+      if (!args.mysql) console.log(`  advisory locks left:    ${rows[0].n}`);
       const failed =
-        summary.report.violations.length + done.violations.length + summary.harnessErrors.length;
+        summary.report.violations.length +
+        done.violations.length +
+        summary.harnessErrors.length +
+        (!args.mysql && rows[0].n !== 0 ? 1 : 0);
       return failed ? 1 : 0;
     } finally {
       await work.stop(true);
@@ -135,6 +166,7 @@ async function main(): Promise<number> {
     }
   } finally {
     await cluster?.shutdown();
+    await bouncer?.stop();
     await own.destroy();
     dist.remove();
   }
