@@ -1,11 +1,11 @@
-// Real processes of the example app on PostgreSQL behind PgBouncer in
-// transaction pooling mode (Debian's, default settings), on a server of the
-// suite's own: the replicas migrate at once through it, elect one master,
-// and keep every guarantee through SIGKILL, SIGTERM, SIGSTOP beyond the lease
-// and disable/enable over HTTP; no advisory lock is left. Once with wake-ups
-// from a direct connection (MASTER_JOB_LISTEN_URL), once without: then the
-// replicas say so and poll; and once without the pooler, for the figures
-// beside them (recoveries and handoff times, printed at the end).
+// Real processes of the example app on PostgreSQL behind PgBouncer (Debian's,
+// default settings), on a server of the suite's own: the replicas migrate at
+// once through it, elect one master, and keep every guarantee through
+// SIGKILL, SIGTERM, SIGSTOP beyond the lease and disable/enable over HTTP; no
+// advisory lock is left. In transaction pooling, once with wake-ups from a
+// direct connection (MASTER_JOB_LISTEN_URL) and once without (the replicas
+// say so and poll); in session pooling, as direct; and once without the
+// pooler, for the figures beside them (printed at the end).
 
 import {expect} from '@loopback/testlab';
 import {randomBytes} from 'crypto';
@@ -32,6 +32,7 @@ const SETUPS = {
   'no-pooler': 'without a pooler (the figures to compare with)',
   direct: 'behind PgBouncer (transaction pooling), wake-ups from a direct LISTEN',
   polling: 'behind PgBouncer (transaction pooling), wake-ups by polling',
+  session: 'behind PgBouncer (session pooling), wake-ups through it',
 };
 describe('example app processes on PostgreSQL behind PgBouncer', () => {
   const figures: string[] = [];
@@ -40,7 +41,7 @@ describe('example app processes on PostgreSQL behind PgBouncer', () => {
     if (figures.length) note(`PostgreSQL, ${REPLICAS} replicas, one run:\n${figures.join('\n')}`);
   });
 
-  for (const wakeUps of ['no-pooler', 'direct', 'polling'] as const) {
+  for (const wakeUps of ['no-pooler', 'direct', 'polling', 'session'] as const) {
     describe(`cluster on PostgreSQL ${SETUPS[wakeUps]}`, function () {
       this.timeout(30000);
       let own: PrivateServer | undefined;
@@ -55,12 +56,17 @@ describe('example app processes on PostgreSQL behind PgBouncer', () => {
         own = await orSkip(this, () => PrivateServer.create('postgresql'));
         server = new DatabaseServer('postgresql', 'mje_pgbouncer_cluster', own);
         await server.ensureDatabase();
-        if (wakeUps !== 'no-pooler') bouncer = await PgBouncer.start(own.address, 'transaction');
+        if (wakeUps !== 'no-pooler') {
+          const mode = wakeUps === 'session' ? 'session' : 'transaction';
+          bouncer = await PgBouncer.start(own.address, mode);
+        }
         cluster = new ProcessCluster({
           server,
           lockNames: [`POOLED-${randomBytes(3).toString('hex')}`],
           replicas: REPLICAS,
-          namePrefix: {'no-pooler': 'pgd', direct: 'pgb', polling: 'pgbp'}[wakeUps],
+          namePrefix: {'no-pooler': 'pgd', direct: 'pgb', polling: 'pgbp', session: 'pgbs'}[
+            wakeUps
+          ],
           timings: T,
           fencedWriteInterval: 100,
           proxied: true,
